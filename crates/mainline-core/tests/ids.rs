@@ -50,7 +50,10 @@ fn digests_and_artifact_tags() {
         d.as_str(),
         "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
     );
-    assert_eq!(d.cosign_signature_tag().as_str(), format!("sha256-{}.sig", d.hex()));
+    assert_eq!(
+        d.cosign_signature_tag().as_str(),
+        format!("sha256-{}.sig", d.hex())
+    );
     assert!("sha256:XYZ".parse::<Digest>().is_err());
     let c: CommitId = C.parse().unwrap();
     assert_eq!(c.artifact_tag().as_str(), format!("sha-{C}"));

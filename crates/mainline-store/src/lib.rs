@@ -12,8 +12,9 @@
 //! Must never: print or log a credential; report success for a write it did not make;
 //! accept bytes whose digest differs from the one asked for.
 
-pub mod location;
 pub mod layout;
+pub mod location;
+mod media;
 pub mod registry;
 
 use mainline_core::{Digest, Tag};
@@ -99,20 +100,27 @@ pub trait Store: Send + Sync {
 
     /// The exact manifest bytes a tag or digest names, or `None` when absent.
     /// Bytes fetched by digest are verified against it.
-    fn fetch_manifest(&self, target: &ReferenceTarget)
-        -> Result<Option<StoredManifest>, StoreError>;
+    fn fetch_manifest(
+        &self,
+        target: &ReferenceTarget,
+    ) -> Result<Option<StoredManifest>, StoreError>;
 
     /// Store `bytes` as a manifest and point `tag` at it. Returns the digest of `bytes`
     /// (checked against what the store reports, when it reports one).
-    fn put_manifest(&self, tag: &Tag, media_type: &str, bytes: &[u8]) -> Result<Digest, StoreError>;
+    fn put_manifest(&self, tag: &Tag, media_type: &str, bytes: &[u8])
+        -> Result<Digest, StoreError>;
 
     /// All tags in the repository (used for evidence lookups and listings).
     fn list_tags(&self) -> Result<Vec<Tag>, StoreError>;
 }
 
-/// Open the store at `location` with default options (credentials from the environment and
-/// docker's config, TLS verified).
-pub fn open(location: &Location, options: &registry::RegistryOptions) -> Result<Box<dyn Store>, StoreError> {
+/// Open the store at `location`. `options` apply to registries only (explicit credentials,
+/// else docker's config; TLS verified unless a host is named in `insecure_tls_hosts`); a
+/// layout is created if the path is new or an empty directory.
+pub fn open(
+    location: &Location,
+    options: &registry::RegistryOptions,
+) -> Result<Box<dyn Store>, StoreError> {
     match location {
         Location::Layout { .. } => Ok(Box::new(layout::LayoutStore::open(location.clone())?)),
         Location::Registry { .. } => Ok(Box::new(registry::RegistryStore::new(

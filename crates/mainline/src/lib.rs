@@ -1,1 +1,43 @@
+//! mainline: keeps a Flux OCI channel tag on what landed on `main`, or on a merge group that is
+//! still in flight — never on code that was ejected from the merge queue.
+//!
+//! This crate is the thin shell around the pure core (`mainline-core`) and the adapters
+//! (`mainline-store`, `mainline-pack`, `mainline-git`): command-line grammar, settings,
+//! the artifact operations every command shares, and rendering. The binary (`main.rs`) only
+//! parses, dispatches and maps errors to exit codes.
 
+pub mod adapters;
+pub mod artifact;
+pub mod channel;
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod error;
+pub mod github_env;
+pub mod output;
+pub mod settings;
+
+use cli::{Cli, Command};
+use error::CliError;
+use std::io::Write;
+
+/// Run one parsed command line, writing results to `out`. Returns the exit code on success
+/// (non-zero for verdicts that need attention), or the error to render.
+pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<u8, CliError> {
+    let ctx = settings::Context::from_args(&cli.global)?;
+    match &cli.command {
+        Command::Push(a) => commands::push::run(&ctx, a, out)?,
+        Command::Inspect(a) => commands::inspect::inspect(&ctx, a, out)?,
+        Command::Pull(a) => commands::inspect::pull(&ctx, a, out)?,
+        Command::Tag(a) => commands::tag::run(&ctx, a, out)?,
+        Command::Status(a) => return commands::channel::status(&ctx, a, out),
+        Command::Reconcile(a) => return commands::channel::reconcile(&ctx, a, out),
+        Command::Deploy(a) => return commands::channel::deploy(&ctx, a, out),
+        Command::Promote(a) => return commands::channel::promote(&ctx, a, out),
+        Command::Pin(a) => return commands::channel::pin(&ctx, a, out),
+        Command::Unpin(a) => return commands::channel::unpin(&ctx, a, out),
+        Command::Rollback(a) => return commands::channel::rollback(&ctx, a, out),
+        Command::Tour(a) => return commands::tour::run(&ctx, a, out),
+    }
+    Ok(0)
+}

@@ -1,0 +1,269 @@
+//! Refs on the remote as a coordination medium: record commits, compare-and-swap updates and
+//! chains of records. These carry mainline's journal (`refs/mainline/journal/<channel>`), the
+//! channel lock (`refs/mainline/lock/<channel>`) and merge-group leases
+//! (`refs/mainline/lease/<channel>/<group>`).
+//!
+//! Invariants: a ref moves only from the value the caller expected (git's
+//! `--force-with-lease`, checked client-side against the advertisement and again by the server's
+//! ref transaction), so of N racing writers from the same expected value exactly one wins; a
+//! loser learns the value it lost to. Record commits are deterministic: the same message,
+//! parents and time give the same commit id on any machine (fixed identity, explicit time, the
+//! empty tree). Must never: read a clock, or report success for an update the remote refused.
+
+use crate::cache;
+use crate::error::GitError;
+use crate::exec::REMOTE_NAME;
+use crate::graph::to_commit_id;
+use crate::refs_parse::validate_refname;
+use crate::remote::{GitRemote, CACHE_NS};
+use gix::ObjectId;
+use mainline_core::CommitId;
+
+/// The identity on every record commit.
+pub const RECORD_NAME: &str = "mainline";
+pub const RECORD_EMAIL: &str = "mainline@localhost";
+
+/// How a compare-and-swap on a remote ref ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CasOutcome {
+    /// The ref now holds the new value (or is deleted).
+    Updated,
+    /// The ref did not hold the expected value; `actual` is what the remote has now.
+    Conflict { actual: Option<CommitId> },
+}
+
+/// Rejection reasons that mean "someone else moved the ref" rather than "not allowed".
+const CAS_REASONS: &[&str] = &[
+    "stale info",
+    "fetch first",
+    "non-fast-forward",
+    "already exists",
+    "cannot lock ref",
+    "failed to update ref",
+    "failed to lock",
+    "incorrect old value",
+];
+
+impl GitRemote {
+    /// Write an empty-tree commit with `message` and `parents` into the cache, authored and
+    /// committed by "mainline <mainline@localhost>" at `time_unix` (UTC). The parents must be
+    /// present in the cache (fetched or created here).
+    pub fn create_record_commit(
+        &self,
+        message: &str,
+        parents: &[CommitId],
+        time_unix: i64,
+    ) -> Result<CommitId, GitError> {
+        if message.contains('\0') {
+            return Err(GitError::InvalidMessage {
+                reason: "a commit message must not contain NUL bytes",
+            });
+        }
+        let snapshot = self.snapshot()?;
+        for parent in parents {
+            if !snapshot.has_commit(parent) {
+                return Err(GitError::NotInCache {
+                    commit: parent.clone(),
+                    cache: self.repo.clone(),
+                });
+            }
+        }
+        let repo = snapshot.repository();
+        let empty_tree = ObjectId::empty_tree(repo.object_hash());
+        // Written for real: git only fakes the empty tree, and a push must be able to send it.
+        if !gix::objs::Exists::exists(&repo.objects, &empty_tree) {
+            gix::objs::Write::write_buf(&repo.objects, gix::object::Kind::Tree, &[]).map_err(
+                |e| GitError::objects("the empty tree", &self.repo, std::io::Error::other(e)),
+            )?;
+        }
+        let signature = gix::actor::Signature {
+            name: RECORD_NAME.into(),
+            email: RECORD_EMAIL.into(),
+            time: gix::date::Time {
+                seconds: time_unix,
+                offset: 0,
+            },
+        };
+        let commit = gix::objs::Commit {
+            tree: empty_tree,
+            parents: parents
+                .iter()
+                .map(|p| ObjectId::from_hex(p.as_str().as_bytes()).expect("validated commit id"))
+                .collect(),
+            author: signature.clone(),
+            committer: signature,
+            encoding: None,
+            message: message.into(),
+            extra_headers: Vec::new(),
+        };
+        let id = repo
+            .write_object(&commit)
+            .map_err(|e| GitError::objects("a record commit", &self.repo, e))?;
+        Ok(to_commit_id(id.detach()))
+    }
+
+    /// Move `refname` on the remote from `expected_old` to `new` (delete when `new` is `None`;
+    /// create when `expected_old` is `None`), atomically: `Conflict` when the remote held
+    /// anything else. `new` must be in the cache.
+    pub fn push_ref_cas(
+        &self,
+        refname: &str,
+        expected_old: Option<&CommitId>,
+        new: Option<&CommitId>,
+    ) -> Result<CasOutcome, GitError> {
+        validate_refname(refname)?;
+        if let Some(commit) = new {
+            if !self.snapshot()?.has_commit(commit) {
+                return Err(GitError::NotInCache {
+                    commit: commit.clone(),
+                    cache: self.repo.clone(),
+                });
+            }
+        }
+        let lease = format!(
+            "--force-with-lease={refname}:{}",
+            expected_old.map(CommitId::as_str).unwrap_or_default()
+        );
+        let refspec = format!(
+            "{}:{refname}",
+            new.map(CommitId::as_str).unwrap_or_default()
+        );
+        let args = [
+            "push",
+            "--porcelain",
+            "--atomic",
+            "--no-verify",
+            &lease,
+            REMOTE_NAME,
+            &refspec,
+        ];
+        let out = self.git.run(Some(&self.repo), &args, None)?;
+        let stdout = out.stdout_str();
+        let Some((flag, summary)) = porcelain_status(&stdout, refname) else {
+            return Err(self.git.failed(&args, &out));
+        };
+        match flag {
+            ' ' | '+' | '-' | '*' if out.status.success() => Ok(CasOutcome::Updated),
+            // The remote already holds `new`: a success only if that is what we expected.
+            '=' if expected_old == new => Ok(CasOutcome::Updated),
+            '=' => Ok(CasOutcome::Conflict {
+                actual: new.cloned(),
+            }),
+            '!' => {
+                let actual = self.read_ref(refname)?;
+                let raced = CAS_REASONS.iter().any(|r| summary.contains(r));
+                if raced || actual.as_ref() != expected_old {
+                    tracing::debug!(refname, summary = %self.git.scrub(&summary), "compare-and-swap lost");
+                    Ok(CasOutcome::Conflict { actual })
+                } else {
+                    Err(GitError::PushRejected {
+                        refname: refname.to_owned(),
+                        remote: self.git.url.redacted().to_owned(),
+                        reason: self.git.scrub(&summary),
+                    })
+                }
+            }
+            _ => Err(GitError::UnexpectedOutput {
+                command: "push".to_owned(),
+                remote: self.git.url.redacted().to_owned(),
+                detail: format!(
+                    "status {flag:?} for {refname} with {}: {}",
+                    out.status,
+                    self.git.scrub(&summary)
+                ),
+            }),
+        }
+    }
+
+    /// The remote's current value of `refname` (one `ls-remote`), `None` when it is absent.
+    pub fn read_ref(&self, refname: &str) -> Result<Option<CommitId>, GitError> {
+        validate_refname(refname)?;
+        let args = ["ls-remote", REMOTE_NAME, refname];
+        let out = self.git.run_ok(Some(&self.repo), &args, None)?;
+        for line in out.stdout_str().lines() {
+            // ls-remote matches patterns by suffix: keep only the exact name.
+            if let Some((oid, name)) = line.split_once('\t') {
+                if name == refname {
+                    return oid
+                        .parse()
+                        .map(Some)
+                        .map_err(|_| GitError::UnexpectedOutput {
+                            command: "ls-remote".to_owned(),
+                            remote: self.git.url.redacted().to_owned(),
+                            detail: format!("{refname} points at {oid:?}, not a commit id"),
+                        });
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Fetch `refname` and its whole history (record commits are tiny; any commits they name
+    /// as parents come blob-less) and return what it points at, `None` when the remote has no
+    /// such ref.
+    pub fn fetch_ref_chain(&self, refname: &str) -> Result<Option<CommitId>, GitError> {
+        validate_refname(refname)?;
+        let local = format!("{CACHE_NS}{refname}");
+        let _lock = cache::lock(&self.repo, self.git.timeout)?;
+        let refspec = format!("+{refname}:{local}");
+        let args = [
+            "fetch",
+            "--filter=blob:none",
+            "--no-tags",
+            "--no-write-fetch-head",
+            "--no-auto-maintenance",
+            "--recurse-submodules=no",
+            "--quiet",
+            REMOTE_NAME,
+            &refspec,
+        ];
+        let out = self.git.run(Some(&self.repo), &args, None)?;
+        if !out.status.success() {
+            if out.stderr.contains("couldn't find remote ref") {
+                // Forget a stale copy so `resolve` cannot answer with it.
+                self.git
+                    .run_ok(Some(&self.repo), &["update-ref", "-d", &local], None)?;
+                return Ok(None);
+            }
+            return Err(self.git.failed(&args, &out));
+        }
+        // Still under the lock: nobody else can have moved our copy since the fetch.
+        let rev = self.git.run_ok(
+            Some(&self.repo),
+            &["rev-parse", "--verify", "--quiet", &local],
+            None,
+        )?;
+        let hex = rev.stdout_str();
+        hex.trim()
+            .parse()
+            .map(Some)
+            .map_err(|_| GitError::UnexpectedOutput {
+                command: "rev-parse".to_owned(),
+                remote: self.git.url.redacted().to_owned(),
+                detail: format!("{local} resolved to {:?}", hex.trim()),
+            })
+    }
+
+    /// The full message of a commit in the cache.
+    pub fn commit_message(&self, commit: &CommitId) -> Result<String, GitError> {
+        self.snapshot()?.commit_message(commit)
+    }
+
+    /// The parents of a commit in the cache, in order.
+    pub fn parents(&self, commit: &CommitId) -> Result<Vec<CommitId>, GitError> {
+        self.snapshot()?.parents(commit)
+    }
+}
+
+/// The flag and summary of `refname`'s line in `git push --porcelain` output
+/// (`<flag>\t<from>:<to>\t<summary>`).
+fn porcelain_status(stdout: &str, refname: &str) -> Option<(char, String)> {
+    stdout.lines().find_map(|line| {
+        let mut fields = line.splitn(3, '\t');
+        let flag = fields.next()?.chars().next()?;
+        let spec = fields.next()?;
+        let summary = fields.next().unwrap_or_default();
+        let (_, to) = spec.rsplit_once(':')?;
+        (to == refname).then(|| (flag, summary.to_owned()))
+    })
+}

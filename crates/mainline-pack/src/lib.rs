@@ -1,0 +1,31 @@
+//! Reproducible Flux OCI artifacts: pack a deploy tree into the layer, config and manifest
+//! bytes that Flux's `OCIRepository` consumes, and extract such a layer safely.
+//!
+//! Invariants:
+//! - **Reproducible.** The same tree gives byte-identical layer, config and manifest bytes —
+//!   and so the same manifest digest — on any machine, whatever the mtimes, owners, umask or
+//!   directory listing order. Packing a commit's tree straight from git objects
+//!   ([`pack_git`]) gives the same digest as packing a checkout of it ([`pack_dir`]).
+//! - **Streamed.** Packing reads and compresses file by file into a temporary file; memory
+//!   does not grow with the size of the tree (one directory listing per level, and at most
+//!   one git blob, are held at a time).
+//! - **Nothing half-written.** [`extract()`] validates the whole archive in a private
+//!   directory beside the destination and only then moves entries into place.
+//!
+//! Must never: follow a symlink out of the packed or extracted tree, write outside the
+//! destination, embed anything machine-specific (time of packing, user, host) in an artifact,
+//! or run the `git` CLI (objects are read in-process with gix).
+
+pub mod extract;
+pub mod flux;
+pub mod pack;
+mod symlink;
+
+pub use extract::{extract, list, EntryInfo, EntryKind, ExtractError, ExtractSummary};
+pub use flux::{
+    manifest_bytes, parse_manifest, ArtifactMeta, Descriptor, FluxManifest, FormatError,
+    ANNOTATION_CREATED, ANNOTATION_REVISION, ANNOTATION_SOURCE, FLUX_CONFIG_BYTES,
+    FLUX_CONFIG_MEDIA_TYPE, FLUX_LAYER_MEDIA_TYPE, OCI_MANIFEST_MEDIA_TYPE,
+};
+pub use pack::{git_commit_info, pack_dir, pack_git, CommitInfo, PackError, Packed};
+pub use symlink::LinkProblem;

@@ -1,0 +1,150 @@
+//! Packing a deploy tree — a folder ([`pack_dir`]) or a folder of a commit ([`pack_git`]) —
+//! into a reproducible Flux artifact.
+//!
+//! The layer is a gzip tar whose entries are the paths relative to the packed folder, as
+//! flux writes them (no leading `./`; folders carry a trailing `/`). Entries are sorted
+//! bytewise by that name, which is the same as git's tree order, and a folder comes before
+//! its contents. Only folders that hold at least one entry are written (git cannot hold
+//! empty folders, and a checkout must pack like its commit). Files are 0644, or 0755 when any
+//! executable bit is set; symlinks are 0777 and must stay inside the packed folder;
+//! uid/gid 0, no user/group names, mtime 0. `.git` at any level is skipped.
+//!
+//! Must never: produce different bytes for the same tree on another machine, read a whole
+//! tree into memory, or leave a layer file behind on error.
+
+mod archive;
+mod dir;
+mod error;
+mod git;
+
+pub use error::{GitSource, PackError};
+
+use crate::flux::{
+    manifest_bytes, ArtifactMeta, Descriptor, FLUX_CONFIG_BYTES, FLUX_CONFIG_MEDIA_TYPE,
+};
+use archive::{ArchiveWriter, Layer};
+use mainline_core::{CommitId, Digest};
+use std::cmp::Ordering;
+use std::path::Path;
+use tempfile::TempPath;
+
+/// A packed artifact, ready to upload: the layer in a temp file (deleted on drop), the config
+/// and manifest bytes, and their descriptors.
+#[derive(Debug)]
+pub struct Packed {
+    /// The gzip tar layer, in the scratch folder.
+    pub layer_file: TempPath,
+    pub layer: Descriptor,
+    pub config: Descriptor,
+    pub config_bytes: Vec<u8>,
+    pub manifest_bytes: Vec<u8>,
+    pub manifest_digest: Digest,
+    /// Tar entries written: files, folders and symlinks.
+    pub entries: u64,
+    /// Sum of the sizes of the files packed (uncompressed).
+    pub content_bytes: u64,
+}
+
+/// A commit and its committer time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommitInfo {
+    pub id: CommitId,
+    /// The committer time, RFC 3339 UTC (`2024-05-01T12:00:00Z`): a reproducible `created`.
+    pub time: String,
+}
+
+/// Packs folder `dir`. The layer is written to a temp file in `scratch`; `progress` is called
+/// after each file with the number of content bytes packed so far.
+pub fn pack_dir(
+    dir: &Path,
+    meta: &ArtifactMeta,
+    scratch: &Path,
+    progress: &mut dyn FnMut(u64),
+) -> Result<Packed, PackError> {
+    dir::DirWalker::check_root(dir)?;
+    let mut walker = dir::DirWalker {
+        root: dir,
+        out: ArchiveWriter::create(scratch, progress)?,
+    };
+    walker.walk("")?;
+    Ok(assemble(walker.out.finish()?, meta))
+}
+
+/// Packs folder `subdir` (`""` or `"."` for the whole tree) of `commit` in the git repository
+/// at `repo`, reading objects directly. Gives the same bytes as [`pack_dir`] on a checkout of
+/// that folder. A blob or tree missing from the object database (a blob-less partial clone)
+/// gives [`PackError::MissingObject`]; fetch it and retry.
+pub fn pack_git(
+    repo: &Path,
+    commit: &CommitId,
+    subdir: &str,
+    meta: &ArtifactMeta,
+    scratch: &Path,
+    progress: &mut dyn FnMut(u64),
+) -> Result<Packed, PackError> {
+    let subdir = normalise_subdir(subdir)?;
+    let repository = git::open(repo)?;
+    let root = git::GitWalker::subdir_tree(&repository, repo, commit, &subdir)?;
+    let mut walker = git::GitWalker {
+        repo: &repository,
+        repo_path: repo,
+        commit,
+        root_name: git::root_name(commit, &subdir),
+        root,
+        out: ArchiveWriter::create(scratch, progress)?,
+    };
+    walker.walk(root, "")?;
+    Ok(assemble(walker.out.finish()?, meta))
+}
+
+/// Resolves `rev` — a commit id, a branch (`main`, `refs/heads/x`), `HEAD` or a tag — in
+/// the repository at `repo` to its commit id and committer time.
+pub fn git_commit_info(repo: &Path, rev: &str) -> Result<CommitInfo, PackError> {
+    git::commit_info(repo, rev)
+}
+
+fn assemble(layer: Layer, meta: &ArtifactMeta) -> Packed {
+    let config = Descriptor::of(FLUX_CONFIG_MEDIA_TYPE, FLUX_CONFIG_BYTES);
+    let manifest = manifest_bytes(&config, &layer.descriptor, meta);
+    Packed {
+        layer_file: layer.file,
+        layer: layer.descriptor,
+        config,
+        config_bytes: FLUX_CONFIG_BYTES.to_vec(),
+        manifest_digest: Digest::of(&manifest),
+        manifest_bytes: manifest,
+        entries: layer.entries,
+        content_bytes: layer.content_bytes,
+    }
+}
+
+/// `""`, `"."`, `"./"` → `""`; `"./k8s/"` → `"k8s"`. Absolute paths and `..` are refused.
+fn normalise_subdir(subdir: &str) -> Result<String, PackError> {
+    let parts: Vec<&str> = subdir
+        .split('/')
+        .filter(|c| !c.is_empty() && *c != ".")
+        .collect();
+    if subdir.starts_with('/') || parts.contains(&"..") {
+        return Err(PackError::InvalidSubdir {
+            subdir: subdir.to_owned(),
+        });
+    }
+    Ok(parts.join("/"))
+}
+
+/// Archive order of two siblings: by name, a folder's name followed by `/`. This is git's
+/// tree order, and makes a depth-first walk emit entries sorted bytewise by full name.
+pub(crate) fn entry_order(a: &str, a_dir: bool, b: &str, b_dir: bool) -> Ordering {
+    let a_key = a.bytes().chain(a_dir.then_some(b'/'));
+    let b_key = b.bytes().chain(b_dir.then_some(b'/'));
+    a_key.cmp(b_key)
+}
+
+/// `rel/name`, or `name` at the root.
+pub(crate) fn join(rel: &str, name: &str) -> String {
+    if rel.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{rel}/{name}")
+    }
+}

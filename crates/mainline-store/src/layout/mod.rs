@@ -1,0 +1,385 @@
+//! The OCI image-layout store (`oci-layout:PATH`): a directory laid out per the OCI
+//! image-layout spec — an `oci-layout` file, `index.json`, and `blobs/sha256/<hex>` — that
+//! mainline uses with no server, and that `skopeo` reads as `oci:PATH:TAG`.
+//!
+//! Tags are `org.opencontainers.image.ref.name` annotations on the entries of `index.json`,
+//! one entry per tag; re-tagging replaces that entry and never rewrites the manifest.
+//!
+//! Invariants:
+//! - every file becomes visible complete or not at all (temp file in the same directory,
+//!   fsync, rename, fsync the directory);
+//! - a blob is verified (size and sha256) before it gets its final name, and on every read;
+//! - each read-modify-write of `index.json` holds an exclusive `flock` on `index.json.lock`,
+//!   so concurrent writers, in this process or others, never lose each other's tags;
+//! - opening never writes into a directory that is neither empty nor already a layout.
+//!
+//! Must never: expose a partially written blob or index; return bytes whose digest is not the
+//! one asked for.
+
+mod error;
+mod files;
+mod index;
+
+pub use error::LayoutError;
+
+use crate::media::declared_media_type;
+use crate::{Location, ReferenceTarget, Store, StoreError, StoredManifest};
+use files::{copy_hashed, write_atomic, IndexLock, TEMP_PREFIX};
+use index::Index;
+use mainline_core::{Digest, Tag};
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+const LAYOUT_FILE: &str = "oci-layout";
+const LAYOUT_VERSION: &str = "1.0.0";
+const INDEX_FILE: &str = "index.json";
+const LOCK_FILE: &str = "index.json.lock";
+/// The distribution spec's limit for a manifest; anything larger is not one.
+const MAX_MANIFEST: u64 = 4 * 1024 * 1024;
+
+/// An OCI image-layout directory.
+#[derive(Debug)]
+pub struct LayoutStore {
+    location: Location,
+    root: PathBuf,
+}
+
+impl LayoutStore {
+    /// Opens the layout at `location`, creating it when the path does not exist or is an empty
+    /// directory. A non-empty directory without an `oci-layout` file is refused untouched.
+    pub fn open(location: Location) -> Result<LayoutStore, StoreError> {
+        let Location::Layout { path } = &location else {
+            return Err(StoreError::new(
+                crate::ErrorKind::Internal,
+                format!("{location} is not an oci-layout: location; open it as a registry"),
+            ));
+        };
+        let store = LayoutStore {
+            root: path.clone(),
+            location: location.clone(),
+        };
+        store.prepare()?;
+        Ok(store)
+    }
+
+    /// The layout directory.
+    pub fn path(&self) -> &Path {
+        &self.root
+    }
+
+    fn prepare(&self) -> Result<(), LayoutError> {
+        let root = &self.root;
+        match fs::metadata(root) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                fs::create_dir_all(root).map_err(|e| LayoutError::io("create", root, e))?;
+            }
+            Err(e) => return Err(LayoutError::io("inspect", root, e)),
+            Ok(meta) if !meta.is_dir() => {
+                return Err(LayoutError::NotADirectory { path: root.clone() })
+            }
+            Ok(_) => {
+                if !root.join(LAYOUT_FILE).exists() && !self.is_empty_dir()? {
+                    return Err(LayoutError::NotALayout { path: root.clone() });
+                }
+            }
+        }
+        // Initialise (or finish initialising) under the lock, so two processes opening the
+        // same new directory agree. `oci-layout` goes first: a crash after it leaves a
+        // directory that the next open recognises and completes.
+        let _lock = self.lock()?;
+        let layout_file = root.join(LAYOUT_FILE);
+        if layout_file.exists() {
+            self.check_version(&layout_file)?;
+        } else {
+            if !self.is_empty_dir()? {
+                return Err(LayoutError::NotALayout { path: root.clone() });
+            }
+            let marker = format!("{{\"imageLayoutVersion\":\"{LAYOUT_VERSION}\"}}");
+            write_atomic(root, LAYOUT_FILE, marker.as_bytes())
+                .map_err(|e| LayoutError::io("write", &layout_file, e))?;
+        }
+        let blobs = self.blob_dir();
+        fs::create_dir_all(&blobs).map_err(|e| LayoutError::io("create", &blobs, e))?;
+        if !root.join(INDEX_FILE).exists() {
+            write_atomic(root, INDEX_FILE, &Index::empty().to_bytes())
+                .map_err(|e| LayoutError::io("write", root.join(INDEX_FILE), e))?;
+        }
+        Ok(())
+    }
+
+    /// Empty, ignoring the lock file and unfinished temporary files (ours, from a racing open).
+    fn is_empty_dir(&self) -> Result<bool, LayoutError> {
+        let entries =
+            fs::read_dir(&self.root).map_err(|e| LayoutError::io("list", &self.root, e))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| LayoutError::io("list", &self.root, e))?;
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if name != LOCK_FILE && !name.starts_with(TEMP_PREFIX) {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    fn check_version(&self, layout_file: &Path) -> Result<(), LayoutError> {
+        let bytes = fs::read(layout_file).map_err(|e| LayoutError::io("read", layout_file, e))?;
+        let value: serde_json::Value =
+            serde_json::from_slice(&bytes).map_err(|e| LayoutError::Malformed {
+                path: layout_file.to_owned(),
+                what: "oci-layout file",
+                error: e.to_string(),
+            })?;
+        match value.get("imageLayoutVersion").and_then(|v| v.as_str()) {
+            Some(LAYOUT_VERSION) => Ok(()),
+            other => Err(LayoutError::Version {
+                path: self.root.clone(),
+                found: other.unwrap_or("(none)").to_owned(),
+            }),
+        }
+    }
+
+    fn lock(&self) -> Result<IndexLock, LayoutError> {
+        let path = self.root.join(LOCK_FILE);
+        IndexLock::acquire(&path).map_err(|e| LayoutError::io("lock", path, e))
+    }
+
+    fn blob_dir(&self) -> PathBuf {
+        self.root.join("blobs").join("sha256")
+    }
+
+    fn blob_path(&self, digest: &Digest) -> PathBuf {
+        self.blob_dir().join(digest.hex())
+    }
+
+    fn read_index(&self) -> Result<Index, LayoutError> {
+        let path = self.root.join(INDEX_FILE);
+        let bytes = match fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Index::empty()),
+            Err(e) => return Err(LayoutError::io("read", path, e)),
+        };
+        serde_json::from_slice(&bytes).map_err(|e| LayoutError::Malformed {
+            path,
+            what: "OCI image index",
+            error: e.to_string(),
+        })
+    }
+
+    /// Read-modify-write of `index.json` under the layout's lock.
+    fn update_index(&self, change: impl FnOnce(&mut Index)) -> Result<(), LayoutError> {
+        let _lock = self.lock()?;
+        let mut index = self.read_index()?;
+        change(&mut index);
+        write_atomic(&self.root, INDEX_FILE, &index.to_bytes())
+            .map_err(|e| LayoutError::io("write", self.root.join(INDEX_FILE), e))
+    }
+
+    fn sha256_digest(&self, name: &str, digest: &str) -> Result<Digest, LayoutError> {
+        digest.parse().map_err(|_| LayoutError::ForeignDigest {
+            layout: self.root.clone(),
+            name: name.to_owned(),
+            digest: digest.to_owned(),
+        })
+    }
+
+    /// The verified bytes of a blob small enough to be a manifest, or `None` if absent.
+    fn read_manifest_blob(&self, digest: &Digest) -> Result<Option<Vec<u8>>, LayoutError> {
+        let path = self.blob_path(digest);
+        let file = match File::open(&path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(LayoutError::io("read", path, e)),
+        };
+        let mut bytes = Vec::new();
+        file.take(MAX_MANIFEST + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| LayoutError::io("read", &path, e))?;
+        let actual = Digest::of(&bytes);
+        if &actual != digest {
+            return Err(LayoutError::Corrupt {
+                layout: self.root.clone(),
+                path,
+                digest: digest.clone(),
+                actual,
+            });
+        }
+        Ok(Some(bytes))
+    }
+
+    fn push_blob_file(
+        &self,
+        digest: &Digest,
+        size: u64,
+        source: &Path,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<(), LayoutError> {
+        let dir = self.blob_dir();
+        let mut from = File::open(source).map_err(|e| LayoutError::io("read", source, e))?;
+        let mut temp = tempfile::Builder::new()
+            .prefix(TEMP_PREFIX)
+            .tempfile_in(&dir)
+            .map_err(|e| LayoutError::io("create a temporary file in", &dir, e))?;
+        let copied = copy_hashed(&mut from, temp.as_file_mut(), size, progress)
+            .map_err(|e| LayoutError::io("copy into the layout", source, e))?;
+        let actual = Digest::from_sha256(copied.sha256);
+        if copied.size != size || &actual != digest {
+            return Err(LayoutError::SourceMismatch {
+                path: source.to_owned(),
+                digest: digest.clone(),
+                size,
+                actual,
+                actual_size: copied.size,
+            });
+        }
+        let target = self.blob_path(digest);
+        temp.as_file()
+            .sync_all()
+            .map_err(|e| LayoutError::io("write", &target, e))?;
+        temp.persist(&target)
+            .map_err(|e| LayoutError::io("write", &target, e.error))?;
+        files::sync_dir(&dir).map_err(|e| LayoutError::io("sync", &dir, e))
+    }
+
+    fn fetch_blob_into(&self, digest: &Digest, out: &mut dyn Write) -> Result<u64, LayoutError> {
+        let path = self.blob_path(digest);
+        let mut file = match File::open(&path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(LayoutError::BlobMissing {
+                    layout: self.root.clone(),
+                    digest: digest.clone(),
+                })
+            }
+            Err(e) => return Err(LayoutError::io("read", path, e)),
+        };
+        let copied = copy_hashed(&mut file, out, u64::MAX, &mut |_| {})
+            .map_err(|e| LayoutError::io("read", &path, e))?;
+        let actual = Digest::from_sha256(copied.sha256);
+        if &actual != digest {
+            return Err(LayoutError::Corrupt {
+                layout: self.root.clone(),
+                path,
+                digest: digest.clone(),
+                actual,
+            });
+        }
+        Ok(copied.size)
+    }
+
+    fn fetch_manifest_at(
+        &self,
+        target: &ReferenceTarget,
+    ) -> Result<Option<StoredManifest>, LayoutError> {
+        let index = self.read_index()?;
+        let (digest, media_type) = match target {
+            ReferenceTarget::Tag(tag) => match index.find_tag(tag.as_str()) {
+                Some(entry) => (
+                    self.sha256_digest(tag.as_str(), &entry.digest)?,
+                    Some(entry.media_type.clone()),
+                ),
+                None => return Ok(None),
+            },
+            ReferenceTarget::Digest(digest) => (
+                digest.clone(),
+                index
+                    .find_digest(digest.as_str())
+                    .map(|e| e.media_type.clone()),
+            ),
+        };
+        let Some(bytes) = self.read_manifest_blob(&digest)? else {
+            return match target {
+                ReferenceTarget::Tag(tag) => Err(LayoutError::Malformed {
+                    path: self.root.join(INDEX_FILE),
+                    what: "layout index",
+                    error: format!("tag {tag} names {digest}, which is not in blobs/sha256"),
+                }),
+                ReferenceTarget::Digest(_) => Ok(None),
+            };
+        };
+        let media_type = media_type.unwrap_or_else(|| declared_media_type(&bytes));
+        Ok(Some(StoredManifest {
+            digest,
+            media_type,
+            bytes,
+        }))
+    }
+}
+
+impl Store for LayoutStore {
+    fn location(&self) -> &Location {
+        &self.location
+    }
+
+    fn blob_exists(&self, digest: &Digest) -> Result<bool, StoreError> {
+        let path = self.blob_path(digest);
+        match fs::metadata(&path) {
+            Ok(meta) => Ok(meta.is_file()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(LayoutError::io("inspect", path, e).into()),
+        }
+    }
+
+    fn push_blob(
+        &self,
+        digest: &Digest,
+        size: u64,
+        path: &Path,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<(), StoreError> {
+        Ok(self.push_blob_file(digest, size, path, progress)?)
+    }
+
+    fn fetch_blob(&self, digest: &Digest, out: &mut dyn Write) -> Result<u64, StoreError> {
+        Ok(self.fetch_blob_into(digest, out)?)
+    }
+
+    fn resolve(&self, tag: &Tag) -> Result<Option<Digest>, StoreError> {
+        let index = self.read_index()?;
+        match index.find_tag(tag.as_str()) {
+            Some(entry) => Ok(Some(self.sha256_digest(tag.as_str(), &entry.digest)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn fetch_manifest(
+        &self,
+        target: &ReferenceTarget,
+    ) -> Result<Option<StoredManifest>, StoreError> {
+        Ok(self.fetch_manifest_at(target)?)
+    }
+
+    fn put_manifest(
+        &self,
+        tag: &Tag,
+        media_type: &str,
+        bytes: &[u8],
+    ) -> Result<Digest, StoreError> {
+        let digest = Digest::of(bytes);
+        let dir = self.blob_dir();
+        write_atomic(&dir, digest.hex(), bytes)
+            .map_err(|e| LayoutError::io("write", self.blob_path(&digest), e))?;
+        self.update_index(|index| {
+            index.set_tag(
+                tag.as_str(),
+                media_type,
+                digest.as_str(),
+                bytes.len() as u64,
+            )
+        })?;
+        Ok(digest)
+    }
+
+    fn list_tags(&self) -> Result<Vec<Tag>, StoreError> {
+        let index = self.read_index()?;
+        let mut tags: Vec<Tag> = index
+            .manifests
+            .iter()
+            .filter_map(|e| e.ref_name()?.parse().ok())
+            .collect();
+        tags.sort();
+        tags.dedup();
+        Ok(tags)
+    }
+}

@@ -1,0 +1,81 @@
+//! Retrying one registry operation: exponential backoff on connection errors, timeouts, 5xx
+//! and 429 (waiting for `Retry-After` when the answer carries it and it is short), never on
+//! another 4xx or an integrity failure.
+//!
+//! Invariants: at most `1 + retries` attempts; every attempt starts from scratch (a new
+//! upload session, a new request), so the operations we retry are idempotent; no sleep is
+//! longer than [`MAX_WAIT`].
+
+use super::failure::Failure;
+use std::future::Future;
+use std::time::Duration;
+
+/// The first pause; each further one doubles, up to [`MAX_WAIT`].
+const BASE_WAIT: Duration = Duration::from_millis(250);
+/// The longest we pause between attempts, and the longest `Retry-After` we honour: a
+/// registry that asks for more is reported as unavailable now, so callers can decide.
+pub(crate) const MAX_WAIT: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Policy {
+    pub(crate) retries: u32,
+    /// Per attempt, for requests without a large body (`None` for blob transfers, which rely
+    /// on the client's connect and read timeouts instead).
+    pub(crate) timeout: Option<Duration>,
+}
+
+/// The pause before attempt `attempt + 1` (0-based), honouring a short `Retry-After`.
+pub(crate) fn pause(attempt: u32, retry_after: Option<Duration>) -> Option<Duration> {
+    match retry_after {
+        Some(wait) if wait > MAX_WAIT => None,
+        Some(wait) => Some(wait),
+        None => Some(
+            BASE_WAIT
+                .saturating_mul(2u32.saturating_pow(attempt))
+                .min(MAX_WAIT),
+        ),
+    }
+}
+
+/// Runs `attempt` until it succeeds, fails for good, or the retries are spent. Returns the
+/// last failure with the number of attempts made.
+pub(crate) async fn with_retries<T, Fut>(
+    policy: Policy,
+    what: &str,
+    mut attempt: impl FnMut() -> Fut,
+) -> Result<T, (Failure, u32)>
+where
+    Fut: Future<Output = Result<T, Failure>>,
+{
+    let mut made = 0u32;
+    loop {
+        made += 1;
+        let result = match policy.timeout {
+            Some(limit) => match tokio::time::timeout(limit, attempt()).await {
+                Ok(result) => result,
+                Err(_) => Err(Failure::Transport {
+                    detail: format!("no answer within {} s", limit.as_secs_f32()),
+                }),
+            },
+            None => attempt().await,
+        };
+        let failure = match result {
+            Ok(value) => return Ok(value),
+            Err(failure) => failure,
+        };
+        if !failure.is_transient() || made > policy.retries {
+            return Err((failure, made));
+        }
+        let Some(wait) = pause(made - 1, failure.retry_after()) else {
+            return Err((failure, made));
+        };
+        tracing::warn!(
+            operation = what,
+            attempt = made,
+            wait_ms = wait.as_millis() as u64,
+            failure = ?failure,
+            "registry operation failed; retrying"
+        );
+        tokio::time::sleep(wait).await;
+    }
+}

@@ -1,0 +1,219 @@
+//! Issue 2's benchmark: push, re-push, requests per `tag`, and peak memory of `mainline` on a
+//! generated tree of ~20,000 YAML files / ~200 MiB, side by side with `tar | gzip -6` on the
+//! same tree and with skopeo copying the same artifact — ratios measured in one run.
+//!
+//! Run: scripts/with-registry.sh cargo bench -p mainline --bench artifacts
+//! (MAINLINE_BENCH_FILES / MAINLINE_BENCH_FILE_KIB scale the tree.)
+//! Prints figures; asserts nothing about speed (a noisy 2-core machine makes timed asserts flaky).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+fn main() {
+    let registry = std::env::var("MAINLINE_TEST_REGISTRY").expect(
+        "MAINLINE_TEST_REGISTRY is not set: run scripts/with-registry.sh cargo bench -p mainline --bench artifacts",
+    );
+    let log =
+        std::env::var("MAINLINE_TEST_REGISTRY_LOG").expect("MAINLINE_TEST_REGISTRY_LOG is not set");
+    let files: usize = env_or("MAINLINE_BENCH_FILES", 20_000);
+    let kib: usize = env_or("MAINLINE_BENCH_FILE_KIB", 10);
+    let bin = mainline_binary();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let tree = tmp.path().join("tree");
+    let t = Instant::now();
+    let bytes = generate(&tree, files, kib);
+    println!(
+        "tree: {files} YAML files, {:.1} MiB (generated in {:.1} s)",
+        mib(bytes),
+        t.elapsed().as_secs_f64()
+    );
+
+    let rev = "main@sha1:00000000000000000000000000000000000000b1";
+    let store = format!("oci://{registry}/bench/app-{}", std::process::id());
+    let push = |to: &str| {
+        measure(Command::new(&bin).args([
+            "--plain-http",
+            "push",
+            tree.to_str().unwrap(),
+            "--to",
+            to,
+            "--revision",
+            rev,
+            "--created",
+            "2024-05-01T12:00:00Z",
+            "-o",
+            "json",
+        ]))
+    };
+
+    let first = push(&store);
+    let second = push(&store);
+    let layout = tmp.path().join("layout");
+    let layout_push = push(&format!("oci-layout:{}", layout.display()));
+    let pushed: serde_json::Value = serde_json::from_slice(&first.stdout).expect("push json");
+    let repushed: serde_json::Value = serde_json::from_slice(&second.stdout).expect("re-push json");
+
+    let tar_gzip = measure(Command::new("bash").args([
+        "-c",
+        &format!(
+            "tar -C {} -cf - . | gzip -6 > {}/peer.tgz",
+            tree.display(),
+            tmp.path().display()
+        ),
+    ]));
+
+    let tag = pushed["tag"].as_str().expect("tag");
+    let before = count_requests(&log);
+    let retag = measure(Command::new(&bin).args([
+        "--plain-http",
+        "tag",
+        &format!("{store}:{tag}"),
+        "latest",
+    ]));
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let tag_requests = count_requests(&log) - before;
+
+    let src = store.trim_start_matches("oci://");
+    let skopeo = measure(Command::new("skopeo").args([
+        "copy",
+        "--src-tls-verify=false",
+        "--dest-tls-verify=false",
+        &format!("docker://{src}:{tag}"),
+        &format!("docker://{src}-skopeo:{tag}"),
+    ]));
+
+    println!();
+    println!(
+        "{:<44} {:>9} {:>12} {:>10}",
+        "operation", "seconds", "peak RSS MiB", "vs tar|gz"
+    );
+    let row = |name: &str, m: &Measured| {
+        println!(
+            "{name:<44} {:>9.2} {:>12.1} {:>9.2}x",
+            m.seconds,
+            m.peak_rss_kib as f64 / 1024.0,
+            m.seconds / tar_gzip.seconds
+        );
+    };
+    row("tar | gzip -6 (peer, no upload)", &tar_gzip);
+    row("mainline push -> registry (pack + upload)", &first);
+    row("mainline re-push, unchanged tree", &second);
+    row("mainline push -> oci-layout", &layout_push);
+    row("skopeo copy of the same artifact (peer)", &skopeo);
+    row("mainline tag (re-tag)", &retag);
+    println!();
+    println!(
+        "push uploaded {} bytes; re-push uploaded {} bytes; layer {:.1} MiB",
+        pushed["bytes_uploaded"],
+        repushed["bytes_uploaded"],
+        mib(pushed["layer_bytes"].as_u64().unwrap_or(0))
+    );
+    println!("registry requests for one `mainline tag`: {tag_requests}");
+    println!(
+        "push vs skopeo copy: {:.2}x the time; push throughput {:.1} MiB/s of tree",
+        first.seconds / skopeo.seconds,
+        mib(bytes) / first.seconds
+    );
+}
+
+struct Measured {
+    seconds: f64,
+    peak_rss_kib: i64,
+    stdout: Vec<u8>,
+}
+
+/// Run a command to completion, with its wall time and peak resident memory (from wait4).
+fn measure(cmd: &mut Command) -> Measured {
+    let start = Instant::now();
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut stdout = Vec::new();
+    let mut stderr = Vec::new();
+    std::thread::scope(|s| {
+        let (stdout, stderr) = (&mut stdout, &mut stderr);
+        let mut o = child.stdout.take().expect("stdout");
+        let mut e = child.stderr.take().expect("stderr");
+        s.spawn(move || std::io::copy(&mut o, stdout));
+        s.spawn(move || std::io::copy(&mut e, stderr));
+    });
+    let mut status = 0;
+    // SAFETY: plain FFI call on our own child pid with valid out-pointers.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let pid = child.id() as libc::pid_t;
+    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(r, pid, "wait4 failed");
+    let seconds = start.elapsed().as_secs_f64();
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&stderr)
+    );
+    Measured {
+        seconds,
+        peak_rss_kib: usage.ru_maxrss,
+        stdout,
+    }
+}
+
+fn count_requests(log: &str) -> usize {
+    std::fs::read_to_string(log)
+        .expect("registry log")
+        .lines()
+        .filter(|l| l.contains("msg=\"response completed\""))
+        .count()
+}
+
+/// Deterministic YAML-ish files with enough entropy that gzip does real work.
+fn generate(root: &Path, files: usize, kib: usize) -> u64 {
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut total = 0;
+    for i in 0..files {
+        let dir = root.join(format!("team-{:02}/app-{:03}", i % 50, (i / 50) % 400));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let mut f = std::io::BufWriter::new(
+            std::fs::File::create(dir.join(format!("res-{i:05}.yaml"))).expect("create"),
+        );
+        let mut written = 0;
+        writeln!(
+            f,
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: res-{i}\ndata:"
+        )
+        .unwrap();
+        while written < kib * 1024 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let line = format!(
+                "  key-{:x}: \"{:016x}{:016x}\"\n",
+                state & 0xffff,
+                state,
+                state.rotate_left(21)
+            );
+            written += line.len();
+            f.write_all(line.as_bytes()).unwrap();
+        }
+        total += written as u64;
+    }
+    total
+}
+
+fn mainline_binary() -> PathBuf {
+    // Cargo builds the package's binaries for its benches, in the same profile.
+    PathBuf::from(env!("CARGO_BIN_EXE_mainline"))
+}
+
+fn env_or(k: &str, d: usize) -> usize {
+    std::env::var(k)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(d)
+}
+
+fn mib(b: u64) -> f64 {
+    b as f64 / (1024.0 * 1024.0)
+}

@@ -1,0 +1,247 @@
+//! `Repo` and `Builder` over `mainline-git`: a bare cache of the source remote, fetched
+//! blob-less (commits and trees answer ancestry and deploy-tree questions), with blobs fetched
+//! only when an artifact must be packed from git objects.
+//!
+//! Must never: print the remote URL unredacted, or treat a commit the remote lacks as anything
+//! but `CommitNotFound`.
+
+use crate::artifact::push_packed;
+use crate::channel::ports::{Builder, Cas, QueueRef, RemoteView, Repo, RepoError};
+use crate::channel::ChannelConfig;
+use crate::error::{chain_message, CliError, Kind};
+use mainline_core::{CommitId, Digest, Revision, Timestamp};
+use mainline_git::{CasOutcome, GitError, GitErrorKind, GitRemote, Snapshot};
+use mainline_store::Store;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+/// The source remote and its local cache.
+#[derive(Clone)]
+pub struct GitRepo {
+    remote: Arc<GitRemote>,
+    snapshot: Arc<Mutex<Option<Snapshot>>>,
+}
+
+fn to_repo_err(e: GitError) -> RepoError {
+    match (&e, e.kind()) {
+        (GitError::CommitNotFound { commit, .. }, _) => RepoError::CommitNotFound {
+            commit: commit.clone(),
+        },
+        (_, GitErrorKind::Unavailable) => RepoError::Unavailable(chain_message(&e)),
+        _ => RepoError::Other(chain_message(&e)),
+    }
+}
+
+impl GitRepo {
+    pub fn open(config: &ChannelConfig, cache_root: &Path) -> Result<GitRepo, CliError> {
+        let remote = GitRemote::open(&config.git, &cache_root.join("git")).map_err(|e| {
+            let kind = match e.kind() {
+                GitErrorKind::InvalidInput => Kind::InvalidInput,
+                GitErrorKind::Unavailable => Kind::Unavailable,
+                _ => Kind::Internal,
+            };
+            CliError::new(kind, chain_message(&e))
+        })?;
+        Ok(GitRepo {
+            remote: Arc::new(remote),
+            snapshot: Arc::new(Mutex::new(None)),
+        })
+    }
+
+    pub fn remote(&self) -> &GitRemote {
+        &self.remote
+    }
+
+    /// Run `f` on a snapshot of the cache (opened lazily, reopened after fetches).
+    fn with_snapshot<T>(
+        &self,
+        f: impl FnOnce(&Snapshot) -> Result<T, GitError>,
+    ) -> Result<T, RepoError> {
+        let mut guard = self.snapshot.lock().unwrap_or_else(|p| p.into_inner());
+        if guard.is_none() {
+            *guard = Some(self.remote.snapshot().map_err(to_repo_err)?);
+        }
+        let snap = guard.as_ref().expect("snapshot was just opened");
+        f(snap).map_err(to_repo_err)
+    }
+
+    fn invalidate(&self) {
+        *self.snapshot.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+}
+
+impl Repo for GitRepo {
+    fn view(&self, branch: &str) -> Result<RemoteView, RepoError> {
+        let refs = self.remote.remote_refs(branch).map_err(to_repo_err)?;
+        Ok(RemoteView {
+            mainline: refs.mainline,
+            queue: refs
+                .queue
+                .into_iter()
+                .map(|q| QueueRef {
+                    name: q
+                        .refname
+                        .strip_prefix("refs/heads/")
+                        .unwrap_or(&q.refname)
+                        .to_owned(),
+                    pr: q.pr,
+                    head: q.head,
+                })
+                .collect(),
+            mainline_refs: refs
+                .other
+                .into_iter()
+                .filter(|(name, _)| name.starts_with("refs/mainline/"))
+                .collect(),
+        })
+    }
+
+    fn fetch(&self, commits: &[CommitId]) -> Result<Vec<CommitId>, RepoError> {
+        let mut missing = Vec::new();
+        let all: Vec<String> = commits.iter().map(|c| c.to_string()).collect();
+        if self.remote.fetch(&all).is_err() {
+            // One of them may be gone from the remote: fetch one by one to tell which.
+            for c in commits {
+                match self.remote.fetch(&[c.to_string()]) {
+                    Ok(()) => {}
+                    Err(GitError::CommitNotFound { .. }) => missing.push(c.clone()),
+                    Err(e) => {
+                        self.invalidate();
+                        return Err(to_repo_err(e));
+                    }
+                }
+            }
+        }
+        self.invalidate();
+        Ok(missing)
+    }
+
+    fn has_commit(&self, commit: &CommitId) -> bool {
+        self.with_snapshot(|s| s.commit_time(commit)).is_ok()
+    }
+
+    fn is_ancestor(&self, a: &CommitId, d: &CommitId) -> Result<bool, RepoError> {
+        self.with_snapshot(|s| s.is_ancestor(a, d))
+    }
+
+    fn deploy_tree(&self, commit: &CommitId, path: &str) -> Result<Option<String>, RepoError> {
+        self.with_snapshot(|s| s.deploy_tree(commit, path))
+    }
+
+    fn commit_time(&self, commit: &CommitId) -> Result<i64, RepoError> {
+        self.with_snapshot(|s| s.commit_time(commit))
+    }
+
+    fn write_record(
+        &self,
+        message: &str,
+        parents: &[CommitId],
+        time: Timestamp,
+    ) -> Result<CommitId, RepoError> {
+        let c = self
+            .remote
+            .create_record_commit(message, parents, time.millis().div_euclid(1000))
+            .map_err(to_repo_err)?;
+        self.invalidate();
+        Ok(c)
+    }
+
+    fn read_record(&self, refname: &str, commit: &CommitId) -> Result<String, RepoError> {
+        if self.remote.commit_message(commit).is_err() {
+            self.remote.fetch_ref_chain(refname).map_err(to_repo_err)?;
+            self.invalidate();
+        }
+        self.remote.commit_message(commit).map_err(to_repo_err)
+    }
+
+    fn record_parents(&self, commit: &CommitId) -> Result<Vec<CommitId>, RepoError> {
+        self.remote.parents(commit).map_err(to_repo_err)
+    }
+
+    fn cas_ref(
+        &self,
+        refname: &str,
+        expected: Option<&CommitId>,
+        new: Option<&CommitId>,
+    ) -> Result<Cas, RepoError> {
+        match self
+            .remote
+            .push_ref_cas(refname, expected, new)
+            .map_err(to_repo_err)?
+        {
+            CasOutcome::Updated => Ok(Cas::Updated),
+            CasOutcome::Conflict { actual } => Ok(Cas::Conflict { actual }),
+        }
+    }
+}
+
+/// Packs a commit's deploy tree from git objects and pushes it under `sha-<commit>`: the same
+/// bytes CI makes with `mainline push --git`, so a heal never needs the CI job that failed.
+pub struct GitBuilder {
+    repo: GitRepo,
+    path: String,
+    source: String,
+}
+
+impl GitBuilder {
+    pub fn new(repo: &GitRepo, config: &ChannelConfig) -> GitBuilder {
+        GitBuilder {
+            repo: repo.clone(),
+            path: config.path.clone(),
+            source: config.source.clone(),
+        }
+    }
+}
+
+impl Builder for GitBuilder {
+    fn build(
+        &self,
+        store: &dyn Store,
+        commit: &CommitId,
+        revision_ref: &str,
+    ) -> Result<Digest, CliError> {
+        let git = |e: GitError| CliError::new(Kind::Unavailable, chain_message(&e));
+        self.repo
+            .remote
+            .fetch_blobs(commit, &self.path)
+            .map_err(git)?;
+        self.repo.invalidate();
+        let secs = self
+            .repo
+            .commit_time(commit)
+            .map_err(|e| CliError::new(Kind::Unavailable, e.to_string()))?;
+        let created = time::OffsetDateTime::from_unix_timestamp(secs)
+            .ok()
+            .and_then(|t| {
+                t.format(&time::format_description::well_known::Rfc3339)
+                    .ok()
+            })
+            .ok_or_else(|| {
+                CliError::new(
+                    Kind::Internal,
+                    format!("commit {commit} has an unusable time {secs}"),
+                )
+            })?;
+        let revision = Revision::new(Some(revision_ref.to_owned()), commit.clone());
+        let meta =
+            mainline_pack::ArtifactMeta::new(self.source.clone(), revision.clone(), &created)
+                .map_err(crate::commands::push::format_err)?;
+        let scratch = tempfile::tempdir()
+            .map_err(|e| CliError::new(Kind::Internal, format!("cannot create a temp dir: {e}")))?;
+        let packed = mainline_pack::pack_git(
+            self.repo.remote.cache_path(),
+            commit,
+            &self.path,
+            &meta,
+            scratch.path(),
+            &mut |_| {},
+        )
+        .map_err(crate::commands::push::pack_err)?;
+        match push_packed(store, &packed, &revision, &mut |_| {}) {
+            Ok(o) => Ok(o.digest),
+            // Someone (CI) pushed this commit's artifact meanwhile: use theirs, it is immutable.
+            Err(e) if e.kind == Kind::Conflict => store.resolve(&commit.artifact_tag())?.ok_or(e),
+            Err(e) => Err(e),
+        }
+    }
+}

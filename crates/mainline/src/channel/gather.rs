@@ -1,0 +1,297 @@
+//! Gathering facts for one decision: the remote's refs, the channel tag, the in-flight groups,
+//! the pin, and per-commit facts (deploy tree, artifact, evidence) and ancestry for exactly the
+//! commits the core says it may consult.
+//!
+//! Every read that fails becomes `Known::Unknown` with the reason — the core turns that into an
+//! UNKNOWN verdict or a refusal. Nothing here decides anything.
+//!
+//! Two depths: `Depth::Cached` answers artifact and evidence lookups only from the fact cache
+//! (Unknown "deferred" otherwise) so the common "nothing changed" reconcile costs one manifest
+//! HEAD; `Depth::Full` asks the store for every one. The executor escalates to Full whenever
+//! a decision made on cached facts depends on something unknown.
+
+use super::cache::FactCache;
+use super::ports::{Clock, RemoteView, Repo};
+use super::refs::{self, ChannelKey, PinRecord};
+use super::ChannelConfig;
+use mainline_core::{
+    ancestry_pairs, commits_of_interest, ChannelHead, CommitFacts, CommitId, Facts, Known, Request,
+};
+use mainline_store::{ReferenceTarget, Store};
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Depth {
+    Cached,
+    Full,
+}
+
+/// Facts plus what the executor needs to act on them.
+pub struct Gathered {
+    pub facts: Facts,
+    pub view: Option<RemoteView>,
+    /// The commit `refs/mainline/pin/K` pointed at (for a compare-and-swap on it).
+    pub pin_ref: Option<CommitId>,
+    /// Some fact was left Unknown only because `Depth::Cached` skipped the lookup.
+    pub deferred: bool,
+}
+
+pub const DEFERRED: &str = "deferred: not looked up yet";
+
+pub struct Sources<'a> {
+    pub config: &'a ChannelConfig,
+    pub store: &'a dyn Store,
+    pub repo: &'a dyn Repo,
+    pub clock: &'a dyn Clock,
+    pub cache: &'a FactCache,
+}
+
+impl Sources<'_> {
+    pub fn gather(&self, request: &Request, depth: Depth) -> Gathered {
+        let now = self.clock.now();
+        let key: &ChannelKey = &self.config.key;
+        let mut deferred = false;
+        let view = self.repo.view(&self.config.branch);
+        let mut pin_ref = None;
+
+        let (mainline, groups, pin, pin_error) = match &view {
+            Ok(v) => {
+                let mainline = match &v.mainline {
+                    Some(m) => Known::Known(m.clone()),
+                    None => Known::unknown(format!(
+                        "branch {} does not exist on {}",
+                        self.config.branch, self.config.git_display
+                    )),
+                };
+                let mut groups = refs::queue_groups(v);
+                groups.extend(refs::leases(key, v));
+                let (pin, err) = match v.mainline_refs.get(&key.pin_ref()) {
+                    None => (None, None),
+                    Some(c) => {
+                        pin_ref = Some(c.clone());
+                        match self
+                            .repo
+                            .read_record(&key.pin_ref(), c)
+                            .map_err(|e| e.to_string())
+                            .and_then(|m| PinRecord::from_message(&m))
+                        {
+                            Ok(r) => (Some(r.to_pin()), None),
+                            Err(e) => (
+                                None,
+                                Some(format!("the pin at {} is unreadable: {e}", key.pin_ref())),
+                            ),
+                        }
+                    }
+                };
+                (mainline, Known::Known(groups), pin, err)
+            }
+            Err(e) => {
+                let reason = format!("cannot list refs of {}: {e}", self.config.git_display);
+                (Known::unknown(&reason), Known::unknown(reason), None, None)
+            }
+        };
+
+        let channel = match pin_error {
+            Some(e) => Known::unknown(e),
+            None => self.channel_head(),
+        };
+
+        let channel_commit = match &channel {
+            Known::Known(ChannelHead::Names {
+                commit: Known::Known(c),
+                ..
+            }) => Some(c.clone()),
+            _ => None,
+        };
+        let group_list = groups.known().cloned().unwrap_or_default();
+        let interest = commits_of_interest(
+            mainline.known(),
+            channel_commit.as_ref(),
+            &group_list,
+            request,
+            pin.as_ref(),
+        );
+
+        // Fetch what is not local yet. Commits the remote lacks stay absent.
+        let wanted: Vec<CommitId> = interest
+            .iter()
+            .filter(|c| !self.repo.has_commit(c))
+            .cloned()
+            .collect();
+        let fetch_error = if wanted.is_empty() {
+            None
+        } else {
+            self.repo.fetch(&wanted).err().map(|e| e.to_string())
+        };
+
+        let mut commits = BTreeMap::new();
+        for c in &interest {
+            let local = self.repo.has_commit(c);
+            let absent_reason = || match &fetch_error {
+                Some(e) => format!("commit {} could not be fetched: {e}", c.short()),
+                None => format!("commit {} is not on {}", c.short(), self.config.git_display),
+            };
+            let deploy_tree = if local {
+                match self.repo.deploy_tree(c, &self.config.path) {
+                    Ok(t) => Known::Known(t),
+                    Err(e) => Known::unknown(e.to_string()),
+                }
+            } else {
+                Known::unknown(absent_reason())
+            };
+            let artifact = self.artifact(c, depth, &mut deferred);
+            let signed = match (&artifact, self.config.policy.require_signature) {
+                (_, false) => Known::Known(false),
+                (Known::Known(None), true) => Known::Known(false),
+                (Known::Known(Some(d)), true) => match depth {
+                    Depth::Cached => {
+                        deferred = true;
+                        Known::unknown(DEFERRED)
+                    }
+                    Depth::Full => match self.store.resolve(&d.cosign_signature_tag()) {
+                        Ok(found) => Known::Known(found.is_some()),
+                        Err(e) => Known::unknown(format!(
+                            "evidence for {} could not be read: {e}",
+                            d.short()
+                        )),
+                    },
+                },
+                (Known::Unknown { reason }, true) => Known::unknown(reason.clone()),
+            };
+            commits.insert(
+                c.clone(),
+                CommitFacts {
+                    deploy_tree,
+                    artifact,
+                    signed,
+                },
+            );
+        }
+
+        let mut ancestry = BTreeMap::new();
+        for (a, d) in ancestry_pairs(&interest) {
+            let answer = match (self.repo.has_commit(&a), self.repo.has_commit(&d)) {
+                (true, true) => match self.repo.is_ancestor(&a, &d) {
+                    Ok(b) => Known::Known(b),
+                    Err(e) => Known::unknown(e.to_string()),
+                },
+                // `d` and its whole history are local (the cache is never shallow), so an
+                // absent `a` cannot be among its ancestors: a fact, not a guess.
+                (false, true) if fetch_error.is_none() => Known::Known(false),
+                _ => Known::unknown(format!(
+                    "ancestry of {} and {} cannot be read: a commit is not on {}",
+                    a.short(),
+                    d.short(),
+                    self.config.git_display
+                )),
+            };
+            ancestry.insert((a, d), answer);
+        }
+
+        Gathered {
+            facts: Facts {
+                now,
+                channel_name: self.config.tag.to_string(),
+                policy: self.config.policy,
+                mainline,
+                channel,
+                groups,
+                pin,
+                commits,
+                ancestry,
+            },
+            view: view.ok(),
+            pin_ref,
+            deferred,
+        }
+    }
+
+    /// The channel tag: HEAD it, then read the commit from the manifest (cached per digest).
+    fn channel_head(&self) -> Known<ChannelHead> {
+        let digest = match self.store.resolve(&self.config.tag) {
+            Ok(None) => return Known::Known(ChannelHead::Absent),
+            Ok(Some(d)) => d,
+            Err(e) => {
+                return Known::unknown(format!(
+                    "cannot read {}:{}: {e}",
+                    self.store.location(),
+                    self.config.tag
+                ))
+            }
+        };
+        let cached = match self.cache.revision(&digest) {
+            Some(c) => c,
+            None => match self.read_revision(&digest) {
+                Ok(c) => c,
+                Err(reason) => {
+                    return Known::Known(ChannelHead::Names {
+                        digest,
+                        commit: Known::unknown(reason),
+                    })
+                }
+            },
+        };
+        Known::Known(match cached {
+            Some(c) => ChannelHead::Names {
+                digest,
+                commit: Known::Known(c),
+            },
+            None => ChannelHead::Foreign {
+                digest,
+                why: "its manifest has no readable org.opencontainers.image.revision".into(),
+            },
+        })
+    }
+
+    /// The commit a manifest records (`None`: it records none — not made by mainline), or why
+    /// the manifest could not be read.
+    fn read_revision(&self, digest: &mainline_core::Digest) -> Result<Option<CommitId>, String> {
+        let stored = match self
+            .store
+            .fetch_manifest(&ReferenceTarget::Digest(digest.clone()))
+        {
+            Ok(Some(m)) => m,
+            Ok(None) => {
+                return Err(format!(
+                    "manifest {} vanished while reading it",
+                    digest.short()
+                ))
+            }
+            Err(e) => return Err(format!("cannot read manifest {}: {e}", digest.short())),
+        };
+        let commit = mainline_pack::parse_manifest(&stored.bytes)
+            .ok()
+            .and_then(|m| m.revision())
+            .and_then(Result::ok)
+            .map(|r| r.commit);
+        self.cache.set_revision(digest, commit.clone());
+        Ok(commit)
+    }
+
+    fn artifact(
+        &self,
+        c: &CommitId,
+        depth: Depth,
+        deferred: &mut bool,
+    ) -> Known<Option<mainline_core::Digest>> {
+        if let Some(d) = self.cache.artifact(c) {
+            return Known::Known(Some(d));
+        }
+        if depth == Depth::Cached {
+            *deferred = true;
+            return Known::unknown(DEFERRED);
+        }
+        match self.store.resolve(&c.artifact_tag()) {
+            Ok(Some(d)) => {
+                self.cache.set_artifact(c, &d);
+                Known::Known(Some(d))
+            }
+            Ok(None) => Known::Known(None),
+            Err(e) => Known::unknown(format!(
+                "cannot read {}:{}: {e}",
+                self.store.location(),
+                c.artifact_tag()
+            )),
+        }
+    }
+}

@@ -1,0 +1,56 @@
+//! Channel control: gather facts, ask the pure core for a decision, carry out its plan, read
+//! back and decide again — the loop every entry point (deploy, promote, reconcile, pin) runs.
+//!
+//! Invariants (DESIGN.md): the channel is only written with the identical manifest bytes of an
+//! artifact that exists in the store (fetched by digest right before the write), every write is
+//! read back, and after every write the executor re-decides from fresh facts, so a write that
+//! raced with a group's end is undone in the same run.
+//! Must never: decide anything itself (that is `mainline_core::decide`), or move the channel
+//! on a fact it could not read.
+
+pub mod cache;
+pub mod exec;
+pub mod gather;
+pub mod ports;
+pub mod refs;
+
+use mainline_core::{Policy, Tag};
+use mainline_store::Location;
+use refs::ChannelKey;
+use std::time::Duration;
+
+/// Where candidates' in-flight state comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum QueueSource {
+    /// GitHub's merge-queue refs (`refs/heads/gh-readonly-queue/<branch>/…`); leases count too.
+    GithubRefs,
+    /// Hosts without a queue: a candidate deploy records a lease with a TTL.
+    Lease,
+}
+
+/// One channel, fully validated: where it lives, what it follows, and its policy.
+#[derive(Debug, Clone)]
+pub struct ChannelConfig {
+    pub store: Location,
+    pub tag: Tag,
+    pub key: ChannelKey,
+    /// The git remote as given (may hold credentials: never print it; use `git_display`).
+    pub git: String,
+    /// The remote with any credentials redacted.
+    pub git_display: String,
+    pub branch: String,
+    pub path: String,
+    /// `org.opencontainers.image.source` for artifacts mainline packs itself.
+    pub source: String,
+    pub policy: Policy,
+    pub queue: QueueSource,
+    pub lease_ttl: Duration,
+}
+
+impl ChannelConfig {
+    /// `STORE:TAG`, for messages.
+    pub fn channel_display(&self) -> String {
+        format!("{}:{}", self.store, self.tag)
+    }
+}

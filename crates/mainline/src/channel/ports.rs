@@ -1,0 +1,118 @@
+//! The narrow traits the channel executor acts through, in mainline's own types. Real adapters
+//! (git CLI + gix, an OCI store) implement them in `crate::adapters`; the simulator implements
+//! them in memory. The registry side is `mainline_store::Store` itself.
+//!
+//! Must never: leak an adapter's types (gix, reqwest, oci-client) into these signatures, or
+//! turn "could not read" into a value: every unreadable fact is an `Err`, which the gatherer
+//! records as Unknown.
+
+use mainline_core::{CommitId, Digest, Timestamp};
+use std::collections::BTreeMap;
+
+/// Why a source-repository operation failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RepoError {
+    /// The remote does not have this commit (never guessed: the fact becomes Unknown).
+    #[error("commit {commit} is not on the git remote")]
+    CommitNotFound { commit: CommitId },
+    /// The remote could not be reached or answered with an error; retrying may work.
+    #[error("{0}")]
+    Unavailable(String),
+    /// Anything else (corrupt cache, unexpected object).
+    #[error("{0}")]
+    Other(String),
+}
+
+/// One read of the remote's refs: the protected branch, merge-queue refs, mainline's own refs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RemoteView {
+    /// The protected branch's tip; `None` if the branch does not exist.
+    pub mainline: Option<CommitId>,
+    /// `refs/heads/gh-readonly-queue/<branch>/pr-<N>-<sha>` refs: the in-flight groups.
+    pub queue: Vec<QueueRef>,
+    /// Every ref under `refs/mainline/` (pins, leases, locks, journals) and its target.
+    pub mainline_refs: BTreeMap<String, CommitId>,
+}
+
+/// A merge-queue ref as GitHub creates it while a group is in flight.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueRef {
+    /// The ref without `refs/heads/`, e.g. `gh-readonly-queue/main/pr-7-<sha>`: the group id.
+    pub name: String,
+    pub pr: u64,
+    pub head: CommitId,
+}
+
+/// Outcome of a compare-and-swap ref update.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cas {
+    Updated,
+    /// Someone else's value was there; nothing was written.
+    Conflict {
+        actual: Option<CommitId>,
+    },
+}
+
+/// The source repository (a git remote) as the executor needs it.
+pub trait Repo: Send + Sync {
+    /// Read the remote's refs once (`git ls-remote`).
+    fn view(&self, branch: &str) -> Result<RemoteView, RepoError>;
+    /// Make these commits (with their history of commits and trees) available locally.
+    /// Commits the remote does not have are returned, not an error.
+    fn fetch(&self, commits: &[CommitId]) -> Result<Vec<CommitId>, RepoError>;
+    /// Whether the commit is available locally.
+    fn has_commit(&self, commit: &CommitId) -> bool;
+    /// Is `a` equal to or an ancestor of `d`? Both must be local.
+    fn is_ancestor(&self, a: &CommitId, d: &CommitId) -> Result<bool, RepoError>;
+    /// The git tree id of `path` at `commit`; `None` when the path is absent there.
+    fn deploy_tree(&self, commit: &CommitId, path: &str) -> Result<Option<String>, RepoError>;
+    /// The committer time of `commit`, unix seconds.
+    fn commit_time(&self, commit: &CommitId) -> Result<i64, RepoError>;
+    /// Create a record commit (empty tree, fixed identity) locally; push it with `cas_ref`.
+    fn write_record(
+        &self,
+        message: &str,
+        parents: &[CommitId],
+        time: Timestamp,
+    ) -> Result<CommitId, RepoError>;
+    /// The message of a record commit (fetching it if needed).
+    fn read_record(&self, refname: &str, commit: &CommitId) -> Result<String, RepoError>;
+    /// The parents of a record commit (already fetched by `read_record`).
+    fn record_parents(&self, commit: &CommitId) -> Result<Vec<CommitId>, RepoError>;
+    /// Compare-and-swap `refname` on the remote from `expected` to `new` (`None` = absent).
+    fn cas_ref(
+        &self,
+        refname: &str,
+        expected: Option<&CommitId>,
+        new: Option<&CommitId>,
+    ) -> Result<Cas, RepoError>;
+}
+
+/// Builds a missing artifact from git objects and pushes it (the heal path when CI never
+/// pushed mainline's artifact). Returns the digest now under `sha-<commit>`.
+pub trait Builder: Send + Sync {
+    fn build(
+        &self,
+        store: &dyn mainline_store::Store,
+        commit: &CommitId,
+        revision_ref: &str,
+    ) -> Result<Digest, crate::error::CliError>;
+}
+
+/// Where "now" comes from. The real one reads the system clock; the simulator's is virtual.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> Timestamp;
+}
+
+/// The system clock.
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        let ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        Timestamp(ms)
+    }
+}

@@ -1,0 +1,342 @@
+//! Command-line grammar: what a user can type, with help text that teaches. Parsing only —
+//! no I/O happens here; `settings` turns these raw values into validated settings.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  success (status: CONVERGED, CANDIDATE or PINNED)
+  1  internal error
+  2  invalid input or usage
+  3  status: BEHIND or DIVERGED (reconcile would move the channel)
+  4  status: UNKNOWN (a fact could not be read)
+  5  refused: the invariant forbids the requested move
+  6  unavailable: a registry or git remote could not be reached (retry later)
+  7  unauthorized: credentials were refused
+  8  integrity: bytes did not match their digest, or a read-back differed
+  9  conflict: an immutable tag already names other bytes";
+
+/// mainline keeps a Flux OCI channel tag on what landed on main, or on a merge group that is
+/// still in flight — never on code that was ejected from the merge queue.
+#[derive(Debug, Parser)]
+#[command(name = "mainline", version, after_help = EXIT_CODES, max_term_width = 100)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Print machine-readable JSON on stdout instead of text.
+    #[arg(long, short = 'o', global = true, value_enum, default_value = "text")]
+    pub output: OutputFormat,
+
+    /// More log detail on stderr (-v info, -vv debug). RUST_LOG overrides.
+    #[arg(long, short = 'v', global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Log format on stderr.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "text",
+        env = "MAINLINE_LOG_FORMAT"
+    )]
+    pub log_format: LogFormat,
+
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+#[derive(Debug, Args, Clone, Default)]
+#[command(next_help_heading = "Registry access")]
+pub struct RegistryArgs {
+    /// Talk plain HTTP to the registry when it is on loopback (127.0.0.1, ::1, localhost).
+    #[arg(long, global = true, env = "MAINLINE_PLAIN_HTTP")]
+    pub plain_http: bool,
+
+    /// Talk plain HTTP to this named registry host[:port] (repeatable). Use only on networks you trust.
+    #[arg(long, global = true, value_name = "HOST")]
+    pub plain_http_host: Vec<String>,
+
+    /// Skip TLS certificate verification for this one named host[:port] (repeatable).
+    #[arg(long, global = true, value_name = "HOST")]
+    pub insecure_skip_tls_verify_host: Vec<String>,
+
+    /// Registry user name; the password comes from MAINLINE_REGISTRY_PASSWORD or
+    /// --registry-password-stdin. Without it, docker's config.json (and its credential helpers)
+    /// is used, as docker, flux and oras do.
+    #[arg(
+        long,
+        global = true,
+        env = "MAINLINE_REGISTRY_USERNAME",
+        value_name = "USER"
+    )]
+    pub registry_username: Option<String>,
+
+    /// Read the registry password from stdin (never pass secrets as flags).
+    #[arg(long, global = true)]
+    pub registry_password_stdin: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Pack a directory (or a git tree) as a Flux OCI artifact and push it under its immutable
+    /// tag `sha-<commit>`. Never moves any other tag.
+    #[command(after_help = PUSH_HELP)]
+    Push(PushArgs),
+    /// Show an artifact: digest, media types, annotations and the files in its layer.
+    Inspect(InspectArgs),
+    /// Extract an artifact's files into a directory, safely.
+    Pull(PullArgs),
+    /// Point a tag at the identical manifest bytes of another tag or digest, then read it back.
+    #[command(after_help = TAG_HELP)]
+    Tag(TagArgs),
+    /// Show the channel's verdict, the facts behind it, and what reconcile would do.
+    #[command(after_help = STATUS_HELP)]
+    Status(StatusArgs),
+    /// Bring the channel back to the invariant: the heal. Safe to run anywhere, any time, in
+    /// any number.
+    #[command(after_help = RECONCILE_HELP)]
+    Reconcile(ReconcileArgs),
+    /// Deploy to the channel: with --candidate, a merge group's head before it merges (the
+    /// pre-merge gate); without, a mainline commit (like promote).
+    #[command(after_help = DEPLOY_HELP)]
+    Deploy(DeployArgs),
+    /// Promote after a commit landed on mainline (a push to main without a merge queue).
+    Promote(PromoteArgs),
+    /// Pin the channel to a digest or commit during an incident; automation holds until unpin.
+    #[command(after_help = PIN_HELP)]
+    Pin(PinArgs),
+    /// Remove the pin and hand control back to automation (reconciles at once).
+    Unpin(UnpinArgs),
+    /// Roll back to an earlier mainline commit's artifact: a pin, so automation does not undo it.
+    Rollback(RollbackArgs),
+    /// Replay the merge-queue incident on a throwaway store and repository, and watch mainline
+    /// heal it. Runs offline in seconds.
+    Tour(TourArgs),
+}
+
+const STATUS_HELP: &str = "\
+Verdicts:
+  CONVERGED  the channel runs mainline's deploy tree                     (exit 0)
+  CANDIDATE  the channel runs a merge group that is still in flight     (exit 0)
+  PINNED     an operator pin holds the channel                          (exit 0)
+  BEHIND     mainline changed the deploy tree since; reconcile promotes (exit 3)
+  DIVERGED   the channel runs code that is not on mainline; reconcile restores (exit 3)
+  UNKNOWN    a fact could not be read; nothing is done                  (exit 4)
+
+Examples:
+  mainline status --channel oci://ghcr.io/acme/app:latest --git https://github.com/acme/app --path k8s
+  mainline status -o json | jq .verdict";
+
+const RECONCILE_HELP: &str = "\
+Reconcile reads fresh facts (git remote, registry, merge queue), decides, and acts: it restores
+mainline's artifact over code that was ejected from the queue (DIVERGED), promotes when mainline
+moved on (BEHIND), and holds for a live candidate. A restore is a re-tag of an artifact that
+already exists (or is packed from git objects first): it never waits on a cluster.
+Run it from the merge-group job's failure and cancel paths, on pushes to main, on a schedule.";
+
+const DEPLOY_HELP: &str = "\
+In a GitHub Actions merge_group run, the group comes from GITHUB_EVENT_PATH / GITHUB_SHA /
+GITHUB_REF; elsewhere pass --group and --commit. The channel moves only forward along the
+queue, never for a group that is no longer in flight, and the write is checked again right
+after it happens (a write that raced with the group's end is undone in the same run).";
+
+const PIN_HELP: &str = "\
+Examples:
+  mainline pin sha256:4f1c... --reason \"INC-123: hold while we debug\" --expires 2h
+  mainline pin 0123abcd... --reason \"known good\"
+  mainline unpin";
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub channel: crate::config::ChannelArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ReconcileArgs {
+    #[command(flatten)]
+    pub channel: crate::config::ChannelArgs,
+    /// Restore mainline's artifact even over a channel that was moved by hand to something
+    /// mainline did not make (otherwise that is UNKNOWN and left alone).
+    #[arg(long)]
+    pub force_restore: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    #[command(flatten)]
+    pub channel: crate::config::ChannelArgs,
+    /// Deploy a merge group's head before it merges (the pre-merge gate).
+    #[arg(long)]
+    pub candidate: bool,
+    /// The merge group: its queue ref (gh-readonly-queue/main/pr-7-<sha>) or, with
+    /// --queue lease, any id. Read from GITHUB_REF in a merge_group run.
+    #[arg(long, value_name = "ID")]
+    pub group: Option<String>,
+    /// The commit to deploy (a group's head, or a mainline commit). Read from GITHUB_SHA in CI.
+    #[arg(long, value_name = "SHA")]
+    pub commit: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PromoteArgs {
+    #[command(flatten)]
+    pub channel: crate::config::ChannelArgs,
+    /// The commit that landed [default: $GITHUB_SHA, else mainline's tip].
+    #[arg(long, value_name = "SHA")]
+    pub commit: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PinArgs {
+    #[command(flatten)]
+    pub channel: crate::config::ChannelArgs,
+    /// What to pin: a digest (sha256:…) in the channel's repository, or a commit whose
+    /// artifact exists.
+    #[arg(value_name = "DIGEST|COMMIT")]
+    pub target: String,
+    /// Why (recorded with the pin and shown by status).
+    #[arg(long)]
+    pub reason: String,
+    /// Lift the pin automatically after this long (e.g. 2h, 30m). Default: until unpin.
+    #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub expires: Option<std::time::Duration>,
+}
+
+#[derive(Debug, Args)]
+pub struct UnpinArgs {
+    #[command(flatten)]
+    pub channel: crate::config::ChannelArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    #[command(flatten)]
+    pub channel: crate::config::ChannelArgs,
+    /// An earlier mainline commit whose artifact the channel should name.
+    #[arg(value_name = "COMMIT")]
+    pub commit: String,
+    /// Why (recorded with the rollback pin).
+    #[arg(long)]
+    pub reason: String,
+    /// Lift the rollback automatically after this long. Default: until unpin.
+    #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub expires: Option<std::time::Duration>,
+}
+
+#[derive(Debug, Args)]
+pub struct TourArgs {
+    /// Keep the tour's store and repository in this directory (default: a temp dir, removed).
+    #[arg(long, value_name = "DIR")]
+    pub keep: Option<std::path::PathBuf>,
+}
+
+const PUSH_HELP: &str = "\
+Examples:
+  # from a checkout, as CI would
+  mainline push ./k8s --to oci://ghcr.io/acme/app-manifests --revision main@sha1:$GITHUB_SHA
+  # straight from git objects (no checkout); same digest as the line above
+  mainline push --git . --commit main --path k8s --to oci-layout:./store
+
+STORE is oci://HOST[:PORT]/REPO (a registry) or oci-layout:PATH (an OCI image-layout directory).
+The artifact is reproducible: the same tree, revision, source and created time give the same
+digest on any machine. `created` defaults to the commit time when packing from git.";
+
+const TAG_HELP: &str = "\
+Examples:
+  mainline tag oci://ghcr.io/acme/app-manifests:sha-0123abcd... latest
+  mainline tag oci-layout:./store@sha256:4f1c... latest
+
+The manifest bytes are copied unchanged, so the digest (and every signature on it) is kept.
+Cost on a registry: one GET of the source manifest, one PUT, one HEAD to read the tag back.";
+
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    /// The directory to pack (omit with --git).
+    #[arg(
+        value_name = "DIR",
+        required_unless_present = "git",
+        conflicts_with = "git"
+    )]
+    pub dir: Option<PathBuf>,
+
+    /// Where to push: oci://HOST[:PORT]/REPO or oci-layout:PATH.
+    #[arg(long, value_name = "STORE", env = "MAINLINE_STORE")]
+    pub to: String,
+
+    /// The source revision, as flux takes it: <ref>@sha1:<commit>, or a bare commit id.
+    /// Required for DIR; with --git it defaults to <REV>@sha1:<commit>.
+    #[arg(long, value_name = "REV")]
+    pub revision: Option<String>,
+
+    /// The source URL recorded in org.opencontainers.image.source. Defaults to
+    /// $GITHUB_SERVER_URL/$GITHUB_REPOSITORY in GitHub Actions, else the --git REPO.
+    #[arg(long, value_name = "URL", env = "MAINLINE_SOURCE")]
+    pub source: Option<String>,
+
+    /// Creation time (RFC 3339). Defaults to the commit's committer time, read from --git or
+    /// from the git repository that contains DIR; never the wall clock, so builds reproduce.
+    #[arg(long, value_name = "TIME")]
+    pub created: Option<String>,
+
+    /// Pack from this git repository's objects instead of a directory (no checkout).
+    #[arg(long, value_name = "REPO")]
+    pub git: Option<PathBuf>,
+
+    /// With --git: the commit to pack (an id, a branch or HEAD).
+    #[arg(long, value_name = "REV", requires = "git", default_value = "HEAD")]
+    pub commit: String,
+
+    /// With --git: the deploy folder inside the repository ("" or . for the whole tree).
+    #[arg(long, value_name = "SUBDIR", requires = "git", default_value = ".")]
+    pub path: String,
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// STORE:TAG or STORE@DIGEST, e.g. oci://127.0.0.1:5000/app:latest
+    #[arg(value_name = "REFERENCE")]
+    pub reference: String,
+}
+
+#[derive(Debug, Args)]
+pub struct PullArgs {
+    /// STORE:TAG or STORE@DIGEST
+    #[arg(value_name = "REFERENCE")]
+    pub reference: String,
+    /// Where to extract the files.
+    #[arg(long, value_name = "DIR")]
+    pub output_dir: PathBuf,
+    /// Extract into a non-empty directory, replacing files of the same name.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct TagArgs {
+    /// The source: STORE:TAG or STORE@DIGEST.
+    #[arg(value_name = "SOURCE")]
+    pub source: String,
+    /// The tag to point at the source's manifest (in the same repository).
+    #[arg(value_name = "NEW_TAG")]
+    pub new_tag: String,
+}

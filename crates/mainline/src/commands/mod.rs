@@ -1,0 +1,8 @@
+//! One module per subcommand. Each `run` takes validated settings and an `impl Write` for
+//! stdout, and returns a `CliError` on failure; `main.rs` renders it once.
+
+pub mod channel;
+pub mod inspect;
+pub mod push;
+pub mod tag;
+pub mod tour;

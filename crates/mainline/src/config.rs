@@ -1,0 +1,233 @@
+//! Channel settings from three places, in order of precedence: command-line flags, `MAINLINE_*`
+//! environment variables (clap reads both), then `mainline.toml` in the working directory (or
+//! `--config FILE`). The result is a validated [`ChannelConfig`]; nothing touches the network
+//! before it exists.
+//!
+//! Must never: read a secret from the config file (a git URL with a password in it is refused:
+//! tokens come from the environment), or silently ignore an unknown key (typos are errors).
+
+use crate::channel::refs::ChannelKey;
+use crate::channel::{ChannelConfig, QueueSource};
+use crate::error::CliError;
+use clap::{Args, ValueEnum};
+use mainline_core::Policy;
+use mainline_store::{Reference, ReferenceTarget};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The options every channel command shares.
+#[derive(Debug, Args, Clone, Default)]
+#[command(next_help_heading = "Channel (flags > MAINLINE_* env > mainline.toml)")]
+pub struct ChannelArgs {
+    /// The channel consumers follow: STORE:TAG, e.g. oci://ghcr.io/acme/app-manifests:latest
+    /// or oci-layout:./store:latest.
+    #[arg(long, env = "MAINLINE_CHANNEL", value_name = "STORE:TAG")]
+    pub channel: Option<String>,
+    /// The source repository's git remote (any URL git takes). Tokens come from
+    /// MAINLINE_GIT_TOKEN or GITHUB_TOKEN, never from the URL in mainline.toml.
+    #[arg(long = "git", env = "MAINLINE_GIT", value_name = "REMOTE")]
+    pub git: Option<String>,
+    /// The deploy folder inside the repository [default: .]
+    #[arg(long, env = "MAINLINE_PATH", value_name = "SUBDIR")]
+    pub path: Option<String>,
+    /// The protected branch [default: main]
+    #[arg(long, env = "MAINLINE_BRANCH", value_name = "BRANCH")]
+    pub branch: Option<String>,
+    /// org.opencontainers.image.source for artifacts mainline packs itself
+    /// [default: the git remote, without credentials]
+    #[arg(long, env = "MAINLINE_SOURCE", value_name = "URL")]
+    pub source: Option<String>,
+    /// Refuse to let the channel name a digest without a cosign signature (sha256-<hex>.sig).
+    #[arg(long, env = "MAINLINE_REQUIRE_SIGNATURE")]
+    pub require_signature: bool,
+    /// Where in-flight groups come from [default: github-refs]
+    #[arg(long, env = "MAINLINE_QUEUE", value_enum)]
+    pub queue: Option<QueueArg>,
+    /// How long a candidate's lease lasts (with --queue lease) [default: 30m]
+    #[arg(long, env = "MAINLINE_LEASE_TTL", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub lease_ttl: Option<Duration>,
+    /// Local cache of git objects and immutable facts [default: $XDG_CACHE_HOME/mainline]
+    #[arg(long, env = "MAINLINE_CACHE_DIR", value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Read settings from this file [default: ./mainline.toml when it exists]
+    #[arg(long, env = "MAINLINE_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum QueueArg {
+    /// GitHub merge-queue refs (refs/heads/gh-readonly-queue/<branch>/pr-<N>-<sha>).
+    GithubRefs,
+    /// Leases recorded by `deploy --candidate` (hosts without a merge-queue API).
+    Lease,
+}
+
+/// `mainline.toml`: the same keys as the flags (snake_case).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub channel: Option<String>,
+    pub git: Option<String>,
+    pub path: Option<String>,
+    pub branch: Option<String>,
+    pub source: Option<String>,
+    pub require_signature: Option<bool>,
+    pub queue: Option<QueueArg>,
+    pub lease_ttl: Option<String>,
+    pub cache_dir: Option<PathBuf>,
+}
+
+impl FileConfig {
+    pub fn load(explicit: Option<&Path>) -> Result<FileConfig, CliError> {
+        let (path, required) = match explicit {
+            Some(p) => (p.to_path_buf(), true),
+            None => (PathBuf::from("mainline.toml"), false),
+        };
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {
+                return Ok(FileConfig::default())
+            }
+            Err(e) => {
+                return Err(CliError::invalid(format!(
+                    "cannot read {}: {e}",
+                    path.display()
+                )))
+            }
+        };
+        let cfg: FileConfig = toml::from_str(&text)
+            .map_err(|e| CliError::invalid(format!("{}: {}", path.display(), e.message().trim()))
+                .with_hint("keys are channel, git, path, branch, source, require_signature, queue, lease_ttl, cache_dir"))?;
+        if let Some(g) = &cfg.git {
+            if has_password(g) {
+                return Err(CliError::invalid(format!(
+                    "{}: the git remote carries a password or token; secrets never go in the config file",
+                    path.display()
+                ))
+                .with_hint("put the token in MAINLINE_GIT_TOKEN (or GITHUB_TOKEN) and use the plain URL"));
+            }
+        }
+        Ok(cfg)
+    }
+}
+
+/// `https://user:secret@host/…` has a password; `ssh://git@host/…` does not.
+fn has_password(url: &str) -> bool {
+    url.split_once("://")
+        .and_then(|(_, rest)| rest.split('/').next())
+        .and_then(|auth| auth.rsplit_once('@'))
+        .is_some_and(|(userinfo, _)| userinfo.contains(':'))
+}
+
+/// Replace any userinfo in a URL with `***`.
+pub fn redact_url(url: &str) -> String {
+    if let Some((scheme, rest)) = url.split_once("://") {
+        let (auth, path) = rest.split_once('/').map_or((rest, ""), |(a, p)| (a, p));
+        if let Some((_, host)) = auth.rsplit_once('@') {
+            let sep = if path.is_empty() && !rest.contains('/') {
+                ""
+            } else {
+                "/"
+            };
+            return format!("{scheme}://***@{host}{sep}{path}");
+        }
+    }
+    url.to_owned()
+}
+
+/// The cache root: --cache-dir, else $XDG_CACHE_HOME/mainline, else ~/.cache/mainline.
+pub fn cache_root(explicit: Option<PathBuf>) -> PathBuf {
+    explicit.unwrap_or_else(|| {
+        std::env::var_os("XDG_CACHE_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+            .unwrap_or_else(std::env::temp_dir)
+            .join("mainline")
+    })
+}
+
+/// Merge flags/env over the file and validate.
+pub fn resolve(args: &ChannelArgs) -> Result<(ChannelConfig, PathBuf), CliError> {
+    let file = FileConfig::load(args.config.as_deref())?;
+    let channel = args.channel.clone().or(file.channel).ok_or_else(|| {
+        CliError::invalid("no channel given")
+            .with_hint("pass --channel STORE:TAG (e.g. oci://ghcr.io/acme/app:latest), set MAINLINE_CHANNEL, or add channel = \"…\" to mainline.toml")
+    })?;
+    let reference: Reference = channel.parse()?;
+    let tag = match reference.target {
+        ReferenceTarget::Tag(t) => t,
+        ReferenceTarget::Digest(d) => {
+            return Err(CliError::invalid(format!(
+                "--channel {channel} names a digest ({d}); a channel is a tag"
+            )))
+        }
+    };
+    let git = args.git.clone().or(file.git).ok_or_else(|| {
+        CliError::invalid("no git remote given")
+            .with_hint("pass --git REMOTE (a path or URL), set MAINLINE_GIT, or add git = \"…\" to mainline.toml")
+    })?;
+    let git_display = redact_url(&git);
+    let lease_ttl = match (args.lease_ttl, file.lease_ttl) {
+        (Some(d), _) => d,
+        (None, Some(s)) => humantime::parse_duration(&s)
+            .map_err(|e| CliError::invalid(format!("mainline.toml: lease_ttl = {s:?}: {e}")))?,
+        (None, None) => Duration::from_secs(30 * 60),
+    };
+    let queue = match args.queue.or(file.queue) {
+        Some(QueueArg::Lease) => QueueSource::Lease,
+        _ => QueueSource::GithubRefs,
+    };
+    let path = normalise_path(
+        args.path
+            .clone()
+            .or(file.path)
+            .unwrap_or_else(|| ".".into()),
+    )?;
+    let config = ChannelConfig {
+        key: ChannelKey::new(&reference.location, &tag),
+        store: reference.location,
+        tag,
+        source: args
+            .source
+            .clone()
+            .or(file.source)
+            .unwrap_or_else(|| git_display.clone()),
+        git,
+        git_display,
+        branch: args
+            .branch
+            .clone()
+            .or(file.branch)
+            .unwrap_or_else(|| "main".into()),
+        path,
+        policy: Policy {
+            require_signature: args.require_signature || file.require_signature.unwrap_or(false),
+        },
+        queue,
+        lease_ttl,
+    };
+    Ok((
+        config,
+        cache_root(args.cache_dir.clone().or(file.cache_dir)),
+    ))
+}
+
+/// `./k8s/` → `k8s`; `.` and `` → `.`; `..` anywhere is refused.
+fn normalise_path(p: String) -> Result<String, CliError> {
+    let parts: Vec<&str> = p
+        .split('/')
+        .filter(|s| !s.is_empty() && *s != ".")
+        .collect();
+    if parts.contains(&"..") || p.starts_with('/') {
+        return Err(CliError::invalid(format!(
+            "--path {p:?} must be a folder inside the repository (relative, no ..)"
+        )));
+    }
+    Ok(if parts.is_empty() {
+        ".".into()
+    } else {
+        parts.join("/")
+    })
+}

@@ -1,0 +1,129 @@
+//! The one error type the CLI renders. Every failure from an adapter is mapped here to a
+//! [`Kind`], which decides the exit code, and a message that names the input and says what to
+//! do. Rendering happens exactly once, in `main.rs`.
+//!
+//! Must never: carry a credential in a message (adapters redact before we get here), or map a
+//! transient failure to "invalid input" (CI scripts retry on the unavailable code only).
+
+use std::fmt;
+
+/// Failure classes, each with its own exit code (a public contract: CI scripts match on them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// A bug or an unexpected local failure. Exit 1.
+    Internal,
+    /// The user gave something malformed or missing. Exit 2 (as clap does for usage errors).
+    InvalidInput,
+    /// A decision refused the requested move (the invariant forbids it). Exit 5.
+    Refused,
+    /// A store or git remote could not be reached; retrying later may work. Exit 6.
+    Unavailable,
+    /// Credentials were refused. Exit 7.
+    Unauthorized,
+    /// Bytes did not match their digest, or a read-back differed from what was written. Exit 8.
+    Integrity,
+    /// Someone else's state is in the way (an immutable tag names other bytes). Exit 9.
+    Conflict,
+}
+
+impl Kind {
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Kind::Internal => 1,
+            Kind::InvalidInput => 2,
+            Kind::Refused => 5,
+            Kind::Unavailable => 6,
+            Kind::Unauthorized => 7,
+            Kind::Integrity => 8,
+            Kind::Conflict => 9,
+        }
+    }
+}
+
+/// Exit codes of `mainline status` (and of commands that report a verdict).
+pub mod exit {
+    pub const OK: u8 = 0;
+    /// BEHIND or DIVERGED: reconcile would move the channel.
+    pub const NEEDS_ACTION: u8 = 3;
+    /// UNKNOWN: a fact could not be read; never counted as converged.
+    pub const UNKNOWN: u8 = 4;
+}
+
+/// A failure ready to show: what happened (naming the input) and, optionally, what to do.
+#[derive(Debug)]
+pub struct CliError {
+    pub kind: Kind,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl CliError {
+    pub fn new(kind: Kind, message: impl Into<String>) -> CliError {
+        CliError {
+            kind,
+            message: message.into(),
+            hint: None,
+        }
+    }
+    pub fn invalid(message: impl Into<String>) -> CliError {
+        CliError::new(Kind::InvalidInput, message)
+    }
+    pub fn with_hint(mut self, hint: impl Into<String>) -> CliError {
+        self.hint = Some(hint.into());
+        self
+    }
+}
+
+impl fmt::Display for CliError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)?;
+        if let Some(h) = &self.hint {
+            write!(f, "\n  hint: {h}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for CliError {}
+
+/// Render an error chain as one line per cause, skipping causes already quoted in the message.
+pub fn chain_message(err: &dyn std::error::Error) -> String {
+    let mut out = err.to_string();
+    let mut cur = err.source();
+    while let Some(c) = cur {
+        let s = c.to_string();
+        if !out.contains(&s) {
+            out.push_str(": ");
+            out.push_str(&s);
+        }
+        cur = c.source();
+    }
+    out
+}
+
+impl From<mainline_store::StoreError> for CliError {
+    fn from(e: mainline_store::StoreError) -> CliError {
+        use mainline_store::ErrorKind as S;
+        let kind = match e.kind {
+            S::InvalidInput => Kind::InvalidInput,
+            S::Unauthorized => Kind::Unauthorized,
+            S::Unavailable => Kind::Unavailable,
+            S::Integrity => Kind::Integrity,
+            S::Internal => Kind::Internal,
+        };
+        CliError::new(kind, chain_message(&e))
+    }
+}
+
+impl From<mainline_store::LocationError> for CliError {
+    fn from(e: mainline_store::LocationError) -> CliError {
+        CliError::invalid(chain_message(&e))
+    }
+}
+
+impl From<mainline_core::IdError> for CliError {
+    fn from(e: mainline_core::IdError) -> CliError {
+        CliError::invalid(e.to_string())
+    }
+}

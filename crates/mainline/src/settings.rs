@@ -1,0 +1,75 @@
+//! From raw command-line values to validated settings, before any I/O: registry access options
+//! (plain HTTP only for loopback or explicitly named hosts; TLS verified otherwise) and the
+//! output mode. Secrets come from the environment or stdin, never from flags.
+
+use crate::cli::{GlobalArgs, OutputFormat};
+use crate::error::CliError;
+use mainline_store::registry::{Credentials, RegistryOptions};
+use mainline_store::{Location, Store};
+use std::io::{IsTerminal, Read};
+
+/// What every command needs to reach stores and to talk to the user.
+pub struct Context {
+    pub json: bool,
+    pub progress: bool,
+    plain_http_loopback: bool,
+    registry: RegistryOptions,
+}
+
+impl Context {
+    pub fn from_args(g: &GlobalArgs) -> Result<Context, CliError> {
+        let mut registry = RegistryOptions {
+            plain_http_hosts: g.registry.plain_http_host.clone(),
+            insecure_tls_hosts: g.registry.insecure_skip_tls_verify_host.clone(),
+            ..RegistryOptions::default()
+        };
+        if let Some(user) = &g.registry.registry_username {
+            let password = if g.registry.registry_password_stdin {
+                let mut s = String::new();
+                std::io::stdin().read_to_string(&mut s).map_err(|e| {
+                    CliError::invalid(format!(
+                        "could not read the registry password from stdin: {e}"
+                    ))
+                })?;
+                s.trim_end_matches(['\r', '\n']).to_owned()
+            } else {
+                std::env::var("MAINLINE_REGISTRY_PASSWORD").map_err(|_| {
+                    CliError::invalid(format!(
+                        "--registry-username {user} is set but no password was given"
+                    ))
+                    .with_hint("set MAINLINE_REGISTRY_PASSWORD or pass --registry-password-stdin")
+                })?
+            };
+            registry.credentials = Some(Credentials {
+                username: user.clone(),
+                password,
+            });
+        }
+        Ok(Context {
+            json: g.output == OutputFormat::Json,
+            progress: std::io::stderr().is_terminal() && g.output != OutputFormat::Json,
+            plain_http_loopback: g.registry.plain_http,
+            registry,
+        })
+    }
+
+    /// Open the store at `location`, applying the plain-HTTP rule: `--plain-http` only ever
+    /// downgrades loopback registries; any other host must be named with --plain-http-host.
+    pub fn open_store(&self, location: &Location) -> Result<Box<dyn Store>, CliError> {
+        let mut opts = self.registry.clone();
+        if let Some(host) = location.registry_host() {
+            if self.plain_http_loopback {
+                if !location.is_loopback() {
+                    return Err(CliError::invalid(format!(
+                        "--plain-http only applies to loopback registries, and {host} is not one"
+                    ))
+                    .with_hint(format!(
+                        "to really talk plain HTTP to it, name it: --plain-http-host {host}"
+                    )));
+                }
+                opts.plain_http_hosts.push(host.to_owned());
+            }
+        }
+        Ok(mainline_store::open(location, &opts)?)
+    }
+}
