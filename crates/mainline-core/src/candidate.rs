@@ -32,8 +32,9 @@ impl From<MissingFact> for Stop {
 pub(crate) fn deploy(facts: &Facts, group_id: &str, head: &CommitId) -> Decision {
     let (verdict, line) = current(facts);
     let what = format!(
-        "candidate {} of group {group_id} to channel {}",
+        "candidate {} of group {} to channel {}",
         head.short(),
+        crate::explain::group_id(group_id),
         facts.channel_name
     );
     if facts.active_pin().is_some() {
@@ -153,11 +154,15 @@ fn in_flight<'f>(facts: &'f Facts, group_id: &str, head: &CommitId) -> Result<&'
         ),
         None => match reported.first() {
             Some(g) => format!(
-                "the queue reports {group_id} with head {}, not {}: this head is stale",
+                "the queue reports {} with head {}, not {}: this head is stale",
+                crate::explain::group_id(group_id),
                 g.head.short(),
                 head.short()
             ),
-            None => format!("the queue reports no in-flight group {group_id}: it ended"),
+            None => format!(
+                "the queue reports no in-flight group {}: it ended",
+                crate::explain::group_id(group_id)
+            ),
         },
     };
     Err(Stop::Refused(RefuseReason::GroupNotInFlight, why))

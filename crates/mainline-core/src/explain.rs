@@ -20,12 +20,32 @@ pub(crate) fn one_line(s: &str) -> String {
 
 /// `pr-7 (PRs #7, #8)`, or just the id when no PRs are listed.
 pub(crate) fn group(g: &Group) -> String {
+    let id = group_id(&g.id);
     if g.prs.is_empty() {
-        return g.id.clone();
+        return id;
     }
     let prs: Vec<String> = g.prs.iter().map(|n| format!("#{n}")).collect();
     let label = if g.prs.len() == 1 { "PR" } else { "PRs" };
-    format!("{} ({label} {})", g.id, prs.join(", "))
+    format!("{id} ({label} {})", prs.join(", "))
+}
+
+/// A group id for humans: GitHub's queue ref `gh-readonly-queue/<branch>/pr-7-<sha>` reads as
+/// `pr-7`; any other id is shown as it is.
+pub fn group_id(id: &str) -> String {
+    let Some(rest) = id.strip_prefix("gh-readonly-queue/") else {
+        return one_line(id);
+    };
+    let last = rest.rsplit('/').next().unwrap_or(rest);
+    match last.rsplit_once('-') {
+        Some((pr, sha))
+            if pr.starts_with("pr-")
+                && sha.len() >= 7
+                && sha.bytes().all(|b| b.is_ascii_hexdigit()) =>
+        {
+            pr.to_owned()
+        }
+        _ => one_line(last),
+    }
 }
 
 /// `sha256:0123456789ab (1a2b3c4d5e6f) by alice until <time>: "reason"`.

@@ -29,6 +29,7 @@ mod time;
 
 pub use apply::{apply, packed_stand_in};
 pub use decide::decide;
+pub use explain::group_id as display_group_id;
 pub use facts::{Ancestry, ChannelHead, CommitFacts, Facts, Group, Pin, PinKind, Policy};
 pub use ids::{CommitId, Digest, IdError, Revision, Tag};
 pub use known::{Known, MissingFact};

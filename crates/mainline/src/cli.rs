@@ -131,6 +131,10 @@ pub enum Command {
     /// Replay the merge-queue incident on a throwaway store and repository, and watch mainline
     /// heal it. Runs offline in seconds.
     Tour(TourArgs),
+    /// What prod ran when, and why it moved: the channel's journal (hash-chained, on the git
+    /// remote). `--verify` checks the chain.
+    #[command(after_help = HISTORY_HELP)]
+    History(HistoryArgs),
 }
 
 const STATUS_HELP: &str = "\
@@ -241,6 +245,29 @@ pub struct RollbackArgs {
     /// Lift the rollback automatically after this long. Default: until unpin.
     #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub expires: Option<std::time::Duration>,
+}
+
+const HISTORY_HELP: &str = "\
+Examples:
+  mainline history                       # every move, pin, unpin and refusal, oldest first
+  mainline history --at 16:08            # what did prod run at 16:08 UTC today, and why?
+  mainline history --since 2h -o json    # the last two hours, for scripts
+  mainline history --verify              # check the hash chain (exit 8 when broken)";
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    #[command(flatten)]
+    pub channel: crate::config::ChannelArgs,
+    /// Only records at or after TIME (RFC 3339, "YYYY-MM-DD HH:MM" or "HH:MM" UTC, or a
+    /// duration ago such as 2h).
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Also say what the channel named at TIME, and which record put it there.
+    #[arg(long, value_name = "TIME")]
+    pub at: Option<String>,
+    /// Check that every record names its predecessor's hash; exit 8 on a break.
+    #[arg(long)]
+    pub verify: bool,
 }
 
 #[derive(Debug, Args)]

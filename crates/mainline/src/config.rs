@@ -6,6 +6,7 @@
 //! Must never: read a secret from the config file (a git URL with a password in it is refused:
 //! tokens come from the environment), or silently ignore an unknown key (typos are errors).
 
+use crate::channel::exec::LockMode;
 use crate::channel::refs::ChannelKey;
 use crate::channel::{ChannelConfig, QueueSource};
 use crate::error::CliError;
@@ -47,12 +48,26 @@ pub struct ChannelArgs {
     /// How long a candidate's lease lasts (with --queue lease) [default: 30m]
     #[arg(long, env = "MAINLINE_LEASE_TTL", value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub lease_ttl: Option<Duration>,
+    /// How concurrent writers are serialised: `git` (a compare-and-swap lock ref under
+    /// refs/mainline/lock/ on the git remote) or `none` (unlocked: still converges, since every
+    /// run re-decides from fresh facts) [default: git]
+    #[arg(long, env = "MAINLINE_LOCK", value_enum)]
+    pub lock: Option<LockArg>,
     /// Local cache of git objects and immutable facts [default: $XDG_CACHE_HOME/mainline]
     #[arg(long, env = "MAINLINE_CACHE_DIR", value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
     /// Read settings from this file [default: ./mainline.toml when it exists]
     #[arg(long, env = "MAINLINE_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LockArg {
+    /// A compare-and-swap lock ref on the git remote.
+    Git,
+    /// No lock.
+    None,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
@@ -76,6 +91,7 @@ pub struct FileConfig {
     pub require_signature: Option<bool>,
     pub queue: Option<QueueArg>,
     pub lease_ttl: Option<String>,
+    pub lock: Option<LockArg>,
     pub cache_dir: Option<PathBuf>,
 }
 
@@ -99,7 +115,7 @@ impl FileConfig {
         };
         let cfg: FileConfig = toml::from_str(&text)
             .map_err(|e| CliError::invalid(format!("{}: {}", path.display(), e.message().trim()))
-                .with_hint("keys are channel, git, path, branch, source, require_signature, queue, lease_ttl, cache_dir"))?;
+                .with_hint("keys are channel, git, path, branch, source, require_signature, queue, lease_ttl, lock, cache_dir"))?;
         if let Some(g) = &cfg.git {
             if has_password(g) {
                 return Err(CliError::invalid(format!(
@@ -207,6 +223,10 @@ pub fn resolve(args: &ChannelArgs) -> Result<(ChannelConfig, PathBuf), CliError>
         },
         queue,
         lease_ttl,
+        lock: match args.lock.or(file.lock) {
+            Some(LockArg::None) => LockMode::None,
+            _ => LockMode::git_default(),
+        },
     };
     Ok((
         config,

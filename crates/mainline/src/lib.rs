@@ -38,6 +38,7 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<u8, CliError> {
         Command::Unpin(a) => return commands::channel::unpin(&ctx, a, out),
         Command::Rollback(a) => return commands::channel::rollback(&ctx, a, out),
         Command::Tour(a) => return commands::tour::run(&ctx, a, out),
+        Command::History(a) => return commands::history::run(&ctx, a, out),
     }
     Ok(0)
 }

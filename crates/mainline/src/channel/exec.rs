@@ -1,30 +1,62 @@
-//! The executor: the decide → act → read back → re-decide loop.
+//! The executor: the decide → act → read back → re-decide loop, under the channel lock, with
+//! every step recorded in the journal.
 //!
-//! One run: gather facts (cached depth first), ask `mainline_core::decide`, and if the plan
-//! moves the channel, write the target's identical manifest bytes under the channel tag, read
-//! the tag back, then decide again as a plain reconcile on fresh facts. That re-decision is
-//! what undoes a candidate write that raced with its group's end (DESIGN.md S4), and what lets
-//! any number of concurrent runs converge. A run stops at the first Hold or refusal, or fails
-//! after `MAX_ROUNDS` moves (something keeps moving the channel under us).
-//! Must never: write on a plan decided from deferred facts without re-gathering, or report a
-//! move that was not read back.
+//! One run: observe (gather facts at cached depth, decide; escalate to full facts when the
+//! decision depends on a skipped fact). A decision that writes nothing (Hold, a refusal, any
+//! `status`) ends the run there, without taking the lock — the common "nothing changed"
+//! reconcile stays one manifest HEAD and one ref listing. A decision that writes takes the lock,
+//! settles what a crashed writer left in the journal, observes AGAIN under the lock (facts read
+//! before the lock are never acted on), and then loops: renew the lock (a lost lock stops the
+//! run before it writes), journal an intent, write the channel's identical manifest bytes, read
+//! back, journal the move, and decide again as a plain reconcile on fresh facts. That
+//! re-decision undoes a candidate write that raced with its group's end (DESIGN.md S4) and lets
+//! any number of concurrent runs converge. At most `MAX_ROUNDS` writes per run.
+//!
+//! Crash safety: the channel only ever names complete artifacts (the store verifies blobs and
+//! the manifest before the tag moves), so a kill at any point leaves a state the next run
+//! re-decides from. The journal keeps intent-before / completion-after records; the next locked
+//! run settles a dangling intent as `moved` (the channel names its target) or `abandoned`.
+//!
+//! Must never: write on facts read outside the lock (when a lock is configured), write after a
+//! failed renew, or report a move that was not read back.
 
 use super::cache::FactCache;
 use super::gather::{Depth, Gathered, Sources};
-use super::ports::{Builder, Cas, Clock, Repo};
-use super::refs::PinRecord;
+use super::journal::{Entry, EntryKind, Journal};
+use super::lock::{GitLock, Held, LockError};
+use super::ports::{Builder, Clock, Repo};
 use super::ChannelConfig;
-use crate::artifact::{fetch_existing, write_tag};
 use crate::error::{CliError, Kind};
 use mainline_core::{
-    decide, Action, ChannelHead, CommitId, Decision, Digest, Known, Move, Plan, Refusal,
-    RefuseReason, Request, Verdict,
+    decide, Action, ChannelHead, CommitId, Decision, Digest, Known, Plan, Refusal, RefuseReason,
+    Request, Verdict,
 };
-use mainline_store::{ReferenceTarget, Store};
+use mainline_store::Store;
 use serde::Serialize;
+
+pub use super::effects::repo_err;
 
 /// At most this many channel writes in one run.
 pub const MAX_ROUNDS: usize = 4;
+
+/// How writers are serialised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockMode {
+    /// No lock: every run still re-decides from fresh facts and converges, but two writers may
+    /// interleave (`status` says so).
+    None,
+    /// The git-ref lock on the source remote.
+    Git { ttl_ms: i64, wait_ms: u64 },
+}
+
+impl LockMode {
+    pub fn git_default() -> LockMode {
+        LockMode::Git {
+            ttl_ms: 60_000,
+            wait_ms: 120_000,
+        }
+    }
+}
 
 /// A channel write that happened (and was read back).
 #[derive(Debug, Clone, Serialize)]
@@ -51,6 +83,9 @@ pub struct Report {
     pub final_decision: Decision,
     /// Set when the request was refused.
     pub refusal: Option<Refusal>,
+    /// Journal entries this run could not append (the run itself succeeded; a later locked
+    /// run settles them).
+    pub journal_warnings: Vec<String>,
     /// The facts of the final decision, for `status` and the JSON report.
     #[serde(skip)]
     pub facts: Option<mainline_core::Facts>,
@@ -63,11 +98,54 @@ pub struct Executor<'a> {
     pub builder: &'a dyn Builder,
     pub clock: &'a dyn Clock,
     pub cache: &'a FactCache,
-    /// Who acts (CI run URL, user@host), recorded with pins.
+    /// Who acts (CI run URL, user@host), recorded with pins and journal entries.
     pub actor: String,
+    pub lock: LockMode,
+    /// Record moves, pins, unpins and refusals in the journal.
+    pub journal: bool,
 }
 
-impl Executor<'_> {
+/// The lock held for one writing run.
+struct Locked<'l> {
+    lock: GitLock<'l>,
+    held: Held,
+}
+
+impl<'a> Executor<'a> {
+    /// An executor over the given ports, unlocked and without a journal; see `with_lock` and
+    /// `with_journal`.
+    pub fn new(
+        config: &'a ChannelConfig,
+        store: &'a dyn Store,
+        repo: &'a dyn Repo,
+        builder: &'a dyn Builder,
+        clock: &'a dyn Clock,
+        cache: &'a FactCache,
+        actor: String,
+    ) -> Executor<'a> {
+        Executor {
+            config,
+            store,
+            repo,
+            builder,
+            clock,
+            cache,
+            actor,
+            lock: LockMode::None,
+            journal: false,
+        }
+    }
+
+    pub fn with_lock(mut self, lock: LockMode) -> Executor<'a> {
+        self.lock = lock;
+        self
+    }
+
+    pub fn with_journal(mut self, on: bool) -> Executor<'a> {
+        self.journal = on;
+        self
+    }
+
     fn sources(&self) -> Sources<'_> {
         Sources {
             config: self.config,
@@ -76,6 +154,25 @@ impl Executor<'_> {
             clock: self.clock,
             cache: self.cache,
         }
+    }
+
+    pub fn journal(&self) -> Journal<'_> {
+        Journal::new(self.repo, self.clock, &self.config.key, &self.config.branch)
+    }
+
+    pub fn git_lock(&self) -> GitLock<'_> {
+        let mut lock = GitLock::new(
+            self.repo,
+            self.clock,
+            &self.config.key,
+            &self.config.branch,
+            &self.actor,
+        );
+        if let LockMode::Git { ttl_ms, wait_ms } = self.lock {
+            lock.ttl_ms = ttl_ms;
+            lock.wait_ms = wait_ms;
+        }
+        lock
     }
 
     /// Gather and decide, escalating to full facts when a cached-depth decision depends on a
@@ -94,26 +191,69 @@ impl Executor<'_> {
         (g, d)
     }
 
-    /// Run `request` to completion: at most `MAX_ROUNDS` writes, each read back and re-decided.
+    /// Run `request` to completion.
     pub fn run(&self, request: Request) -> Result<Report, CliError> {
+        let (g, d) = self.observe(&request);
+        let writes = match (&request, &d.plan) {
+            (Request::Status, _) => false,
+            (_, Plan::Refuse(_)) => false,
+            (Request::Pin { .. }, _) => true,
+            (_, plan) => matches!(plan, Plan::Move(_) | Plan::ClearPin),
+        };
+        if !writes {
+            let mut report = self.report(d.clone(), Vec::new(), d, g);
+            self.journal_refusal(&request, &report)
+                .into_iter()
+                .for_each(|w| report.journal_warnings.push(w));
+            self.cache.save();
+            return Ok(report);
+        }
+        match self.lock {
+            LockMode::None => self.run_writes(request, None),
+            LockMode::Git { .. } => {
+                let lock = self.git_lock();
+                let held = lock.acquire().map_err(|e| self.lock_err(e))?;
+                let mut locked = Locked { lock, held };
+                let result = self.run_writes(request, Some(&mut locked));
+                if let Err(e) = locked.lock.release(locked.held) {
+                    tracing::warn!(
+                        "could not release the channel lock (it expires by itself): {e}"
+                    );
+                }
+                result
+            }
+        }
+    }
+
+    /// The writing part of a run, under the lock when one is configured.
+    fn run_writes(
+        &self,
+        request: Request,
+        mut locked: Option<&mut Locked<'_>>,
+    ) -> Result<Report, CliError> {
+        let mut warnings = Vec::new();
+        if locked.is_some() && self.journal {
+            self.settle_journal(&mut warnings);
+        }
+        let original = request.clone();
         let mut request = request;
         let mut first: Option<Decision> = None;
-        let mut moves = Vec::new();
+        let mut moves: Vec<AppliedMove> = Vec::new();
         if let Request::Pin { pin } = &request {
             // The pin record goes first (even when the channel already names the digest), so
             // every later reconcile sees it; the channel follows in the loop below.
             let (g, d) = self.observe(&request);
-            if let Plan::Refuse(r) = &d.plan {
-                let r = r.clone();
-                return Ok(Report {
-                    decision: d.clone(),
-                    moves,
-                    final_decision: d,
-                    refusal: Some(r),
-                    facts: Some(g.facts),
-                });
+            if matches!(d.plan, Plan::Refuse(_)) {
+                let mut report = self.report(d.clone(), moves, d, g);
+                warnings.extend(self.journal_refusal(&original, &report));
+                report.journal_warnings = warnings;
+                return Ok(report);
             }
             self.write_pin(&g, pin)?;
+            let mut e = self.entry(EntryKind::Pin, &pin.reason, &g);
+            e.to_digest = Some(pin.digest.clone());
+            e.to_commit = pin.commit.clone();
+            self.append(e, &mut warnings);
             first = Some(d);
             request = Request::Reconcile {
                 force_restore: false,
@@ -122,22 +262,23 @@ impl Executor<'_> {
         loop {
             let (g, d) = self.observe(&request);
             let first_decision = first.get_or_insert_with(|| d.clone()).clone();
-            let done = |d: Decision, refusal: Option<Refusal>, g: Gathered, moves| {
-                self.cache.save();
-                Ok(Report {
-                    decision: first_decision.clone(),
-                    moves,
-                    final_decision: d,
-                    refusal,
-                    facts: Some(g.facts),
-                })
-            };
             match d.plan.clone() {
-                Plan::Hold => return done(d, None, g, moves),
-                Plan::Refuse(r) => return done(d, Some(r), g, moves),
-                _ if request == Request::Status => return done(d, None, g, moves),
+                Plan::Hold | Plan::Refuse(_) => {
+                    let mut report = self.report(first_decision, moves, d, g);
+                    if report.refusal.is_some() {
+                        warnings.extend(self.journal_refusal(&original, &report));
+                    }
+                    report.journal_warnings = warnings;
+                    self.cache.save();
+                    return Ok(report);
+                }
                 Plan::ClearPin => {
+                    self.renew(&mut locked)?;
                     self.clear_pin(&g)?;
+                    self.append(
+                        self.entry(EntryKind::Unpin, "operator unpinned the channel", &g),
+                        &mut warnings,
+                    );
                     request = Request::Reconcile {
                         force_restore: false,
                     };
@@ -152,9 +293,34 @@ impl Executor<'_> {
                                 moves.len()
                             ),
                         )
-                        .with_hint("re-run; with a lock backend writers take turns"));
+                        .with_hint("re-run; with the git lock (--lock git) writers take turns"));
                     }
-                    moves.push(self.apply(&g, &d, &mv)?);
+                    self.renew(&mut locked)?;
+                    let mut intent = self.entry(EntryKind::Intent, &mv.reason, &g);
+                    intent.action = Some(mv.action);
+                    intent.verdict = Some(d.verdict);
+                    intent.to_digest = mv.to_digest.clone();
+                    intent.to_commit = mv.to_commit.clone();
+                    // Without a recorded intent a crash would leave an unexplained move: a
+                    // journal that cannot be written stops the move (except unlocked, where
+                    // the journal is best effort).
+                    let intent_seq = match self.journal_append(intent.clone()) {
+                        Ok(seq) => seq,
+                        Err(e) if locked.is_some() => return Err(e),
+                        Err(e) => {
+                            warnings.push(e.message);
+                            None
+                        }
+                    };
+                    let applied = self.apply(&g, &d, &mv)?;
+                    let mut done = intent;
+                    done.kind = EntryKind::Moved;
+                    done.intent = intent_seq;
+                    done.to_digest = Some(applied.to_digest.clone());
+                    done.after = Some(applied.to_digest.clone());
+                    done.time = self.clock.now();
+                    self.append(done, &mut warnings);
+                    moves.push(applied);
                     // Re-decide on fresh facts: undo a write the world no longer allows.
                     request = Request::Reconcile {
                         force_restore: false,
@@ -164,115 +330,80 @@ impl Executor<'_> {
         }
     }
 
-    /// Name the move's target under the channel tag: build it first if needed, fetch its exact
-    /// manifest bytes by digest (it must exist: S1), write, read back.
-    fn apply(&self, g: &Gathered, d: &Decision, mv: &Move) -> Result<AppliedMove, CliError> {
-        let (digest, packed) = match (&mv.to_digest, &mv.to_commit) {
-            (Some(d), _) => (d.clone(), false),
-            (None, Some(c)) => {
-                let revision_ref = match mv.action {
-                    Action::DeployCandidate => self
-                        .group_ref_of(g, c)
-                        .unwrap_or_else(|| self.config.branch.clone()),
-                    _ => self.config.branch.clone(),
-                };
-                let d = self.builder.build(self.store, c, &revision_ref)?;
-                self.cache.set_artifact(c, &d);
-                (d, true)
-            }
-            (None, None) => {
-                return Err(CliError::new(
-                    Kind::Internal,
-                    "the plan names neither a digest nor a commit (a bug in the decision core)",
-                ))
-            }
-        };
-        let manifest = fetch_existing(self.store, &ReferenceTarget::Digest(digest.clone()))?;
-        write_tag(self.store, &manifest, &self.config.tag)?;
-        let (from_digest, from_commit) = match &g.facts.channel {
-            Known::Known(ChannelHead::Names { digest, commit }) => {
-                (Some(digest.clone()), commit.known().cloned())
-            }
-            _ => (None, None),
-        };
-        tracing::info!(
-            channel = %self.config.channel_display(),
-            action = ?mv.action,
-            to = %digest,
-            "channel moved: {}",
-            mv.reason
-        );
-        Ok(AppliedMove {
-            action: mv.action,
-            verdict: d.verdict,
-            from_digest,
-            from_commit,
-            to_digest: digest,
-            to_commit: mv.to_commit.clone(),
-            packed,
-            reason: mv.reason.clone(),
-        })
-    }
-
-    fn group_ref_of(&self, g: &Gathered, head: &CommitId) -> Option<String> {
-        g.facts
-            .groups_headed_by(head)
-            .first()
-            .map(|grp| grp.id.clone())
-    }
-
-    /// Record the pin on the remote before the channel moves to it, so a concurrent reconcile
-    /// already sees it and holds.
-    fn write_pin(&self, g: &Gathered, pin: &mainline_core::Pin) -> Result<(), CliError> {
-        let record = PinRecord {
-            kind: pin.kind,
-            digest: pin.digest.clone(),
-            commit: pin.commit.clone(),
-            reason: pin.reason.clone(),
-            actor: pin.actor.clone(),
-            expires_at: pin.expires_at,
-            created_at: self.clock.now(),
-        };
-        let commit = self
-            .repo
-            .write_record(&record.to_message(), &[], self.clock.now())
-            .map_err(repo_err)?;
-        self.cas(
-            &self.config.key.pin_ref(),
-            g.pin_ref.as_ref(),
-            Some(&commit),
-        )
-    }
-
-    fn clear_pin(&self, g: &Gathered) -> Result<(), CliError> {
-        match &g.pin_ref {
+    fn renew(&self, locked: &mut Option<&mut Locked<'_>>) -> Result<(), CliError> {
+        match locked {
             None => Ok(()),
-            Some(old) => self.cas(&self.config.key.pin_ref(), Some(old), None),
+            Some(l) => l.lock.renew(&mut l.held).map_err(|e| self.lock_err(e)),
         }
     }
 
-    fn cas(
+    fn lock_err(&self, e: LockError) -> CliError {
+        let kind = match &e {
+            LockError::Busy { .. } | LockError::Repo { .. } => Kind::Unavailable,
+            LockError::Lost { .. } => Kind::Conflict,
+            LockError::Unreadable { .. } => Kind::Internal,
+        };
+        let hint = match &e {
+            LockError::Lost { .. } => "nothing was written after the lock was lost; re-run to converge",
+            LockError::Busy { .. } => "another mainline run is working on this channel; retry, or use --lock none to run unlocked",
+            _ => "check access to the git remote",
+        };
+        CliError::new(kind, crate::error::chain_message(&e)).with_hint(hint)
+    }
+
+    fn report(
         &self,
-        refname: &str,
-        expected: Option<&CommitId>,
-        new: Option<&CommitId>,
-    ) -> Result<(), CliError> {
-        match self.repo.cas_ref(refname, expected, new).map_err(repo_err)? {
-            Cas::Updated => Ok(()),
-            Cas::Conflict { .. } => Err(CliError::new(
-                Kind::Conflict,
-                format!("{refname} on {} changed while this run was deciding", self.config.git_display),
-            )
-            .with_hint("another operator changed the pin at the same time; check `mainline status` and retry")),
+        first: Decision,
+        moves: Vec<AppliedMove>,
+        last: Decision,
+        g: Gathered,
+    ) -> Report {
+        Report {
+            refusal: last.plan.as_refusal().cloned(),
+            decision: first,
+            moves,
+            final_decision: last,
+            journal_warnings: Vec::new(),
+            facts: Some(g.facts),
         }
     }
-}
 
-pub fn repo_err(e: super::ports::RepoError) -> CliError {
-    let kind = match e {
-        super::ports::RepoError::Unavailable(_) => Kind::Unavailable,
-        super::ports::RepoError::CommitNotFound { .. } => Kind::InvalidInput,
-        super::ports::RepoError::Other(_) => Kind::Internal,
-    };
-    CliError::new(kind, e.to_string())
+    /// A journal entry stamped with the channel, actor, time and current channel digest.
+    pub(super) fn entry(&self, kind: EntryKind, reason: &str, g: &Gathered) -> Entry {
+        let mut e = Entry::new(
+            &self.config.channel_display(),
+            kind,
+            &self.actor,
+            reason,
+            self.clock.now(),
+        );
+        if let Known::Known(ChannelHead::Names { digest, commit }) = &g.facts.channel {
+            e.from_digest = Some(digest.clone());
+            e.from_commit = commit.known().cloned();
+            e.after = Some(digest.clone());
+        } else if let Known::Known(ChannelHead::Foreign { digest, .. }) = &g.facts.channel {
+            e.from_digest = Some(digest.clone());
+            e.after = Some(digest.clone());
+        }
+        e
+    }
+
+    /// Append an entry; returns its seq. `Ok(None)` when the journal is off.
+    fn journal_append(&self, e: Entry) -> Result<Option<u64>, CliError> {
+        if !self.journal {
+            return Ok(None);
+        }
+        self.journal()
+            .append(e)
+            .map(|r| Some(r.entry.seq))
+            .map_err(|e| CliError::new(Kind::Unavailable, crate::error::chain_message(&e)))
+    }
+
+    /// Append, turning a failure into a warning (the next locked run settles the journal).
+    pub(super) fn append(&self, e: Entry, warnings: &mut Vec<String>) {
+        if let Err(err) = self.journal_append(e) {
+            tracing::warn!("{}", err.message);
+            warnings.push(err.message);
+        }
+    }
 }

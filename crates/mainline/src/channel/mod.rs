@@ -9,9 +9,13 @@
 //! on a fact it could not read.
 
 pub mod cache;
+mod effects;
 pub mod exec;
 pub mod gather;
+pub mod journal;
+pub mod lock;
 pub mod ports;
+mod record;
 pub mod refs;
 
 use mainline_core::{Policy, Tag};
@@ -46,6 +50,8 @@ pub struct ChannelConfig {
     pub policy: Policy,
     pub queue: QueueSource,
     pub lease_ttl: Duration,
+    /// How writers are serialised (the git-ref lock by default).
+    pub lock: exec::LockMode,
 }
 
 impl ChannelConfig {

@@ -99,9 +99,14 @@ pub trait Builder: Send + Sync {
     ) -> Result<Digest, crate::error::CliError>;
 }
 
-/// Where "now" comes from. The real one reads the system clock; the simulator's is virtual.
+/// Where "now" comes from, and how to wait. The real one reads the system clock and sleeps;
+/// the simulator's is virtual (sleeping advances it).
 pub trait Clock: Send + Sync {
     fn now(&self) -> Timestamp;
+    /// Wait `millis` (used while another writer holds the channel lock).
+    fn sleep(&self, millis: u64) {
+        std::thread::sleep(std::time::Duration::from_millis(millis));
+    }
 }
 
 /// The system clock.

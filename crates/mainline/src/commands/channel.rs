@@ -3,7 +3,7 @@
 
 use crate::adapters::git::{GitBuilder, GitRepo};
 use crate::channel::cache::FactCache;
-use crate::channel::exec::{AppliedMove, Executor, Report};
+use crate::channel::exec::{AppliedMove, Executor, LockMode, Report};
 use crate::channel::ports::{Clock, Repo, SystemClock};
 use crate::channel::refs::sanitize;
 use crate::channel::{ChannelConfig, QueueSource};
@@ -60,15 +60,17 @@ impl Opened {
     }
 
     pub fn executor(&self) -> Executor<'_> {
-        Executor {
-            config: &self.config,
-            store: self.store.as_ref(),
-            repo: &self.repo,
-            builder: &self.builder,
-            clock: &self.clock,
-            cache: &self.cache,
-            actor: self.actor.clone(),
-        }
+        Executor::new(
+            &self.config,
+            self.store.as_ref(),
+            &self.repo,
+            &self.builder,
+            &self.clock,
+            &self.cache,
+            self.actor.clone(),
+        )
+        .with_lock(self.config.lock)
+        .with_journal(true)
     }
 }
 
@@ -82,9 +84,10 @@ pub fn actor() -> String {
     ) {
         return format!("{server}/{repo}/actions/runs/{run}");
     }
-    let user = env("USER")
-        .or_else(|| env("LOGNAME"))
-        .unwrap_or_else(|| "unknown".into());
+    let user = env("USER").or_else(|| env("LOGNAME")).unwrap_or_else(|| {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata("/proc/self").map_or("unknown".into(), |m| format!("uid{}", m.uid()))
+    });
     let host = std::fs::read_to_string("/etc/hostname")
         .map(|h| h.trim().to_owned())
         .unwrap_or_else(|_| "localhost".into());
@@ -110,7 +113,13 @@ pub struct ChannelReport {
     pub refusal: Option<Refusal>,
     pub groups: Vec<Group>,
     pub pin: Option<Pin>,
+    /// `none`, or `git` with the holder when `status` looked.
     pub lock: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lock_holder: Option<crate::channel::lock::LockRecord>,
+    /// Journal entries this run could not append (a later locked run settles them).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub journal_warnings: Vec<String>,
 }
 
 impl ChannelReport {
@@ -144,8 +153,15 @@ impl ChannelReport {
                 })
                 .unwrap_or_default(),
             pin: facts.and_then(|f| f.active_pin().cloned()),
-            lock: "none: runs unlocked (every run re-decides from fresh facts and converges)"
-                .into(),
+            lock: match config.lock {
+                LockMode::None => {
+                    "none: unlocked (every run still re-decides from fresh facts and converges)"
+                        .into()
+                }
+                LockMode::Git { .. } => format!("git: {}", config.key.lock_ref()),
+            },
+            lock_holder: None,
+            journal_warnings: report.journal_warnings.clone(),
         }
     }
 
@@ -172,7 +188,12 @@ impl ChannelReport {
         )?;
         writeln!(w, "  mainline {}", short(&self.mainline_commit))?;
         for g in &self.groups {
-            writeln!(w, "  queue    {} at {}", g.id, g.head.short())?;
+            writeln!(
+                w,
+                "  queue    {} at {}",
+                mainline_core::display_group_id(&g.id),
+                g.head.short()
+            )?;
         }
         if let Some(p) = &self.pin {
             let until = p
@@ -213,6 +234,9 @@ impl ChannelReport {
                 if m.packed { ", packed from git" } else { "" }
             )?;
         }
+        for warning in &self.journal_warnings {
+            writeln!(w, "warning   journal: {warning}")?;
+        }
         if let Some(r) = &self.refusal {
             writeln!(w, "REFUSED   {}: {}", r.reason, r.message)?;
         } else if self.moves.is_empty() {
@@ -244,7 +268,26 @@ fn finish(
     out: &mut dyn Write,
     status_only: bool,
 ) -> Result<u8, CliError> {
-    let r = ChannelReport::new(&o.config, report);
+    let mut r = ChannelReport::new(&o.config, report);
+    if status_only && o.config.lock != LockMode::None {
+        // status shows who holds the lock (one more ref read; only status pays it).
+        let now = o.clock.now();
+        match o.executor().git_lock().current() {
+            Ok(None) => r.lock.push_str(" (free)"),
+            Ok(Some(h)) if h.record.expires_at <= now => r.lock.push_str(&format!(
+                " (free: {}'s hold expired at {})",
+                h.record.holder, h.record.expires_at
+            )),
+            Ok(Some(h)) => {
+                r.lock.push_str(&format!(
+                    " (held by {} until {})",
+                    h.record.holder, h.record.expires_at
+                ));
+                r.lock_holder = Some(h.record);
+            }
+            Err(e) => r.lock.push_str(&format!(" (holder unreadable: {e})")),
+        }
+    }
     emit(ctx, out, &r, |w| r.render(w, status_only)).map_err(io_err)?;
     Ok(if status_only {
         verdict_exit(r.verdict)

@@ -2,6 +2,7 @@
 //! stdout, and returns a `CliError` on failure; `main.rs` renders it once.
 
 pub mod channel;
+pub mod history;
 pub mod inspect;
 pub mod push;
 pub mod tag;

@@ -182,6 +182,9 @@ pub fn run(ctx: &Context, args: &TourArgs, out: &mut dyn Write) -> Result<u8, Cl
     ))?;
     let code = t.status()?;
 
+    t.step(6, "Every move is in the journal (hash-chained records on the git remote): what ran when, and why.")?;
+    t.history()?;
+
     t.say("")?;
     if code == 0 {
         t.say("Done: prod ran only what landed on main or a group still in flight, and every move was a re-tag")?;
@@ -247,6 +250,16 @@ impl Tour<'_> {
         };
         self.say("  $ mainline status")?;
         self.show(|c, w| channel::status(c, &a, w))
+    }
+    fn history(&mut self) -> Result<u8, CliError> {
+        let a = crate::cli::HistoryArgs {
+            channel: self.args.clone(),
+            since: None,
+            at: None,
+            verify: true,
+        };
+        self.say("  $ mainline history --verify")?;
+        self.show(|c, w| crate::commands::history::run(c, &a, w))
     }
     fn reconcile(&mut self) -> Result<u8, CliError> {
         let a = ReconcileArgs {

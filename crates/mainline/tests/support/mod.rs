@@ -2,6 +2,8 @@
 //! real git repositories with fixed dates, and a runner for the `mainline` binary.
 #![allow(dead_code)]
 
+pub mod queue;
+
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

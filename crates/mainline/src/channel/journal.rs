@@ -1,0 +1,333 @@
+//! The journal: every channel move, pin, unpin and refusal, as a hash-chained record on the
+//! source remote, at `refs/mainline/journal/<channel key>`.
+//!
+//! Why there: the git remote is a system every user already has, readable from any machine that
+//! can fetch (CI, a laptop, the guard), it needs no new server, and a ref update with its
+//! expected old value is a real compare-and-swap. Each record is a commit (empty tree, fixed
+//! identity) whose parent is the previous record and whose message carries the entry as JSON,
+//! including `prev`, the sha256 of the previous entry's JSON. So the chain is hash-linked twice
+//! (git's object ids and our own), and `mainline history --verify` checks ours without trusting
+//! git. Appends are compare-and-swap: a writer that lost the race re-reads the head and
+//! re-parents its record, so concurrent appends never lose a record. (The registry was the
+//! alternative: it has no conditional write, so concurrent appends could silently drop one.)
+//!
+//! Must never: rewrite or drop a record, append without the CAS, or accept an entry it cannot
+//! parse as valid during verification.
+
+use super::ports::{Cas, Clock, Repo, RepoError};
+use super::refs::ChannelKey;
+use mainline_core::{Action, CommitId, Digest, Timestamp, Verdict};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+
+/// Current entry format.
+pub const FORMAT: u32 = 1;
+/// How many times an append re-parents after losing a race before giving up.
+const APPEND_ATTEMPTS: usize = 16;
+
+/// What an entry records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EntryKind {
+    /// About to write the channel (written before the move: a crash leaves a visible intent).
+    Intent,
+    /// The channel was written and read back.
+    Moved,
+    /// An intent whose write never happened (found by a later run).
+    Abandoned,
+    /// The channel was found naming something no recorded move put there (a hand move, or a
+    /// writer that crashed after its write but before recording it).
+    Observed,
+    Pin,
+    Unpin,
+    /// A request the invariant refused (nothing was written).
+    Refused,
+}
+
+/// One journal record. Field names are a public contract (`history -o json`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    pub format: u32,
+    /// 1 for the first record of a channel, then +1 per record.
+    pub seq: u64,
+    /// sha256 (hex) of the previous entry's JSON; `None` only for seq 1.
+    pub prev: Option<String>,
+    pub channel: String,
+    pub kind: EntryKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<Action>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<Verdict>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_digest: Option<Digest>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_commit: Option<CommitId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_digest: Option<Digest>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_commit: Option<CommitId>,
+    /// What the channel names right after this record (for an intent: still the old digest).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<Digest>,
+    /// For `moved`/`abandoned`: the seq of the intent this settles.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intent: Option<u64>,
+    /// Who acted: a CI run URL, user@host, or `guard@host`.
+    pub actor: String,
+    pub reason: String,
+    pub time: Timestamp,
+}
+
+impl Entry {
+    /// A new entry with the chain fields left for `append` to fill.
+    pub fn new(
+        channel: &str,
+        kind: EntryKind,
+        actor: &str,
+        reason: &str,
+        time: Timestamp,
+    ) -> Entry {
+        Entry {
+            format: FORMAT,
+            seq: 0,
+            prev: None,
+            channel: channel.to_owned(),
+            kind,
+            action: None,
+            verdict: None,
+            from_digest: None,
+            from_commit: None,
+            to_digest: None,
+            to_commit: None,
+            after: None,
+            intent: None,
+            actor: actor.to_owned(),
+            reason: reason.to_owned(),
+            time,
+        }
+    }
+
+    /// The entry's JSON, exactly as stored and hashed.
+    pub fn json(&self) -> String {
+        serde_json::to_string(self).expect("an entry always serialises")
+    }
+
+    /// sha256 of [`Entry::json`], hex.
+    pub fn hash(&self) -> String {
+        hex::encode(Sha256::digest(self.json().as_bytes()))
+    }
+
+    fn message(&self) -> String {
+        let what = match (&self.kind, &self.to_commit) {
+            (kind, Some(c)) => format!("{kind:?} {}", c.short()),
+            (kind, None) => format!("{kind:?}"),
+        };
+        format!(
+            "mainline journal #{} {}\n\n{}\n",
+            self.seq,
+            what.to_lowercase(),
+            self.json()
+        )
+    }
+
+    fn parse(message: &str) -> Result<Entry, String> {
+        let body = message
+            .find('{')
+            .map(|i| message[i..].trim())
+            .ok_or_else(|| "no JSON body".to_owned())?;
+        serde_json::from_str(body).map_err(|e| format!("unreadable entry: {e}"))
+    }
+}
+
+/// Why the journal could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    #[error("journal {refname}: {source}")]
+    Repo {
+        refname: String,
+        #[source]
+        source: RepoError,
+    },
+    #[error("journal {refname}: record {commit} is unreadable ({reason})")]
+    Unreadable {
+        refname: String,
+        commit: CommitId,
+        reason: String,
+    },
+    #[error("journal {refname}: {attempts} appends in a row lost the race to other writers")]
+    Contended { refname: String, attempts: usize },
+}
+
+/// A record as read back: the entry and the commit holding it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Record {
+    pub commit: CommitId,
+    #[serde(flatten)]
+    pub entry: Entry,
+}
+
+/// The journal of one channel on one remote.
+pub struct Journal<'a> {
+    pub repo: &'a dyn Repo,
+    pub clock: &'a dyn Clock,
+    pub refname: String,
+    pub branch: String,
+}
+
+impl<'a> Journal<'a> {
+    pub fn new(
+        repo: &'a dyn Repo,
+        clock: &'a dyn Clock,
+        key: &ChannelKey,
+        branch: &str,
+    ) -> Journal<'a> {
+        Journal {
+            repo,
+            clock,
+            refname: key.journal_ref(),
+            branch: branch.to_owned(),
+        }
+    }
+
+    fn err(&self, source: RepoError) -> JournalError {
+        JournalError::Repo {
+            refname: self.refname.clone(),
+            source,
+        }
+    }
+
+    /// The head record, if any.
+    pub fn head(&self) -> Result<Option<Record>, JournalError> {
+        let view = self.repo.view(&self.branch).map_err(|e| self.err(e))?;
+        match view.mainline_refs.get(&self.refname) {
+            None => Ok(None),
+            Some(c) => self.read(c).map(Some),
+        }
+    }
+
+    fn read(&self, commit: &CommitId) -> Result<Record, JournalError> {
+        let message = self
+            .repo
+            .read_record(&self.refname, commit)
+            .map_err(|e| self.err(e))?;
+        let entry = Entry::parse(&message).map_err(|reason| JournalError::Unreadable {
+            refname: self.refname.clone(),
+            commit: commit.clone(),
+            reason,
+        })?;
+        Ok(Record {
+            commit: commit.clone(),
+            entry,
+        })
+    }
+
+    /// Append `entry` after the current head (filling `seq` and `prev`), retrying on a lost
+    /// race so no record is ever lost. Returns the record as stored.
+    pub fn append(&self, mut entry: Entry) -> Result<Record, JournalError> {
+        for _ in 0..APPEND_ATTEMPTS {
+            let head = self.head()?;
+            let (parents, expected) = match &head {
+                Some(h) => {
+                    entry.seq = h.entry.seq + 1;
+                    entry.prev = Some(h.entry.hash());
+                    (vec![h.commit.clone()], Some(h.commit.clone()))
+                }
+                None => {
+                    entry.seq = 1;
+                    entry.prev = None;
+                    (vec![], None)
+                }
+            };
+            let commit = self
+                .repo
+                .write_record(&entry.message(), &parents, entry.time)
+                .map_err(|e| self.err(e))?;
+            match self
+                .repo
+                .cas_ref(&self.refname, expected.as_ref(), Some(&commit))
+                .map_err(|e| self.err(e))?
+            {
+                Cas::Updated => return Ok(Record { commit, entry }),
+                Cas::Conflict { .. } => self.clock.sleep(20),
+            }
+        }
+        Err(JournalError::Contended {
+            refname: self.refname.clone(),
+            attempts: APPEND_ATTEMPTS,
+        })
+    }
+
+    /// Every record, oldest first.
+    pub fn records(&self) -> Result<Vec<Record>, JournalError> {
+        let mut out = Vec::new();
+        let mut next = match self.head()? {
+            None => return Ok(out),
+            Some(h) => Some(h),
+        };
+        while let Some(rec) = next {
+            let parents = self
+                .repo
+                .record_parents(&rec.commit)
+                .map_err(|e| self.err(e))?;
+            next = match parents.first() {
+                Some(p) => Some(self.read(p)?),
+                None => None,
+            };
+            out.push(rec);
+        }
+        out.reverse();
+        Ok(out)
+    }
+}
+
+/// A break in the chain, as `history --verify` reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Break {
+    pub seq: u64,
+    pub commit: CommitId,
+    pub problem: String,
+}
+
+/// Check the chain oldest-first: sequence numbers count up from 1, each `prev` is the hash of
+/// the entry before, and times never go backwards by more than clock skew (5 minutes).
+pub fn verify(records: &[Record]) -> Vec<Break> {
+    let mut breaks = Vec::new();
+    let mut before: Option<&Entry> = None;
+    for r in records {
+        let e = &r.entry;
+        let expected_seq = before.map_or(1, |b| b.seq + 1);
+        if e.seq != expected_seq {
+            breaks.push(Break {
+                seq: e.seq,
+                commit: r.commit.clone(),
+                problem: format!(
+                    "sequence number {} where {expected_seq} was expected",
+                    e.seq
+                ),
+            });
+        }
+        let expected_prev = before.map(Entry::hash);
+        if e.prev != expected_prev {
+            breaks.push(Break {
+                seq: e.seq,
+                commit: r.commit.clone(),
+                problem: format!(
+                    "prev is {} but the previous entry hashes to {}",
+                    e.prev.as_deref().unwrap_or("(none)"),
+                    expected_prev.as_deref().unwrap_or("(none)")
+                ),
+            });
+        }
+        if let Some(b) = before {
+            if e.time.millis() + 300_000 < b.time.millis() {
+                breaks.push(Break {
+                    seq: e.seq,
+                    commit: r.commit.clone(),
+                    problem: format!("time {} is before the previous entry's {}", e.time, b.time),
+                });
+            }
+        }
+        before = Some(e);
+    }
+    breaks
+}

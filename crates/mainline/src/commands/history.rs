@@ -1,0 +1,172 @@
+//! `mainline history`: what prod ran when, and why it moved — read from the journal on the git
+//! remote, from any machine that can fetch it. `--verify` checks the hash chain.
+
+use crate::channel::journal::{verify, Break, Record};
+use crate::cli::HistoryArgs;
+use crate::commands::channel::Opened;
+use crate::commands::push::io_err;
+use crate::error::{chain_message, CliError, Kind};
+use crate::output::emit;
+use crate::settings::Context;
+use mainline_core::{Digest, Timestamp};
+use serde::Serialize;
+use std::io::Write;
+
+#[derive(Serialize)]
+struct HistoryReport {
+    channel: String,
+    journal_ref: String,
+    records: Vec<Record>,
+    /// With --at: what the channel named at that time, and the record that put it there.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    at: Option<AtReport>,
+    /// With --verify: the breaks found (empty: the chain verifies).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    verified: Option<Vec<Break>>,
+}
+
+#[derive(Serialize)]
+struct AtReport {
+    time: Timestamp,
+    digest: Option<Digest>,
+    record: Option<Record>,
+}
+
+pub fn run(ctx: &Context, args: &HistoryArgs, out: &mut dyn Write) -> Result<u8, CliError> {
+    let now = crate::channel::ports::Clock::now(&crate::channel::ports::SystemClock);
+    let since = args
+        .since
+        .as_deref()
+        .map(|s| parse_time(s, now, "--since"))
+        .transpose()?;
+    let at = args
+        .at
+        .as_deref()
+        .map(|s| parse_time(s, now, "--at"))
+        .transpose()?;
+    let o = Opened::open(ctx, &args.channel)?;
+    let exec = o.executor();
+    let journal = exec.journal();
+    let all = journal
+        .records()
+        .map_err(|e| CliError::new(Kind::Unavailable, chain_message(&e)))?;
+    let verified = args.verify.then(|| verify(&all));
+    let at_report = at.map(|t| {
+        let record = all
+            .iter()
+            .rev()
+            .find(|r| r.entry.time <= t && r.entry.after.is_some())
+            .cloned();
+        AtReport {
+            time: t,
+            digest: record.as_ref().and_then(|r| r.entry.after.clone()),
+            record,
+        }
+    });
+    let records: Vec<Record> = all
+        .into_iter()
+        .filter(|r| since.is_none_or(|s| r.entry.time >= s))
+        .collect();
+    let report = HistoryReport {
+        channel: o.config.channel_display(),
+        journal_ref: journal.refname.clone(),
+        records,
+        at: at_report,
+        verified,
+    };
+    emit(ctx, out, &report, |w| render(&report, w)).map_err(io_err)?;
+    match &report.verified {
+        Some(breaks) if !breaks.is_empty() => Ok(Kind::Integrity.exit_code()),
+        _ => Ok(0),
+    }
+}
+
+fn render(r: &HistoryReport, w: &mut dyn Write) -> std::io::Result<()> {
+    writeln!(w, "history of {} ({})", r.channel, r.journal_ref)?;
+    if r.records.is_empty() {
+        writeln!(w, "  (no records)")?;
+    }
+    for rec in &r.records {
+        let e = &rec.entry;
+        let short =
+            |d: &Option<Digest>| d.as_ref().map_or("-".to_owned(), |d| d.short().to_owned());
+        let commit = e
+            .to_commit
+            .as_ref()
+            .map_or("-".to_owned(), |c| c.short().to_owned());
+        let action = e.action.map(|a| format!("{a:?}")).unwrap_or_default();
+        writeln!(
+            w,
+            "#{:<4} {}  {:<9} {:<15} {} -> {} ({commit})  by {}",
+            e.seq,
+            e.time,
+            format!("{:?}", e.kind).to_lowercase(),
+            action,
+            short(&e.from_digest),
+            short(&e.to_digest),
+            e.actor
+        )?;
+        writeln!(w, "       {}", e.reason)?;
+    }
+    if let Some(at) = &r.at {
+        match (&at.digest, &at.record) {
+            (Some(d), Some(rec)) => writeln!(
+                w,
+                "at {} prod ran {} ({}), since #{} {}: {}",
+                at.time,
+                d,
+                rec.entry
+                    .to_commit
+                    .as_ref()
+                    .or(rec.entry.from_commit.as_ref())
+                    .map_or("commit unknown", |c| c.as_str()),
+                rec.entry.seq,
+                rec.entry.time,
+                rec.entry.reason
+            )?,
+            _ => writeln!(w, "at {} the journal records nothing yet", at.time)?,
+        }
+    }
+    if let Some(breaks) = &r.verified {
+        if breaks.is_empty() {
+            writeln!(
+                w,
+                "chain verified: {} records, each naming its predecessor's hash",
+                r.records.len()
+            )?;
+        } else {
+            for b in breaks {
+                writeln!(w, "BROKEN at #{} ({}): {}", b.seq, b.commit, b.problem)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// RFC 3339 (`2024-05-01T16:08:00Z`), `YYYY-MM-DD HH:MM` (UTC), `HH:MM` (today, UTC), or a
+/// duration meaning that long ago (`2h`, `30m`).
+pub fn parse_time(s: &str, now: Timestamp, flag: &str) -> Result<Timestamp, CliError> {
+    use time::format_description::well_known::Rfc3339;
+    use time::{Date, OffsetDateTime, PrimitiveDateTime, Time};
+    let from = |t: OffsetDateTime| Timestamp((t.unix_timestamp_nanos() / 1_000_000) as i64);
+    if let Ok(t) = OffsetDateTime::parse(s, &Rfc3339) {
+        return Ok(from(t));
+    }
+    if let Ok(d) = humantime::parse_duration(s) {
+        return Ok(now.plus_millis(-(d.as_millis() as i64)));
+    }
+    let fmt_dt = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]");
+    if let Ok(t) = PrimitiveDateTime::parse(s, fmt_dt) {
+        return Ok(from(t.assume_utc()));
+    }
+    let fmt_t = time::macros::format_description!("[hour]:[minute]");
+    if let Ok(t) = Time::parse(s, fmt_t) {
+        let today = OffsetDateTime::from_unix_timestamp(now.millis() / 1000)
+            .map(|n| n.date())
+            .unwrap_or(Date::MIN);
+        return Ok(from(PrimitiveDateTime::new(today, t).assume_utc()));
+    }
+    Err(CliError::invalid(format!(
+        "{flag} {s:?} is not a time: use RFC 3339 (2024-05-01T16:08:00Z), \"2024-05-01 16:08\" or \"16:08\" (UTC), or a duration ago (2h)"
+    )))
+}
