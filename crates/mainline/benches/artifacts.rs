@@ -43,6 +43,8 @@ fn main() {
             rev,
             "--created",
             "2024-05-01T12:00:00Z",
+            "--source",
+            "https://example.com/bench",
             "-o",
             "json",
         ]))

@@ -131,10 +131,19 @@ pub enum Command {
     /// Replay the merge-queue incident on a throwaway store and repository, and watch mainline
     /// heal it. Runs offline in seconds.
     Tour(TourArgs),
+    /// Compare deployment strategies on simulated merge-queue histories, running the real
+    /// executor against an in-memory registry and git remote that fail on purpose. The same
+    /// seed prints the same figures; `--history I --trace` replays one history's event log.
+    #[command(after_help = SIMULATE_HELP)]
+    Simulate(SimulateArgs),
     /// What prod ran when, and why it moved: the channel's journal (hash-chained, on the git
     /// remote). `--verify` checks the chain.
     #[command(after_help = HISTORY_HELP)]
     History(HistoryArgs),
+    /// Run the always-on reconciler for every configured channel: on an interval and at once
+    /// on GitHub webhooks, with a status page, a JSON API and Prometheus metrics.
+    #[command(after_help = crate::guard::settings::GUARD_HELP)]
+    Guard(crate::guard::GuardArgs),
 }
 
 const STATUS_HELP: &str = "\
@@ -366,4 +375,49 @@ pub struct TagArgs {
     /// The tag to point at the source's manifest (in the same repository).
     #[arg(value_name = "NEW_TAG")]
     pub new_tag: String,
+}
+
+const SIMULATE_HELP: &str = "\
+Strategies: deploy-no-heal, heal-on-failure, heal-on-failure-or-cancel, promote-after-merge,
+mainline (with its git-ref lock), mainline-unlocked. Each history runs a merge queue with
+batching, failures, cancels, force-cancels, timeouts, invalidations, re-enqueues, direct pushes,
+dying runners, scheduled/webhook/daemon reconcilers, an operator pin, and a registry and git
+remote that answer 5xx, time out and lose responses after writes.
+
+Examples:
+  mainline simulate --histories 10000 --plot strategies.svg
+  mainline simulate -o json --seed 7 --strategy mainline --strategy heal-on-failure
+  mainline simulate --seed 7 --history 42 --strategy mainline --trace";
+
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    /// Histories per strategy.
+    #[arg(long, default_value_t = 1000, value_name = "N")]
+    pub histories: u64,
+    /// The run's seed; the same seed gives byte-identical output [default: 1].
+    #[arg(long, env = "MAINLINE_SIM_SEED", value_name = "S")]
+    pub seed: Option<u64>,
+    /// Only these strategies (repeatable) [default: all six].
+    #[arg(long = "strategy", value_name = "NAME", value_parser = clap::builder::PossibleValuesParser::new([
+        "deploy-no-heal", "heal-on-failure", "heal-on-failure-or-cancel",
+        "promote-after-merge", "mainline", "mainline-unlocked"]))]
+    pub strategy: Vec<String>,
+    /// Also write the distributions as an SVG picture.
+    #[arg(long, value_name = "FILE.svg")]
+    pub plot: Option<PathBuf>,
+    /// Run only history INDEX of the seed (replay a failing one).
+    #[arg(long, value_name = "INDEX")]
+    pub history: Option<u64>,
+    /// With --history: print the history's event log.
+    #[arg(long, requires = "history")]
+    pub trace: bool,
+    /// Turn off injected registry/git faults and runner deaths.
+    #[arg(long)]
+    pub no_faults: bool,
+    /// Worker threads [default: the number of CPUs]; results do not depend on it.
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+    /// Print the wall-clock time and histories per second to stderr.
+    #[arg(long)]
+    pub timing: bool,
 }

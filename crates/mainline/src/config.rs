@@ -53,6 +53,12 @@ pub struct ChannelArgs {
     /// run re-decides from fresh facts) [default: git]
     #[arg(long, env = "MAINLINE_LOCK", value_enum)]
     pub lock: Option<LockArg>,
+    /// How long a lock holder may go without renewing before others may take over [default: 60s]
+    #[arg(long, env = "MAINLINE_LOCK_TTL", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub lock_ttl: Option<Duration>,
+    /// How long to wait for another writer's lock before giving up (exit 6) [default: 2m]
+    #[arg(long, env = "MAINLINE_LOCK_WAIT", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub lock_wait: Option<Duration>,
     /// Local cache of git objects and immutable facts [default: $XDG_CACHE_HOME/mainline]
     #[arg(long, env = "MAINLINE_CACHE_DIR", value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
@@ -93,6 +99,10 @@ pub struct FileConfig {
     pub lease_ttl: Option<String>,
     pub lock: Option<LockArg>,
     pub cache_dir: Option<PathBuf>,
+    /// `mainline guard`: the channels it watches (the keys above are their defaults).
+    pub channels: Option<Vec<crate::guard::settings::ChannelEntry>>,
+    /// `mainline guard`: daemon settings (never secrets).
+    pub guard: Option<crate::guard::settings::GuardSection>,
 }
 
 impl FileConfig {
@@ -130,7 +140,7 @@ impl FileConfig {
 }
 
 /// `https://user:secret@host/…` has a password; `ssh://git@host/…` does not.
-fn has_password(url: &str) -> bool {
+pub(crate) fn has_password(url: &str) -> bool {
     url.split_once("://")
         .and_then(|(_, rest)| rest.split('/').next())
         .and_then(|auth| auth.rsplit_once('@'))
@@ -166,7 +176,14 @@ pub fn cache_root(explicit: Option<PathBuf>) -> PathBuf {
 
 /// Merge flags/env over the file and validate.
 pub fn resolve(args: &ChannelArgs) -> Result<(ChannelConfig, PathBuf), CliError> {
-    let file = FileConfig::load(args.config.as_deref())?;
+    resolve_from(args, FileConfig::load(args.config.as_deref())?)
+}
+
+/// [`resolve`] over an already loaded file (the guard resolves each `[[channels]]` entry so).
+pub fn resolve_from(
+    args: &ChannelArgs,
+    file: FileConfig,
+) -> Result<(ChannelConfig, PathBuf), CliError> {
     let channel = args.channel.clone().or(file.channel).ok_or_else(|| {
         CliError::invalid("no channel given")
             .with_hint("pass --channel STORE:TAG (e.g. oci://ghcr.io/acme/app:latest), set MAINLINE_CHANNEL, or add channel = \"…\" to mainline.toml")
@@ -225,7 +242,10 @@ pub fn resolve(args: &ChannelArgs) -> Result<(ChannelConfig, PathBuf), CliError>
         lease_ttl,
         lock: match args.lock.or(file.lock) {
             Some(LockArg::None) => LockMode::None,
-            _ => LockMode::git_default(),
+            _ => LockMode::Git {
+                ttl_ms: args.lock_ttl.map_or(60_000, |d| d.as_millis() as i64),
+                wait_ms: args.lock_wait.map_or(120_000, |d| d.as_millis() as u64),
+            },
         },
     };
     Ok((

@@ -14,8 +14,10 @@ pub mod commands;
 pub mod config;
 pub mod error;
 pub mod github_env;
+pub mod guard;
 pub mod output;
 pub mod settings;
+pub mod sim;
 
 use cli::{Cli, Command};
 use error::CliError;
@@ -38,7 +40,9 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<u8, CliError> {
         Command::Unpin(a) => return commands::channel::unpin(&ctx, a, out),
         Command::Rollback(a) => return commands::channel::rollback(&ctx, a, out),
         Command::Tour(a) => return commands::tour::run(&ctx, a, out),
+        Command::Simulate(a) => return commands::simulate::run(&ctx, a, out),
         Command::History(a) => return commands::history::run(&ctx, a, out),
+        Command::Guard(a) => return commands::guard::run(&ctx, a, out),
     }
     Ok(0)
 }

@@ -1,7 +1,7 @@
 //! DESIGN.md's scenario catalog, 1–5 (the heal paths), through the `mainline` binary against a
 //! real docker-registry and an OCI image layout, with a bare git remote whose merge-queue refs
-//! are created and deleted as GitHub does (support::queue). Scenarios 6–10 are in
-//! scenarios_policy.rs.
+//! are created and deleted as GitHub does (support::queue). Scenario 6 is in
+//! scenarios_race.rs, 7–10 in scenarios_policy.rs.
 //!
 //! Each scenario is one function run on both stores (`on_both_stores!`), so its test names
 //! are `scenario_NN_…::layout` and `scenario_NN_…::registry`. The registry variants fail (never
@@ -303,6 +303,8 @@ fn scenario_05_broken_deploy_path_still_restores(store: &str, root: &Path) {
             "oci://127.0.0.1:9/unreachable",
             "--revision",
             &format!("main@sha1:{}", q.main()),
+            "--created",
+            "2024-05-01T12:00:00Z",
         ],
         &[],
     );

@@ -147,11 +147,18 @@ impl Repo for GitRepo {
     }
 
     fn read_record(&self, refname: &str, commit: &CommitId) -> Result<String, RepoError> {
-        if self.remote.commit_message(commit).is_err() {
-            self.remote.fetch_ref_chain(refname).map_err(to_repo_err)?;
-            self.invalidate();
+        if let Ok(m) = self.remote.commit_message(commit) {
+            return Ok(m);
         }
-        self.remote.commit_message(commit).map_err(to_repo_err)
+        self.remote.fetch_ref_chain(refname).map_err(to_repo_err)?;
+        self.invalidate();
+        // The ref moved on since it was listed (released, renewed, replaced): the listed
+        // commit is gone from the remote. Callers re-list.
+        self.remote
+            .commit_message(commit)
+            .map_err(|_| RepoError::CommitNotFound {
+                commit: commit.clone(),
+            })
     }
 
     fn record_parents(&self, commit: &CommitId) -> Result<Vec<CommitId>, RepoError> {

@@ -3,3 +3,4 @@
 //! `mainline_store` itself.
 
 pub mod git;
+pub mod github;

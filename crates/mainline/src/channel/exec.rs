@@ -24,7 +24,7 @@ use super::cache::FactCache;
 use super::gather::{Depth, Gathered, Sources};
 use super::journal::{Entry, EntryKind, Journal};
 use super::lock::{GitLock, Held, LockError};
-use super::ports::{Builder, Clock, Repo};
+use super::ports::{Builder, ChannelLock, Clock, Consumers, LockToken, Repo};
 use super::ChannelConfig;
 use crate::error::{CliError, Kind};
 use mainline_core::{
@@ -47,6 +47,8 @@ pub enum LockMode {
     None,
     /// The git-ref lock on the source remote.
     Git { ttl_ms: i64, wait_ms: u64 },
+    /// A Kubernetes `Lease` per channel; the backend is handed in with `with_lock_backend`.
+    Kubernetes { ttl_ms: i64, wait_ms: u64 },
 }
 
 impl LockMode {
@@ -86,6 +88,9 @@ pub struct Report {
     /// Journal entries this run could not append (the run itself succeeded; a later locked
     /// run settles them).
     pub journal_warnings: Vec<String>,
+    /// What nudging the consumers after each move gave (best effort; never changes the outcome).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub triggers: Vec<String>,
     /// The facts of the final decision, for `status` and the JSON report.
     #[serde(skip)]
     pub facts: Option<mainline_core::Facts>,
@@ -103,12 +108,22 @@ pub struct Executor<'a> {
     pub lock: LockMode,
     /// Record moves, pins, unpins and refusals in the journal.
     pub journal: bool,
+    /// A lock backend other than the git ref (with `LockMode::Kubernetes`).
+    pub lock_backend: Option<&'a dyn ChannelLock>,
+    /// Nudged after every move.
+    pub consumers: Option<&'a dyn Consumers>,
 }
 
 /// The lock held for one writing run.
-struct Locked<'l> {
-    lock: GitLock<'l>,
-    held: Held,
+enum Locked<'l> {
+    Git {
+        lock: GitLock<'l>,
+        held: Held,
+    },
+    External {
+        lock: &'l dyn ChannelLock,
+        token: LockToken,
+    },
 }
 
 impl<'a> Executor<'a> {
@@ -133,7 +148,21 @@ impl<'a> Executor<'a> {
             actor,
             lock: LockMode::None,
             journal: false,
+            lock_backend: None,
+            consumers: None,
         }
+    }
+
+    /// Use `backend` as the channel lock (`LockMode::Kubernetes`).
+    pub fn with_lock_backend(mut self, backend: &'a dyn ChannelLock) -> Executor<'a> {
+        self.lock_backend = Some(backend);
+        self
+    }
+
+    /// Nudge these consumers after every move.
+    pub fn with_consumers(mut self, consumers: &'a dyn Consumers) -> Executor<'a> {
+        self.consumers = Some(consumers);
+        self
     }
 
     pub fn with_lock(mut self, lock: LockMode) -> Executor<'a> {
@@ -208,21 +237,33 @@ impl<'a> Executor<'a> {
             self.cache.save();
             return Ok(report);
         }
-        match self.lock {
-            LockMode::None => self.run_writes(request, None),
-            LockMode::Git { .. } => {
+        let mut locked = match (self.lock, self.lock_backend) {
+            (LockMode::None, _) => return self.run_writes(request, None),
+            (LockMode::Git { .. }, _) => {
                 let lock = self.git_lock();
                 let held = lock.acquire().map_err(|e| self.lock_err(e))?;
-                let mut locked = Locked { lock, held };
-                let result = self.run_writes(request, Some(&mut locked));
-                if let Err(e) = locked.lock.release(locked.held) {
-                    tracing::warn!(
-                        "could not release the channel lock (it expires by itself): {e}"
-                    );
-                }
-                result
+                Locked::Git { lock, held }
             }
+            (LockMode::Kubernetes { .. }, Some(lock)) => Locked::External {
+                lock,
+                token: lock.acquire()?,
+            },
+            (LockMode::Kubernetes { .. }, None) => {
+                return Err(CliError::invalid(
+                    "--lock kubernetes needs the channel's Kubernetes settings ([kubernetes] in mainline.toml)",
+                )
+                .with_hint("or use --lock git"))
+            }
+        };
+        let result = self.run_writes(request, Some(&mut locked));
+        let released = match locked {
+            Locked::Git { lock, held } => lock.release(held).map_err(|e| e.to_string()),
+            Locked::External { lock, token } => lock.release(token).map_err(|e| e.to_string()),
+        };
+        if let Err(e) = released {
+            tracing::warn!("could not release the channel lock (it expires by itself): {e}");
         }
+        result
     }
 
     /// The writing part of a run, under the lock when one is configured.
@@ -239,6 +280,7 @@ impl<'a> Executor<'a> {
         let mut request = request;
         let mut first: Option<Decision> = None;
         let mut moves: Vec<AppliedMove> = Vec::new();
+        let mut triggers: Vec<String> = Vec::new();
         if let Request::Pin { pin } = &request {
             // The pin record goes first (even when the channel already names the digest), so
             // every later reconcile sees it; the channel follows in the loop below.
@@ -269,6 +311,7 @@ impl<'a> Executor<'a> {
                         warnings.extend(self.journal_refusal(&original, &report));
                     }
                     report.journal_warnings = warnings;
+                    report.triggers = triggers;
                     self.cache.save();
                     return Ok(report);
                 }
@@ -320,6 +363,11 @@ impl<'a> Executor<'a> {
                     done.after = Some(applied.to_digest.clone());
                     done.time = self.clock.now();
                     self.append(done, &mut warnings);
+                    // Best effort and after the registry write: a slow or failing consumer
+                    // never delays the write or undoes it.
+                    if let Some(c) = self.consumers {
+                        triggers.extend(c.nudge(&applied.to_digest));
+                    }
                     moves.push(applied);
                     // Re-decide on fresh facts: undo a write the world no longer allows.
                     request = Request::Reconcile {
@@ -333,7 +381,8 @@ impl<'a> Executor<'a> {
     fn renew(&self, locked: &mut Option<&mut Locked<'_>>) -> Result<(), CliError> {
         match locked {
             None => Ok(()),
-            Some(l) => l.lock.renew(&mut l.held).map_err(|e| self.lock_err(e)),
+            Some(Locked::Git { lock, held }) => lock.renew(held).map_err(|e| self.lock_err(e)),
+            Some(Locked::External { lock, token }) => lock.renew(token),
         }
     }
 
@@ -364,6 +413,7 @@ impl<'a> Executor<'a> {
             moves,
             final_decision: last,
             journal_warnings: Vec::new(),
+            triggers: Vec::new(),
             facts: Some(g.facts),
         }
     }

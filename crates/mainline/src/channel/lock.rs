@@ -114,20 +114,32 @@ impl<'a> GitLock<'a> {
     }
 
     /// The current holder, if any (expired holders included: compare `expires_at` with now).
+    ///
+    /// The ref is listed, then its record fetched; a holder may release or renew in between,
+    /// which makes the listed commit unfetchable. That is a changed lock, not an error: list
+    /// again (a few times, then report).
     pub fn current(&self) -> Result<Option<Held>, LockError> {
-        let view = self.repo.view(&self.branch).map_err(|e| self.err(e))?;
-        let Some(commit) = view.mainline_refs.get(&self.refname).cloned() else {
-            return Ok(None);
-        };
-        let message = self
-            .repo
-            .read_record(&self.refname, &commit)
-            .map_err(|e| self.err(e))?;
-        let record = LockRecord::parse(&message).map_err(|reason| LockError::Unreadable {
-            refname: self.refname.clone(),
-            reason,
-        })?;
-        Ok(Some(Held { commit, record }))
+        let mut attempts = 0;
+        loop {
+            let view = self.repo.view(&self.branch).map_err(|e| self.err(e))?;
+            let Some(commit) = view.mainline_refs.get(&self.refname).cloned() else {
+                return Ok(None);
+            };
+            let message = match self.repo.read_record(&self.refname, &commit) {
+                Ok(m) => m,
+                Err(RepoError::CommitNotFound { .. }) if attempts < 8 => {
+                    attempts += 1;
+                    self.clock.sleep(10 * attempts);
+                    continue;
+                }
+                Err(e) => return Err(self.err(e)),
+            };
+            let record = LockRecord::parse(&message).map_err(|reason| LockError::Unreadable {
+                refname: self.refname.clone(),
+                reason,
+            })?;
+            return Ok(Some(Held { commit, record }));
+        }
     }
 
     fn record(&self, acquired_at: Timestamp) -> LockRecord {

@@ -121,3 +121,31 @@ impl Clock for SystemClock {
         Timestamp(ms)
     }
 }
+
+/// Proof of holding a channel lock, opaque to the executor (a record commit for the git lock,
+/// a Lease object for the Kubernetes lock).
+pub struct LockToken(pub Box<dyn std::any::Any + Send>);
+
+/// Who holds a channel lock, for `status`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct LockHolderInfo {
+    pub holder: String,
+    pub expires_at: Timestamp,
+}
+
+/// A lock backend other than the built-in git ref (e.g. a Kubernetes `Lease`). Same contract as
+/// `lock::GitLock`: acquire waits (bounded) for a live holder and takes over only after expiry;
+/// a failed `renew` means the lock was lost and nothing may be written.
+pub trait ChannelLock: Send + Sync {
+    fn acquire(&self) -> Result<LockToken, crate::error::CliError>;
+    fn renew(&self, token: &mut LockToken) -> Result<(), crate::error::CliError>;
+    fn release(&self, token: LockToken) -> Result<(), crate::error::CliError>;
+    fn holder(&self) -> Result<Option<LockHolderInfo>, crate::error::CliError>;
+}
+
+/// The consumers of a channel (Flux `OCIRepository` objects): nudged after every move, best
+/// effort and after the registry write — a slow or failing consumer never delays or undoes a
+/// move. Returns one line per consumer, for the report.
+pub trait Consumers: Send + Sync {
+    fn nudge(&self, digest: &Digest) -> Vec<String>;
+}

@@ -159,16 +159,23 @@ impl ChannelReport {
                         .into()
                 }
                 LockMode::Git { .. } => format!("git: {}", config.key.lock_ref()),
+                LockMode::Kubernetes { .. } => "kubernetes: a Lease per channel".into(),
             },
             lock_holder: None,
             journal_warnings: report.journal_warnings.clone(),
         }
     }
 
-    /// The exit code: refusal 5, UNKNOWN 4, BEHIND/DIVERGED left standing 3, else 0.
+    /// The exit code: refusal 5, UNKNOWN 4, BEHIND/DIVERGED left standing 3, else 0. A
+    /// refusal because a fact could not be read (e.g. evidence, after retries) is UNKNOWN, 4:
+    /// nothing forbids the move, it just cannot be checked now.
     pub fn exit_code(&self) -> u8 {
-        if self.refusal.is_some() {
-            return Kind::Refused.exit_code();
+        if let Some(r) = &self.refusal {
+            return if r.reason == mainline_core::RefuseReason::FactsUnknown {
+                exit::UNKNOWN
+            } else {
+                Kind::Refused.exit_code()
+            };
         }
         verdict_exit(self.final_verdict)
     }
@@ -380,6 +387,22 @@ fn record_lease(o: &Opened, id: &str, head: &CommitId) -> Result<(), CliError> {
         .now()
         .plus_millis(o.config.lease_ttl.as_millis() as i64);
     let refname = o.config.key.lease_ref(id, expires);
+    // The lease ref is pushed from the local cache, so the head must be fetched first.
+    if !o.repo.has_commit(head) {
+        let missing = o
+            .repo
+            .fetch(std::slice::from_ref(head))
+            .map_err(crate::channel::exec::repo_err)?;
+        if !missing.is_empty() {
+            return Err(CliError::invalid(format!(
+                "commit {head} is not on {}: a candidate must be pushed before it is deployed",
+                o.config.git_display
+            ))
+            .with_hint(
+                "push the group's head to any branch of the remote, then re-run deploy --candidate",
+            ));
+        }
+    }
     match o
         .repo
         .cas_ref(&refname, None, Some(head))

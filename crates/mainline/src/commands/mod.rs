@@ -2,8 +2,10 @@
 //! stdout, and returns a `CliError` on failure; `main.rs` renders it once.
 
 pub mod channel;
+pub mod guard;
 pub mod history;
 pub mod inspect;
 pub mod push;
+pub mod simulate;
 pub mod tag;
 pub mod tour;

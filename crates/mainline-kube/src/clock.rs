@@ -1,0 +1,65 @@
+//! Wall-clock time and waiting, behind a trait: Lease expiry and leader validity are judged
+//! against [`Clock::now`], so a test can drive them with `ManualClock` (feature `fake`).
+//! The trait has the shape of the executor's `channel::ports::Clock` (`now()` as a
+//! [`Timestamp`], `sleep(millis)`), so one adapter serves both.
+//!
+//! Network deadlines are a different thing: they bound real I/O and are `std::time::Instant`s.
+//! Must never: be consulted by the pure modules (`flux::applied`, `lease::rules`), which take
+//! "now" as a value.
+
+use mainline_core::Timestamp;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Where "now" comes from, and how to wait.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> Timestamp;
+    /// Wait `millis` (between polls of a busy Lease).
+    fn sleep(&self, millis: u64) {
+        std::thread::sleep(Duration::from_millis(millis));
+    }
+}
+
+/// The system clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        let since = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or(Duration::ZERO);
+        Timestamp(i64::try_from(since.as_millis()).unwrap_or(i64::MAX))
+    }
+}
+
+/// A clock that moves only when told to, or when something sleeps on it.
+#[cfg(feature = "fake")]
+#[derive(Debug, Clone)]
+pub struct ManualClock {
+    now: std::sync::Arc<std::sync::atomic::AtomicI64>,
+}
+
+#[cfg(feature = "fake")]
+impl ManualClock {
+    pub fn at(now: Timestamp) -> ManualClock {
+        ManualClock {
+            now: std::sync::Arc::new(std::sync::atomic::AtomicI64::new(now.millis())),
+        }
+    }
+
+    pub fn advance(&self, by: Duration) {
+        let ms = i64::try_from(by.as_millis()).unwrap_or(i64::MAX);
+        self.now.fetch_add(ms, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[cfg(feature = "fake")]
+impl Clock for ManualClock {
+    fn now(&self) -> Timestamp {
+        Timestamp(self.now.load(std::sync::atomic::Ordering::SeqCst))
+    }
+
+    fn sleep(&self, millis: u64) {
+        self.advance(Duration::from_millis(millis));
+    }
+}

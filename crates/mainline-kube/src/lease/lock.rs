@@ -1,0 +1,369 @@
+//! The channel lock on a Lease — the `lock = "kubernetes"` backend, for teams whose writers all
+//! reach the cluster. Same contract as the git-ref lock (`channel::lock::GitLock`): a holder
+//! with an expiry; acquire creates the Lease or takes it over once the holder's
+//! `renewTime + leaseDurationSeconds` (plus a skew allowance) has passed, waiting while a live
+//! holder has it; renew extends our hold; release gives it back; every step is a
+//! compare-and-swap on `resourceVersion`.
+//!
+//! A 409 on renew is a lost race. It is only retried when a fresh read shows *our own*
+//! identity still holding the Lease (our previous write landed but its answer was lost), as a
+//! new compare-and-swap from that read; otherwise the lock is [`LockError::Lost`] and the caller
+//! must stop before writing anything.
+//! Must never: take over before expiry, write from a stale read, or call an unreadable Lease
+//! free.
+
+use super::rules::{self, Judgement};
+use super::{LeaseApi, LeaseObject, Write};
+use crate::client::KubeClient;
+use crate::clock::Clock;
+use crate::config::{check_label, check_subdomain, ConfigError};
+use crate::error::{ErrorKind, KubeError};
+use mainline_core::Timestamp;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The channel-lock contract, as both lock backends offer it (`Held` is the backend's proof
+/// of holding: a record commit for the git ref, a Lease `resourceVersion` here).
+pub trait ChannelLock: Send + Sync {
+    type Held: Send;
+    /// The current holder, expired ones included (compare `expires_at` with now).
+    fn current(&self) -> Result<Option<LockHolder>, LockError>;
+    /// Take the lock, waiting (bounded) while a live holder has it.
+    fn acquire(&self) -> Result<Self::Held, LockError>;
+    /// Extend our hold; `Err(Lost)` means stop before writing.
+    fn renew(&self, held: &mut Self::Held) -> Result<(), LockError>;
+    /// Give the lock back (a no-op when it already was not ours).
+    fn release(&self, held: Self::Held) -> Result<(), LockError>;
+}
+
+/// Who holds a lock, and until when.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct LockHolder {
+    pub holder: String,
+    pub acquired_at: Option<Timestamp>,
+    pub renewed_at: Option<Timestamp>,
+    pub expires_at: Timestamp,
+    /// `leaseTransitions`: how many times the lock changed hands.
+    pub transitions: i64,
+}
+
+/// Proof of holding a Lease lock: the object as we last wrote it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LockHandle {
+    /// `namespace/name` of the Lease.
+    pub lease: String,
+    pub holder: LockHolder,
+    object: LeaseObject,
+}
+
+/// Why the lock could not be taken or kept.
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    #[error(
+        "channel lock Lease {lease} is held by {holder} until {expires_at}; gave up waiting \
+         after {waited_ms} ms: retry later (a dead holder's lock is taken over once it expires)"
+    )]
+    Busy {
+        lease: String,
+        holder: String,
+        expires_at: Timestamp,
+        waited_ms: u64,
+    },
+    #[error(
+        "channel lock Lease {lease} was lost{by}: our update got 409 Conflict (someone wrote \
+         after our read); stop before writing anything and start over",
+        by = holder.as_ref().map(|h| format!(" to {h}")).unwrap_or_default()
+    )]
+    Lost {
+        lease: String,
+        holder: Option<String>,
+    },
+    #[error("channel lock Lease {lease}: could not {action}")]
+    Kube {
+        lease: String,
+        action: &'static str,
+        #[source]
+        source: Box<KubeError>,
+    },
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+}
+
+impl LockError {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            LockError::Busy { .. } => ErrorKind::Unavailable,
+            LockError::Lost { .. } => ErrorKind::Conflict,
+            LockError::Kube { source, .. } => source.kind(),
+            LockError::Config(_) => ErrorKind::InvalidInput,
+        }
+    }
+}
+
+/// Where the lock lives and how it behaves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseLockConfig {
+    pub namespace: String,
+    /// See [`super::channel_lease_name`].
+    pub name: String,
+    /// Who is asking (e.g. `ci@run-123`, the guard's pod name); a nonce is appended.
+    pub holder: String,
+    /// `leaseDurationSeconds` (rounded up to whole seconds, at least one).
+    pub ttl: Duration,
+    /// How long `acquire` waits for a live holder.
+    pub wait: Duration,
+    /// Budget of one API request.
+    pub request_timeout: Duration,
+    /// Extra time after a foreign holder's expiry before a takeover (clock skew).
+    pub skew_allowance: Duration,
+}
+
+impl LeaseLockConfig {
+    /// The git lock's defaults: 60 s TTL, 120 s wait; 10 s per request; 2 s skew allowance.
+    pub fn new(namespace: &str, name: &str, holder: &str) -> LeaseLockConfig {
+        LeaseLockConfig {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+            holder: holder.to_owned(),
+            ttl: Duration::from_secs(60),
+            wait: Duration::from_secs(120),
+            request_timeout: Duration::from_secs(10),
+            skew_allowance: Duration::from_secs(2),
+        }
+    }
+}
+
+/// A channel lock on one Lease.
+pub struct LeaseLock {
+    api: LeaseApi,
+    clock: Arc<dyn Clock>,
+    config: LeaseLockConfig,
+    identity: String,
+}
+
+pub(crate) fn whole_seconds(d: Duration) -> i64 {
+    let secs = d.as_secs() + u64::from(d.subsec_nanos() > 0);
+    i64::try_from(secs.max(1)).unwrap_or(i64::MAX)
+}
+
+pub(crate) fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// `holder/<pid>-<ms>-<n>`: unique per lock instance, so two runs of one holder differ.
+pub(crate) fn unique_identity(holder: &str, now: Timestamp) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "{holder}/{}-{}-{}",
+        std::process::id(),
+        now.millis(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+fn holder_of(obj: &LeaseObject) -> Option<LockHolder> {
+    let r = &obj.record;
+    Some(LockHolder {
+        holder: r.holder()?.to_owned(),
+        acquired_at: r.acquire_time,
+        renewed_at: r.renew_time,
+        expires_at: r.expires_at()?,
+        transitions: r.transitions,
+    })
+}
+
+impl LeaseLock {
+    pub fn new(
+        client: Arc<KubeClient>,
+        clock: Arc<dyn Clock>,
+        config: LeaseLockConfig,
+    ) -> Result<LeaseLock, LockError> {
+        check_label("namespace", &config.namespace)?;
+        check_subdomain("name", &config.name)?;
+        let identity = unique_identity(&config.holder, clock.now());
+        Ok(LeaseLock {
+            api: LeaseApi::new(client, &config.namespace, &config.name),
+            clock,
+            config,
+            identity,
+        })
+    }
+
+    /// The `holderIdentity` this lock writes.
+    pub fn identity(&self) -> &str {
+        &self.identity
+    }
+
+    fn deadline(&self) -> Instant {
+        Instant::now() + self.config.request_timeout
+    }
+
+    fn kube(&self, action: &'static str) -> impl FnOnce(KubeError) -> LockError + '_ {
+        move |source| LockError::Kube {
+            lease: self.api.display(),
+            action,
+            source: Box::new(source),
+        }
+    }
+
+    fn handle(&self, object: LeaseObject) -> Result<LockHandle, LockError> {
+        let holder = holder_of(&object).ok_or_else(|| LockError::Lost {
+            lease: self.api.display(),
+            holder: None,
+        })?;
+        Ok(LockHandle {
+            lease: self.api.display(),
+            holder,
+            object,
+        })
+    }
+
+    /// The current holder, expired ones included.
+    pub fn current(&self) -> Result<Option<LockHolder>, LockError> {
+        let obj = self
+            .api
+            .get(self.deadline())
+            .map_err(self.kube("read it"))?;
+        Ok(obj.as_ref().and_then(holder_of))
+    }
+
+    /// Create the Lease, or take it over from an expired holder; wait while a live one has it.
+    pub fn acquire(&self) -> Result<LockHandle, LockError> {
+        let ttl = whole_seconds(self.config.ttl);
+        let skew = millis(self.config.skew_allowance);
+        let start = self.clock.now();
+        let mut pause = 50u64;
+        loop {
+            let deadline = self.deadline();
+            let current = self.api.get(deadline).map_err(self.kube("read it"))?;
+            let now = self.clock.now();
+            let write = match &current {
+                None => self
+                    .api
+                    .create(&rules::claim(None, &self.identity, ttl, now), deadline)
+                    .map_err(self.kube("create it"))?,
+                Some(obj) => match rules::judge(&obj.record, &self.identity, now, skew) {
+                    Judgement::Held { holder, expires_at } => {
+                        let waited = u64::try_from(now.millis() - start.millis()).unwrap_or(0);
+                        let wait = u64::try_from(self.config.wait.as_millis()).unwrap_or(u64::MAX);
+                        if waited >= wait {
+                            return Err(LockError::Busy {
+                                lease: self.api.display(),
+                                holder,
+                                expires_at,
+                                waited_ms: waited,
+                            });
+                        }
+                        let until_expiry = expires_at.plus_millis(skew).millis() - now.millis();
+                        let nap = pause
+                            .min(u64::try_from(until_expiry).unwrap_or(1).max(1))
+                            .min(wait - waited);
+                        self.clock.sleep(nap);
+                        pause = (pause * 2).min(1_000);
+                        continue;
+                    }
+                    judgement => {
+                        if let Judgement::Expired { holder, expired_at } = &judgement {
+                            tracing::info!(lease = %self.api.display(), %holder, %expired_at,
+                                "taking over an expired channel lock");
+                        }
+                        self.api
+                            .update(
+                                obj,
+                                &rules::claim(Some(&obj.record), &self.identity, ttl, now),
+                                deadline,
+                            )
+                            .map_err(self.kube("claim it"))?
+                    }
+                },
+            };
+            match write {
+                Write::Done(obj) => return self.handle(obj),
+                // Someone else wrote between our read and our write: read again and re-judge.
+                Write::LostRace => self.clock.sleep(pause.min(200)),
+            }
+        }
+    }
+
+    /// Write `record` over `handle`'s object; on a lost race, retry once only if a fresh read
+    /// still shows our identity. `Ok(None)`: the Lease is someone else's now.
+    fn write_ours(
+        &self,
+        handle: &LockHandle,
+        make: impl Fn(&rules::LeaseRecord) -> rules::LeaseRecord,
+        action: &'static str,
+    ) -> Result<Result<LeaseObject, Option<String>>, LockError> {
+        let deadline = self.deadline();
+        let first = self
+            .api
+            .update(&handle.object, &make(&handle.object.record), deadline)
+            .map_err(self.kube(action))?;
+        if let Write::Done(obj) = first {
+            return Ok(Ok(obj));
+        }
+        let fresh = self.api.get(deadline).map_err(self.kube("read it"))?;
+        match fresh {
+            Some(obj) if obj.record.holder() == Some(self.identity.as_str()) => {
+                match self
+                    .api
+                    .update(&obj, &make(&obj.record), deadline)
+                    .map_err(self.kube(action))?
+                {
+                    Write::Done(obj) => Ok(Ok(obj)),
+                    Write::LostRace => Ok(Err(None)),
+                }
+            }
+            other => Ok(Err(other.and_then(|o| o.record.holder().map(str::to_owned)))),
+        }
+    }
+
+    /// Extend our hold. `Err(Lost)` when the Lease is someone else's now.
+    pub fn renew(&self, handle: &mut LockHandle) -> Result<(), LockError> {
+        let ttl = whole_seconds(self.config.ttl);
+        let now = self.clock.now();
+        match self.write_ours(
+            handle,
+            |r| rules::claim(Some(r), &self.identity, ttl, now),
+            "renew it",
+        )? {
+            Ok(obj) => {
+                *handle = self.handle(obj)?;
+                Ok(())
+            }
+            Err(holder) => Err(LockError::Lost {
+                lease: self.api.display(),
+                holder,
+            }),
+        }
+    }
+
+    /// Give the lock back; a no-op if it is someone else's already.
+    pub fn release(&self, handle: LockHandle) -> Result<(), LockError> {
+        let now = self.clock.now();
+        match self.write_ours(&handle, |r| rules::release(r, now), "release it")? {
+            Ok(_) => Ok(()),
+            Err(holder) => {
+                tracing::info!(lease = %self.api.display(), holder = ?holder,
+                    "channel lock was no longer ours at release");
+                Ok(())
+            }
+        }
+    }
+}
+
+impl ChannelLock for LeaseLock {
+    type Held = LockHandle;
+    fn current(&self) -> Result<Option<LockHolder>, LockError> {
+        LeaseLock::current(self)
+    }
+    fn acquire(&self) -> Result<LockHandle, LockError> {
+        LeaseLock::acquire(self)
+    }
+    fn renew(&self, held: &mut LockHandle) -> Result<(), LockError> {
+        LeaseLock::renew(self, held)
+    }
+    fn release(&self, held: LockHandle) -> Result<(), LockError> {
+        LeaseLock::release(self, held)
+    }
+}

@@ -1,0 +1,355 @@
+//! The JSON API behind the status page (`/api/channels`, `/api/channels/{name}`,
+//! `/api/channels/{name}/history`) and the action endpoints (`POST …/reconcile`, `…/pin`,
+//! `…/unpin`, `/api/reconcile`).
+//!
+//! Invariants: read-only views need no login; every action needs `Authorization: Bearer
+//! <MAINLINE_GUARD_TOKEN>`, compared in constant time, and is refused (403) when no token is
+//! configured; a pin or unpin runs through the same executor, lock and journal as the CLI's,
+//! serialised with the channel's reconciles.
+//! Must never: echo a token, or answer a malformed action with anything but a 4xx that says
+//! what to send.
+
+use super::http::{error_response, Shared};
+use super::slot::Slot;
+use super::state::{LastError, LockView};
+use crate::commands::channel::ChannelReport;
+use crate::error::{CliError, Kind};
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use mainline_core::{CommitId, Digest, Group, Pin, PinKind, Refusal, Request, Timestamp, Verdict};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// What prod runs.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProdView {
+    pub digest: Option<Digest>,
+    pub commit: Option<CommitId>,
+    /// Pull requests of the in-flight group prod runs (a candidate).
+    pub prs: Vec<u64>,
+}
+
+/// One channel as `/api/channels` shows it. Keys are a public contract.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChannelView {
+    pub name: String,
+    pub channel: String,
+    pub git: String,
+    pub branch: String,
+    pub path: String,
+    pub queue: &'static str,
+    pub github_repository: Option<String>,
+    pub verdict: Verdict,
+    pub explanation: Option<String>,
+    pub first_verdict: Option<Verdict>,
+    pub prod: ProdView,
+    pub mainline: Option<CommitId>,
+    pub groups: Vec<Group>,
+    pub pin: Option<Pin>,
+    pub refusal: Option<Refusal>,
+    pub lock: LockView,
+    pub error: Option<LastError>,
+    pub queue_warning: Option<String>,
+    pub history_error: Option<String>,
+    pub running: bool,
+    pub reconciles: u64,
+    pub errors: u64,
+    pub moves: BTreeMap<&'static str, u64>,
+    pub restores: u64,
+    pub refusals: u64,
+    pub last_started: Option<Timestamp>,
+    pub last_finished: Option<Timestamp>,
+    pub last_trigger: Option<String>,
+    pub last_duration_ms: Option<u64>,
+    pub seconds_since_mainline: f64,
+    pub unmerged_seconds: f64,
+}
+
+impl ChannelView {
+    pub fn of(slot: &Slot, now: Timestamp) -> ChannelView {
+        let c = &slot.spec.config;
+        let s = slot.state();
+        let snap = s.snapshot.as_ref();
+        ChannelView {
+            name: slot.name().to_owned(),
+            channel: c.channel_display(),
+            git: c.git_display.clone(),
+            branch: c.branch.clone(),
+            path: c.path.clone(),
+            queue: if slot.spec.queue_api {
+                "github-api"
+            } else if c.queue == crate::channel::QueueSource::Lease {
+                "lease"
+            } else {
+                "github-refs"
+            },
+            github_repository: slot.spec.github.as_ref().map(|r| r.full_name()),
+            verdict: s.verdict(),
+            explanation: snap.map(|x| x.explanation.clone()),
+            first_verdict: snap.map(|x| x.first_verdict),
+            prod: ProdView {
+                digest: snap.and_then(|x| x.channel_digest.clone()),
+                commit: snap.and_then(|x| x.channel_commit.clone()),
+                prs: snap.map(|x| x.prs.clone()).unwrap_or_default(),
+            },
+            mainline: snap.and_then(|x| x.mainline_commit.clone()),
+            groups: snap.map(|x| x.groups.clone()).unwrap_or_default(),
+            pin: snap.and_then(|x| x.pin.clone()),
+            refusal: snap.and_then(|x| x.refusal.clone()),
+            lock: s.lock.clone(),
+            error: s.error.clone(),
+            queue_warning: s.queue_warning.clone(),
+            history_error: s.history_error.clone(),
+            running: s.running,
+            reconciles: s.reconciles,
+            errors: s.errors,
+            moves: s.moves.clone(),
+            restores: s.restores,
+            refusals: s.refusals,
+            last_started: s.last_started,
+            last_finished: s.last_finished,
+            last_trigger: s.last_trigger.clone(),
+            last_duration_ms: s.last_duration_ms,
+            seconds_since_mainline: s.seconds_since_mainline(now),
+            unmerged_seconds: s.unmerged_seconds(now),
+        }
+    }
+}
+
+/// A response that ends a handler early (boxed: a `Response` is large).
+pub type Early = Box<Response>;
+
+fn find(shared: &Shared, name: &str) -> Result<Arc<Slot>, Early> {
+    shared.slot(name).ok_or_else(|| {
+        Box::new(error_response(
+            StatusCode::NOT_FOUND,
+            &CliError::invalid(format!("no channel named {name:?}"))
+                .with_hint("GET /api/channels lists the channels this guard watches"),
+        ))
+    })
+}
+
+pub async fn channels(State(shared): State<Arc<Shared>>) -> Response {
+    let now = shared.now();
+    let views: Vec<ChannelView> = shared
+        .slots
+        .iter()
+        .map(|s| ChannelView::of(s, now))
+        .collect();
+    Json(json!({ "generated_at": now, "channels": views })).into_response()
+}
+
+pub async fn channel(State(shared): State<Arc<Shared>>, Path(name): Path<String>) -> Response {
+    match find(&shared, &name) {
+        Ok(slot) => Json(ChannelView::of(&slot, shared.now())).into_response(),
+        Err(r) => *r,
+    }
+}
+
+/// The journal's newest records, read fresh from the git remote.
+pub async fn history(State(shared): State<Arc<Shared>>, Path(name): Path<String>) -> Response {
+    let slot = match find(&shared, &name) {
+        Ok(s) => s,
+        Err(r) => return *r,
+    };
+    let reader = slot.clone();
+    if let Err(e) = tokio::task::spawn_blocking(move || reader.refresh_history()).await {
+        tracing::error!("the history reader panicked: {e}");
+    }
+    let s = slot.state();
+    let body = json!({
+        "channel": slot.name(),
+        "journal_ref": slot.spec.config.key.journal_ref(),
+        "records": s.history,
+        "error": s.history_error,
+    });
+    let status = if s.history_error.is_some() {
+        StatusCode::BAD_GATEWAY
+    } else {
+        StatusCode::OK
+    };
+    (status, Json(body)).into_response()
+}
+
+/// Check the bearer token of an action; the response to send when it does not pass.
+pub fn authorize(shared: &Shared, headers: &HeaderMap) -> Result<(), Early> {
+    let Some(token) = &shared.token else {
+        return Err(Box::new(error_response(
+            StatusCode::FORBIDDEN,
+            &CliError::new(
+                Kind::Unauthorized,
+                "action endpoints are disabled on this guard",
+            )
+            .with_hint("start the guard with MAINLINE_GUARD_TOKEN set to enable them"),
+        )));
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    match given {
+        Some(t) if token.matches(t) => Ok(()),
+        _ => {
+            let mut r = error_response(
+                StatusCode::UNAUTHORIZED,
+                &CliError::new(Kind::Unauthorized, "missing or wrong bearer token")
+                    .with_hint("send Authorization: Bearer <the guard's MAINLINE_GUARD_TOKEN>"),
+            );
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer realm=\"mainline guard\""),
+            );
+            Err(Box::new(r))
+        }
+    }
+}
+
+pub async fn reconcile_one(
+    State(shared): State<Arc<Shared>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(r) = authorize(&shared, &headers) {
+        return *r;
+    }
+    match find(&shared, &name) {
+        Ok(slot) => {
+            slot.request("api");
+            (
+                StatusCode::ACCEPTED,
+                Json(json!({ "queued": [slot.name()] })),
+            )
+                .into_response()
+        }
+        Err(r) => *r,
+    }
+}
+
+pub async fn reconcile_all(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    if let Err(r) = authorize(&shared, &headers) {
+        return *r;
+    }
+    let names: Vec<&str> = shared
+        .slots
+        .iter()
+        .map(|s| {
+            s.request("api");
+            s.name()
+        })
+        .collect();
+    (StatusCode::ACCEPTED, Json(json!({ "queued": names }))).into_response()
+}
+
+/// `POST /api/channels/{name}/pin` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PinBody {
+    /// A digest (`sha256:…`) in the channel's repository, or a commit whose artifact exists.
+    pub target: String,
+    pub reason: String,
+    /// e.g. `2h`; absent: until unpinned.
+    pub expires: Option<String>,
+}
+
+pub async fn pin(
+    State(shared): State<Arc<Shared>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    if let Err(r) = authorize(&shared, &headers) {
+        return *r;
+    }
+    let body: PinBody = match serde_json::from_slice(&body) {
+        Ok(b) => b,
+        Err(e) => return error_response(
+            StatusCode::BAD_REQUEST,
+            &CliError::invalid(format!("the pin request is not valid JSON: {e}")).with_hint(
+                "send {\"target\": \"sha256:…|<commit>\", \"reason\": \"…\", \"expires\": \"2h\"}",
+            ),
+        ),
+    };
+    let expires = match body.expires.as_deref().map(humantime::parse_duration) {
+        None => None,
+        Some(Ok(d)) => Some(d),
+        Some(Err(e)) => {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                &CliError::invalid(format!("expires {:?}: {e}", body.expires)),
+            )
+        }
+    };
+    let actor = format!("{} (API)", shared.actor);
+    act(&shared, &name, move |slot| {
+        let (digest, commit) = slot.pin_target(&body.target)?;
+        let now = crate::channel::ports::Clock::now(&slot.clock);
+        let pin = Pin {
+            digest,
+            commit,
+            reason: body.reason,
+            actor,
+            expires_at: expires.map(|d| now.plus_millis(d.as_millis() as i64)),
+            kind: PinKind::Pin,
+        };
+        slot.run(Request::Pin { pin }, "api pin")
+    })
+    .await
+}
+
+pub async fn unpin(
+    State(shared): State<Arc<Shared>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(r) = authorize(&shared, &headers) {
+        return *r;
+    }
+    act(&shared, &name, |slot| slot.run(Request::Unpin, "api unpin")).await
+}
+
+/// Run an action on the channel's blocking lane and answer with its report.
+async fn act(
+    shared: &Arc<Shared>,
+    name: &str,
+    job: impl FnOnce(&Slot) -> Result<crate::channel::exec::Report, CliError> + Send + 'static,
+) -> Response {
+    let slot = match find(shared, name) {
+        Ok(s) => s,
+        Err(r) => return *r,
+    };
+    let mut shutdown = shared.shutdown.clone();
+    let config = slot.spec.config.clone();
+    match super::schedule::run_blocking(&slot, &shared.permits, &mut shutdown, job).await {
+        None => error_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &CliError::new(Kind::Unavailable, "the guard is shutting down")
+                .with_hint("retry on the next guard"),
+        ),
+        Some(Err(e)) => error_response(status_of(e.kind), &e),
+        Some(Ok(report)) => {
+            let r = ChannelReport::new(&config, &report);
+            let status = if r.refusal.is_some() {
+                StatusCode::CONFLICT
+            } else {
+                StatusCode::OK
+            };
+            (status, Json(r)).into_response()
+        }
+    }
+}
+
+/// The HTTP status for an error kind.
+pub fn status_of(kind: Kind) -> StatusCode {
+    match kind {
+        Kind::InvalidInput => StatusCode::BAD_REQUEST,
+        Kind::Refused | Kind::Conflict => StatusCode::CONFLICT,
+        Kind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        Kind::Unauthorized | Kind::Integrity => StatusCode::BAD_GATEWAY,
+        Kind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}

@@ -1,0 +1,137 @@
+//! The guard's HTTP surface on one listener: the status page (`/`), its JSON API, `/metrics`,
+//! `/healthz`, `/readyz`, and `POST /webhooks/github`.
+//!
+//! Invariants: handlers never block (they read the slots' states, queue triggers, or hand work
+//! to the blocking lane); the webhook body is capped by axum's limit before it is buffered;
+//! error bodies are JSON `{ "error": { kind, message, hint } }`.
+//! Must never: serve an action without the bearer check (see `api`), or put a secret in a
+//! response.
+
+use super::metrics::{render, WebhookCounters};
+use super::secret::Secret;
+use super::slot::Slot;
+use super::{api, page, webhook};
+use crate::channel::ports::{Clock, SystemClock};
+use crate::error::CliError;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{header, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use mainline_core::Timestamp;
+use mainline_github::webhook::{ReplayGuard, MAX_BODY_BYTES};
+use serde_json::json;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{watch, Semaphore};
+
+/// What every handler shares.
+pub struct Shared {
+    pub slots: Vec<Arc<Slot>>,
+    pub index: HashMap<String, usize>,
+    pub permits: Arc<Semaphore>,
+    pub shutdown: watch::Receiver<bool>,
+    pub stopping: AtomicBool,
+    pub webhook_secret: Option<Secret>,
+    pub replay: Mutex<ReplayGuard>,
+    pub webhooks: WebhookCounters,
+    pub token: Option<Secret>,
+    pub interval: Duration,
+    pub started_at: Timestamp,
+    /// Who acts for API pins (`guard@host`).
+    pub actor: String,
+}
+
+impl Shared {
+    pub fn slot(&self, name: &str) -> Option<Arc<Slot>> {
+        self.index.get(name).map(|i| self.slots[*i].clone())
+    }
+
+    pub fn now(&self) -> Timestamp {
+        SystemClock.now()
+    }
+}
+
+/// `{ "error": { kind, message, hint } }` with `status`.
+pub fn error_response(status: StatusCode, e: &CliError) -> Response {
+    let body = json!({ "error": { "kind": e.kind, "message": e.message, "hint": e.hint } });
+    (status, Json(body)).into_response()
+}
+
+pub fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/", get(index))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/api/channels", get(api::channels))
+        .route("/api/channels/{name}", get(api::channel))
+        .route("/api/channels/{name}/history", get(api::history))
+        .route("/api/channels/{name}/reconcile", post(api::reconcile_one))
+        .route("/api/channels/{name}/pin", post(api::pin))
+        .route("/api/channels/{name}/unpin", post(api::unpin))
+        .route("/api/reconcile", post(api::reconcile_all))
+        .route(
+            "/webhooks/github",
+            post(webhook::github).layer(DefaultBodyLimit::max(MAX_BODY_BYTES)),
+        )
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(64 * 1024))
+        .with_state(shared)
+}
+
+async fn not_found() -> Response {
+    error_response(
+        StatusCode::NOT_FOUND,
+        &CliError::invalid("no such page").with_hint(
+            "the guard serves /, /api/channels, /metrics, /healthz, /readyz and POST /webhooks/github",
+        ),
+    )
+}
+
+async fn index(State(shared): State<Arc<Shared>>) -> Html<String> {
+    Html(page::render(&shared))
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// Ready once every channel finished its first reconcile (whatever the outcome), and until
+/// shutdown begins.
+async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
+    if shared.stopping.load(Ordering::Relaxed) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response();
+    }
+    let waiting = shared
+        .slots
+        .iter()
+        .filter(|s| s.state().last_finished.is_none())
+        .count();
+    if waiting == 0 {
+        (StatusCode::OK, "ready\n").into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "{waiting} of {} channels have not finished a first reconcile\n",
+                shared.slots.len()
+            ),
+        )
+            .into_response()
+    }
+}
+
+async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
+    let text = render(&shared.slots, &shared.webhooks, shared.now());
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
+}

@@ -1,0 +1,368 @@
+//! `mainline guard`: the always-on reconciler. It watches every configured channel, reconciles
+//! each on a jittered interval and at once on GitHub events, and serves what on-call looks at
+//! first: a status page, a JSON API, Prometheus metrics, health checks and the webhook endpoint.
+//!
+//! Shape: settings are validated first ([`settings`]); then every channel's adapters are opened
+//! once ([`open`], blocking, outside any async runtime) into [`slot::Slot`]s; [`serve`] runs a
+//! tokio runtime with one loop per channel ([`schedule`]) and the HTTP surface ([`http`]). Each
+//! reconcile is exactly the CLI's `reconcile` — the same executor, lock and journal — run on a
+//! blocking thread under a guard-wide semaphore.
+//!
+//! Invariants: at most `parallelism` reconciles at once, and one channel's failure or slowness
+//! never delays another's turn; on SIGTERM/SIGINT no new reconcile starts, in-flight ones get
+//! `shutdown_grace` to finish and are then abandoned (the channel tag is only ever written
+//! whole, the executor's lock expires by itself, and the next run settles the journal).
+//! Must never: run the blocking executor, a registry store or the GitHub client on an async
+//! worker thread, drop a slot inside the runtime (each registry store owns a runtime), or
+//! decide anything itself: every decision is `mainline_core::decide` on fresh facts.
+
+pub mod api;
+pub mod error;
+pub mod http;
+pub mod metrics;
+pub mod page;
+pub mod schedule;
+pub mod secret;
+pub mod settings;
+pub mod slot;
+pub mod state;
+pub mod timeline;
+mod webhook;
+
+pub use error::GuardError;
+pub use settings::{GuardArgs, GuardSettings};
+
+use crate::adapters::git::{GitBuilder, GitRepo};
+use crate::adapters::github::{GithubQueue, GithubRepo};
+use crate::channel::cache::FactCache;
+use crate::channel::ports::{Clock, Repo, SystemClock};
+use crate::channel::refs::sanitize;
+use crate::settings::Context;
+use mainline_github::webhook::ReplayGuard;
+use mainline_github::{GithubClient, GithubConfig};
+use schedule::{channel_loop, Jitter, Scheduler};
+use slot::{Observed, Ports, Slot};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{oneshot, watch, Semaphore};
+
+/// Who the guard acts as in journal entries and lock records: `guard@<host>`.
+pub fn actor() -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into());
+    format!("guard@{host}")
+}
+
+/// Open every channel's adapters. Blocking: call it outside any async runtime.
+pub fn open(ctx: &Context, settings: &GuardSettings) -> Result<Vec<Arc<Slot>>, GuardError> {
+    let client = match &settings.github {
+        Some(g) => {
+            let mut config = GithubConfig::new(g.token.clone());
+            config.api_url = g.api_url.clone();
+            config.graphql_url = g.graphql_url.clone();
+            Some(Arc::new(
+                GithubClient::new(config).map_err(GuardError::Github)?,
+            ))
+        }
+        None => None,
+    };
+    let actor = actor();
+    // Channels on the same remote share its cache handle; on the same store, the fact cache.
+    let mut repos: HashMap<String, GitRepo> = HashMap::new();
+    let mut caches: HashMap<String, Arc<FactCache>> = HashMap::new();
+    let mut queues: HashMap<String, Arc<GithubQueue>> = HashMap::new();
+    let mut slots = Vec::with_capacity(settings.channels.len());
+    let mut stores = open_stores(ctx, settings).into_iter();
+    for spec in &settings.channels {
+        let c = &spec.config;
+        let fail = |e: crate::error::CliError| GuardError::Channel {
+            name: spec.name.clone(),
+            message: e.to_string(),
+        };
+        let store = stores
+            .next()
+            .expect("one store result per channel")
+            .map_err(fail)?;
+        let git = match repos.get(&c.git) {
+            Some(r) => r.clone(),
+            None => {
+                let r = GitRepo::open(c, &settings.cache_root).map_err(fail)?;
+                repos.insert(c.git.clone(), r.clone());
+                r
+            }
+        };
+        let store_key = c.store.to_string();
+        let cache = caches
+            .entry(store_key.clone())
+            .or_insert_with(|| {
+                let path = settings
+                    .cache_root
+                    .join("facts")
+                    .join(format!("{}.json", sanitize(&store_key)));
+                Arc::new(FactCache::load(Some(path), store_key.clone()))
+            })
+            .clone();
+        let (repo, queue): (Box<dyn Repo>, _) = match (&client, &spec.github, spec.queue_api) {
+            (Some(client), Some(name), true) => {
+                let q = queues
+                    .entry(name.full_name())
+                    .or_insert_with(|| Arc::new(GithubQueue::new(client.clone(), name.clone())))
+                    .clone();
+                (Box::new(GithubRepo::new(git.clone(), q.clone())), Some(q))
+            }
+            _ => (Box::new(git.clone()), None),
+        };
+        let ports = Ports {
+            store,
+            repo: Observed::new(repo),
+            builder: GitBuilder::new(&git, c),
+            git,
+            cache,
+            queue,
+        };
+        slots.push(Arc::new(Slot::new(
+            spec.clone(),
+            ports,
+            actor.clone(),
+            settings.history,
+        )));
+    }
+    Ok(slots)
+}
+
+type Opened = Result<Box<dyn mainline_store::Store>, crate::error::CliError>;
+
+/// Every channel's store, in order. Building a registry client costs milliseconds (TLS
+/// setup), so a thousand channels are opened on a few threads at once.
+fn open_stores(ctx: &Context, settings: &GuardSettings) -> Vec<Opened> {
+    let specs = &settings.channels;
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results: Vec<Mutex<Option<Opened>>> = specs.iter().map(|_| Mutex::new(None)).collect();
+    let workers = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .clamp(1, 8)
+        .min(specs.len().max(1));
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(spec) = specs.get(i) else { break };
+                let opened = ctx.open_store(&spec.config.store);
+                *results[i].lock().unwrap_or_else(|p| p.into_inner()) = Some(opened);
+            });
+        }
+    });
+    results
+        .into_iter()
+        .map(|m| {
+            m.into_inner()
+                .unwrap_or_else(|p| p.into_inner())
+                .expect("every store was opened by a worker")
+        })
+        .collect()
+}
+
+/// Bind the listener (before serving, so the address is known and a taken port fails early).
+pub fn bind(addr: SocketAddr) -> Result<std::net::TcpListener, GuardError> {
+    std::net::TcpListener::bind(addr).map_err(|source| GuardError::Bind {
+        addr: addr.to_string(),
+        source,
+    })
+}
+
+/// What ends [`serve`].
+pub enum Stop {
+    /// SIGTERM or SIGINT (the CLI).
+    Signals,
+    /// A message on this channel, or its sender dropped (tests, the load bench).
+    Channel(oneshot::Receiver<()>),
+}
+
+async fn wait_for(stop: Stop) {
+    match stop {
+        Stop::Channel(rx) => {
+            let _ = rx.await;
+        }
+        Stop::Signals => {
+            use tokio::signal::unix::{signal, SignalKind};
+            match (
+                signal(SignalKind::terminate()),
+                signal(SignalKind::interrupt()),
+            ) {
+                (Ok(mut term), Ok(mut int)) => {
+                    tokio::select! {
+                        _ = term.recv() => tracing::info!("SIGTERM received"),
+                        _ = int.recv() => tracing::info!("SIGINT received"),
+                    }
+                }
+                _ => {
+                    tracing::error!(
+                        "cannot listen for SIGTERM/SIGINT; stop the guard with SIGKILL"
+                    );
+                    std::future::pending::<()>().await;
+                }
+            }
+        }
+    }
+}
+
+/// Serve until `stop`, then shut down gracefully. Blocks the calling thread; the slots are
+/// dropped by the caller, outside the runtime.
+pub fn serve(
+    settings: &GuardSettings,
+    slots: &[Arc<Slot>],
+    listener: std::net::TcpListener,
+    stop: Stop,
+) -> Result<(), GuardError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("mainline-guard")
+        .enable_all()
+        .build()
+        .map_err(GuardError::Runtime)?;
+    let (tx, rx) = watch::channel(false);
+    let permits = Arc::new(Semaphore::new(settings.parallelism));
+    let shared = Arc::new(http::Shared {
+        slots: slots.to_vec(),
+        index: slots
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.name().to_owned(), i))
+            .collect(),
+        permits: permits.clone(),
+        shutdown: rx.clone(),
+        stopping: AtomicBool::new(false),
+        webhook_secret: settings.webhook_secret.clone(),
+        replay: Mutex::new(ReplayGuard::default()),
+        webhooks: metrics::WebhookCounters::default(),
+        token: settings.token.clone(),
+        interval: settings.interval,
+        started_at: SystemClock.now(),
+        actor: actor(),
+    });
+    let grace = settings.shutdown_grace;
+    let result = runtime.block_on(async {
+        listener
+            .set_nonblocking(true)
+            .map_err(GuardError::Runtime)?;
+        let listener = tokio::net::TcpListener::from_std(listener).map_err(GuardError::Runtime)?;
+        let sched = Arc::new(Scheduler {
+            interval: settings.interval,
+            permits,
+            shutdown: rx.clone(),
+        });
+        let mut loops = tokio::task::JoinSet::new();
+        for (i, slot) in slots.iter().enumerate() {
+            let seed = settings.seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            loops.spawn(channel_loop(
+                slot.clone(),
+                sched.clone(),
+                Jitter::new(seed, settings.jitter),
+            ));
+        }
+        let mut server_stop = rx.clone();
+        let server = axum::serve(listener, http::router(shared.clone())).with_graceful_shutdown(
+            async move {
+                let _ = server_stop.wait_for(|s| *s).await;
+            },
+        );
+        let server = tokio::spawn(async move { server.await });
+        tracing::info!(
+            channels = slots.len(),
+            parallelism = settings.parallelism,
+            interval = ?settings.interval,
+            "guard started"
+        );
+        wait_for(stop).await;
+        shared.stopping.store(true, Ordering::Relaxed);
+        let _ = tx.send(true);
+        tracing::info!(
+            "shutting down: no new reconciles; waiting up to {grace:?} for the ones in flight"
+        );
+        let drained =
+            tokio::time::timeout(grace, async { while loops.join_next().await.is_some() {} }).await;
+        match drained {
+            Ok(()) => tracing::info!("every in-flight reconcile finished"),
+            Err(_) => {
+                let busy: Vec<&str> = slots
+                    .iter()
+                    .filter(|s| s.state().running)
+                    .map(|s| s.name())
+                    .collect();
+                tracing::warn!(
+                    channels = ?busy,
+                    "abandoning reconciles still running after {grace:?}: the channel tag is \
+                     written whole, their lock expires by itself, the next run settles the journal"
+                );
+            }
+        }
+        match tokio::time::timeout(Duration::from_secs(5), server).await {
+            Ok(Ok(Err(e))) => tracing::warn!("the HTTP server stopped with an error: {e}"),
+            Err(_) => tracing::warn!("HTTP connections still open after 5s; closing them"),
+            _ => {}
+        }
+        Ok(())
+    });
+    drop(shared);
+    runtime.shutdown_timeout(Duration::from_millis(200));
+    result
+}
+
+/// A guard serving on a background thread (tests and the load bench).
+pub struct GuardHandle {
+    pub addr: SocketAddr,
+    pub slots: Vec<Arc<Slot>>,
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<Result<(), GuardError>>>,
+}
+
+impl GuardHandle {
+    /// Stop the guard and wait for its thread.
+    pub fn stop(mut self) -> Result<(), GuardError> {
+        self.shutdown()
+    }
+
+    fn shutdown(&mut self) -> Result<(), GuardError> {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        match self.thread.take().map(|t| t.join()) {
+            Some(Ok(r)) => r,
+            Some(Err(_)) => Err(GuardError::Runtime(std::io::Error::other(
+                "the guard thread panicked",
+            ))),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for GuardHandle {
+    fn drop(&mut self) {
+        let _ = self.shutdown();
+    }
+}
+
+/// Open the channels and serve on a background thread; returns once the listener is bound.
+pub fn spawn(ctx: &Context, settings: GuardSettings) -> Result<GuardHandle, GuardError> {
+    let slots = open(ctx, &settings)?;
+    let listener = bind(settings.listen)?;
+    let addr = listener.local_addr().map_err(GuardError::Runtime)?;
+    let (tx, rx) = oneshot::channel();
+    let thread_slots = slots.clone();
+    let thread = std::thread::Builder::new()
+        .name("mainline-guard-main".into())
+        .spawn(move || serve(&settings, &thread_slots, listener, Stop::Channel(rx)))
+        .map_err(GuardError::Runtime)?;
+    Ok(GuardHandle {
+        addr,
+        slots,
+        stop: Some(tx),
+        thread: Some(thread),
+    })
+}

@@ -1,0 +1,482 @@
+//! The guard's settings, validated before anything is opened: the channels it watches (from
+//! `[[channels]]` in `mainline.toml`, or the one channel the single-channel flags name), the
+//! daemon's own knobs (`[guard]`, `--listen`, `--interval`, …) and its secrets.
+//!
+//! Precedence, as for every command: flags > `MAINLINE_*` environment > the file. With
+//! `[[channels]]`, the file's top-level keys (`git`, `path`, `branch`, `lock`, …) are defaults
+//! for every entry, an entry's own keys win over them, and a flag or environment variable
+//! (e.g. `--lock none`) wins over both for every channel. `--channel` names a single channel and
+//! is refused next to `[[channels]]`.
+//!
+//! Secrets: the webhook secret comes from `MAINLINE_WEBHOOK_SECRET` or the file named by
+//! `webhook_secret_file` / `--webhook-secret-file`; the action token from `MAINLINE_GUARD_TOKEN`;
+//! GitHub credentials from `GITHUB_TOKEN` or a GitHub App (`MAINLINE_GITHUB_APP_ID`,
+//! `MAINLINE_GITHUB_APP_INSTALLATION_ID`, `MAINLINE_GITHUB_APP_PRIVATE_KEY_FILE`).
+//! Must never: read a secret from `mainline.toml` (a `webhook_secret` or `token` key there is an
+//! error that says where it goes instead), or print one.
+
+use super::error::GuardError;
+use super::secret::Secret;
+use crate::adapters::github::RepoName;
+use crate::channel::ChannelConfig;
+use crate::config::{self, ChannelArgs, FileConfig, LockArg, QueueArg};
+use clap::Args;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Where the guard listens unless told otherwise: loopback only.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8787";
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
+pub const DEFAULT_PARALLELISM: usize = 8;
+/// Journal records kept per channel for the page and the history API.
+pub const DEFAULT_HISTORY: usize = 50;
+
+/// `mainline guard --help` epilogue.
+pub const GUARD_HELP: &str = "\
+mainline.toml for several channels (top-level keys are defaults for every entry):
+  git = \"https://github.com/acme/app.git\"
+  path = \"k8s\"
+  [guard]
+  listen = \"127.0.0.1:8787\"          # loopback by default
+  interval = \"30s\"
+  parallelism = 8
+  webhook_secret_file = \"/run/secrets/mainline-webhook\"
+  [[channels]]
+  name = \"prod\"
+  channel = \"oci://ghcr.io/acme/app-manifests:latest\"
+  queue = \"github-api\"                 # or github-refs (default), lease
+  github_repository = \"acme/app\"
+
+Secrets come from the environment or files only: MAINLINE_WEBHOOK_SECRET (or
+webhook_secret_file), MAINLINE_GUARD_TOKEN (enables POST actions), GITHUB_TOKEN (or
+MAINLINE_GITHUB_APP_ID + MAINLINE_GITHUB_APP_INSTALLATION_ID + MAINLINE_GITHUB_APP_PRIVATE_KEY_FILE).
+
+Serves: / (status page), /api/channels, /api/channels/NAME/history, /metrics, /healthz,
+/readyz, POST /webhooks/github, and with the token POST /api/channels/NAME/{reconcile,pin,unpin}.
+Stops on SIGTERM/SIGINT after the reconciles in flight finish (at most shutdown_grace, 30s).";
+
+/// `mainline guard` options (the channel options are shared with every channel command).
+#[derive(Debug, Args, Clone, Default)]
+pub struct GuardArgs {
+    #[command(flatten)]
+    pub channel: ChannelArgs,
+    /// Where to serve the status page, API, /metrics and /webhooks/github [default: 127.0.0.1:8787]
+    #[arg(long, env = "MAINLINE_GUARD_LISTEN", value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// How often every channel is reconciled (±10% jitter) [default: 30s]
+    #[arg(long, env = "MAINLINE_GUARD_INTERVAL", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub interval: Option<Duration>,
+    /// How many channels reconcile at the same time [default: 8]
+    #[arg(long, env = "MAINLINE_GUARD_PARALLELISM", value_name = "N")]
+    pub parallelism: Option<usize>,
+    /// File holding the GitHub webhook secret (or set MAINLINE_WEBHOOK_SECRET).
+    #[arg(long, env = "MAINLINE_WEBHOOK_SECRET_FILE", value_name = "FILE")]
+    pub webhook_secret_file: Option<PathBuf>,
+    /// GitHub REST API base URL [default: https://api.github.com]
+    #[arg(long, env = "MAINLINE_GITHUB_API_URL", value_name = "URL")]
+    pub github_api_url: Option<String>,
+    /// GitHub GraphQL endpoint [default: <api url>/graphql]
+    #[arg(long, env = "MAINLINE_GITHUB_GRAPHQL_URL", value_name = "URL")]
+    pub github_graphql_url: Option<String>,
+    /// Single-channel mode: the GitHub repository (OWNER/REPO) whose webhooks concern the
+    /// channel [default: derived from a github.com git remote]
+    #[arg(long, env = "MAINLINE_GITHUB_REPOSITORY", value_name = "OWNER/REPO")]
+    pub github_repository: Option<String>,
+    /// Seed of the interval jitter (the same seed replays the same schedule).
+    #[arg(long, env = "MAINLINE_GUARD_SEED", value_name = "N")]
+    pub seed: Option<u64>,
+    /// Validate the settings, print the channels, and exit without serving.
+    #[arg(long)]
+    pub check: bool,
+}
+
+/// `[guard]` in `mainline.toml`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GuardSection {
+    pub listen: Option<String>,
+    pub interval: Option<String>,
+    /// Fraction of the interval each wait varies by, 0 to 0.5 [default: 0.1].
+    pub jitter: Option<f64>,
+    pub parallelism: Option<usize>,
+    pub webhook_secret_file: Option<PathBuf>,
+    pub github_api_url: Option<String>,
+    pub github_graphql_url: Option<String>,
+    /// How long shutdown waits for in-flight reconciles [default: 30s].
+    pub shutdown_grace: Option<String>,
+    /// Journal records kept per channel for the page [default: 50].
+    pub history: Option<usize>,
+    /// Refused: present only to say where the secret goes instead.
+    pub webhook_secret: Option<toml::Value>,
+    /// Refused: present only to say where the token goes instead.
+    pub token: Option<toml::Value>,
+}
+
+/// Where a channel's in-flight groups come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EntryQueue {
+    GithubRefs,
+    Lease,
+    /// GitHub's GraphQL merge queue (needs `github_repository` and a token).
+    GithubApi,
+}
+
+/// One `[[channels]]` entry; unset keys fall back to the file's top-level keys.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelEntry {
+    /// The channel's name on the page, in metrics and in URLs: `[A-Za-z0-9._-]`, unique.
+    pub name: String,
+    pub channel: Option<String>,
+    pub git: Option<String>,
+    pub path: Option<String>,
+    pub branch: Option<String>,
+    pub source: Option<String>,
+    pub require_signature: Option<bool>,
+    pub queue: Option<EntryQueue>,
+    pub lease_ttl: Option<String>,
+    pub lock: Option<LockArg>,
+    /// `OWNER/REPO` on GitHub: matches webhooks, and is read with `queue = "github-api"`.
+    pub github_repository: Option<String>,
+}
+
+/// One channel the guard watches, fully validated.
+#[derive(Debug, Clone)]
+pub struct ChannelSpec {
+    pub name: String,
+    pub config: ChannelConfig,
+    pub queue_api: bool,
+    pub github: Option<RepoName>,
+}
+
+/// GitHub API access, when some channel reads its queue from the API.
+#[derive(Debug, Clone)]
+pub struct GithubSettings {
+    pub api_url: String,
+    pub graphql_url: String,
+    pub token: mainline_github::Token,
+}
+
+/// Everything the guard needs, validated.
+#[derive(Debug)]
+pub struct GuardSettings {
+    pub listen: SocketAddr,
+    pub interval: Duration,
+    pub jitter: f64,
+    pub parallelism: usize,
+    pub shutdown_grace: Duration,
+    pub history: usize,
+    pub seed: u64,
+    pub cache_root: PathBuf,
+    pub channels: Vec<ChannelSpec>,
+    pub webhook_secret: Option<Secret>,
+    pub token: Option<Secret>,
+    pub github: Option<GithubSettings>,
+}
+
+fn invalid(
+    setting: &'static str,
+    value: impl Into<String>,
+    reason: impl Into<String>,
+) -> GuardError {
+    GuardError::InvalidSetting {
+        setting,
+        value: value.into(),
+        reason: reason.into(),
+    }
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+fn duration(setting: &'static str, s: &str) -> Result<Duration, GuardError> {
+    humantime::parse_duration(s).map_err(|e| invalid(setting, s, format!("{e} (e.g. 30s, 2m)")))
+}
+
+/// Read a secret from `path`: trailing newlines dropped, empty refused.
+pub fn read_secret_file(what: &'static str, path: &Path) -> Result<Secret, GuardError> {
+    let text = std::fs::read_to_string(path).map_err(|source| GuardError::SecretFile {
+        what,
+        path: path.to_owned(),
+        source,
+    })?;
+    let value = text.trim_end_matches(['\r', '\n']);
+    if value.trim().is_empty() {
+        return Err(GuardError::EmptySecretFile {
+            what,
+            path: path.to_owned(),
+        });
+    }
+    Ok(Secret::new(value))
+}
+
+/// Valid channel names: what is safe in a URL path segment and a metric label.
+fn check_name(name: &str) -> Result<(), GuardError> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name.as_bytes()[0].is_ascii_alphanumeric()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(GuardError::BadName {
+            name: name.to_owned(),
+        })
+    }
+}
+
+impl GuardSettings {
+    /// Resolve flags, environment and file into settings. Reads only the config file and the
+    /// secret files; opens nothing.
+    pub fn resolve(args: &GuardArgs) -> Result<GuardSettings, GuardError> {
+        let mut file = FileConfig::load(args.channel.config.as_deref())?;
+        let entries = file.channels.take();
+        let section = file.guard.take().unwrap_or_default();
+        if section.webhook_secret.is_some() {
+            return Err(GuardError::SecretInFile {
+                key: "webhook_secret",
+                instead:
+                    "put it in a file named by webhook_secret_file, or set MAINLINE_WEBHOOK_SECRET",
+            });
+        }
+        if section.token.is_some() {
+            return Err(GuardError::SecretInFile {
+                key: "token",
+                instead: "set MAINLINE_GUARD_TOKEN in the guard's environment",
+            });
+        }
+        let (channels, cache_root) = match entries {
+            Some(entries) => resolve_entries(args, &file, entries)?,
+            None => {
+                let (config, root) = config::resolve_from(&args.channel, file)?;
+                let github =
+                    match &args.github_repository {
+                        Some(r) => Some(RepoName::parse(r).ok_or_else(|| {
+                            invalid("--github-repository", r, "expected OWNER/REPO")
+                        })?),
+                        None => RepoName::from_git_url(&config.git),
+                    };
+                let spec = ChannelSpec {
+                    name: "default".into(),
+                    config,
+                    queue_api: false,
+                    github,
+                };
+                (vec![spec], root)
+            }
+        };
+        let listen_raw = args
+            .listen
+            .clone()
+            .or(section.listen)
+            .unwrap_or_else(|| DEFAULT_LISTEN.into());
+        let listen: SocketAddr = listen_raw.parse().map_err(|_| {
+            invalid(
+                "listen",
+                &listen_raw,
+                "expected IP:PORT, e.g. 127.0.0.1:8787",
+            )
+        })?;
+        let interval = match (args.interval, &section.interval) {
+            (Some(d), _) => d,
+            (None, Some(s)) => duration("interval", s)?,
+            (None, None) => DEFAULT_INTERVAL,
+        };
+        if interval < Duration::from_millis(100) {
+            return Err(invalid(
+                "interval",
+                format!("{interval:?}"),
+                "must be at least 100ms",
+            ));
+        }
+        let jitter = section.jitter.unwrap_or(0.1);
+        if !(0.0..=0.5).contains(&jitter) {
+            return Err(invalid(
+                "jitter",
+                jitter.to_string(),
+                "must be between 0 and 0.5",
+            ));
+        }
+        let parallelism = args
+            .parallelism
+            .or(section.parallelism)
+            .unwrap_or(DEFAULT_PARALLELISM);
+        if !(1..=256).contains(&parallelism) {
+            return Err(invalid(
+                "parallelism",
+                parallelism.to_string(),
+                "must be 1 to 256",
+            ));
+        }
+        let shutdown_grace = match &section.shutdown_grace {
+            Some(s) => duration("shutdown_grace", s)?,
+            None => Duration::from_secs(30),
+        };
+        let webhook_secret = match env("MAINLINE_WEBHOOK_SECRET") {
+            Some(s) => Some(Secret::new(s.trim_end_matches(['\r', '\n']))),
+            None => match args
+                .webhook_secret_file
+                .as_ref()
+                .or(section.webhook_secret_file.as_ref())
+            {
+                Some(p) => Some(read_secret_file("webhook secret", p)?),
+                None => None,
+            },
+        };
+        let token = env("MAINLINE_GUARD_TOKEN").map(Secret::new);
+        let github = if channels.iter().any(|c| c.queue_api) {
+            let api_url = args
+                .github_api_url
+                .clone()
+                .or(section.github_api_url)
+                .unwrap_or_else(|| "https://api.github.com".into());
+            let graphql_url = args
+                .github_graphql_url
+                .clone()
+                .or(section.github_graphql_url)
+                .unwrap_or_else(|| format!("{}/graphql", api_url.trim_end_matches('/')));
+            Some(GithubSettings {
+                api_url,
+                graphql_url,
+                token: github_token()?,
+            })
+        } else {
+            None
+        };
+        Ok(GuardSettings {
+            listen,
+            interval,
+            jitter,
+            parallelism,
+            shutdown_grace,
+            history: section.history.unwrap_or(DEFAULT_HISTORY).clamp(1, 1000),
+            seed: args.seed.unwrap_or_else(default_seed),
+            cache_root,
+            channels,
+            webhook_secret,
+            token,
+            github,
+        })
+    }
+}
+
+/// Each `[[channels]]` entry over the file's top-level defaults, then flags/env over both.
+fn resolve_entries(
+    args: &GuardArgs,
+    top: &FileConfig,
+    entries: Vec<ChannelEntry>,
+) -> Result<(Vec<ChannelSpec>, PathBuf), GuardError> {
+    if args.channel.channel.is_some() {
+        return Err(GuardError::AmbiguousChannel);
+    }
+    if entries.is_empty() {
+        return Err(GuardError::NoChannels);
+    }
+    let mut specs: Vec<ChannelSpec> = Vec::with_capacity(entries.len());
+    let mut root = PathBuf::new();
+    for e in entries {
+        check_name(&e.name)?;
+        if specs.iter().any(|s| s.name == e.name) {
+            return Err(GuardError::DuplicateName { name: e.name });
+        }
+        let channel_err = |message: String| GuardError::Channel {
+            name: e.name.clone(),
+            message,
+        };
+        if let Some(g) = &e.git {
+            if config::has_password(g) {
+                return Err(channel_err(
+                    "its git remote carries a password or token; secrets never go in the \
+                     config file: put the token in MAINLINE_GIT_TOKEN (or GITHUB_TOKEN)"
+                        .into(),
+                ));
+            }
+        }
+        let queue_api = e.queue == Some(EntryQueue::GithubApi);
+        let merged = FileConfig {
+            channel: e.channel.clone(),
+            git: e.git.clone().or_else(|| top.git.clone()),
+            path: e.path.clone().or_else(|| top.path.clone()),
+            branch: e.branch.clone().or_else(|| top.branch.clone()),
+            source: e.source.clone().or_else(|| top.source.clone()),
+            require_signature: e.require_signature.or(top.require_signature),
+            queue: match e.queue {
+                Some(EntryQueue::Lease) => Some(QueueArg::Lease),
+                Some(EntryQueue::GithubRefs | EntryQueue::GithubApi) => Some(QueueArg::GithubRefs),
+                None => top.queue,
+            },
+            lease_ttl: e.lease_ttl.clone().or_else(|| top.lease_ttl.clone()),
+            lock: e.lock.or(top.lock),
+            cache_dir: top.cache_dir.clone(),
+            ..FileConfig::default()
+        };
+        let (config, cache_root) = config::resolve_from(&args.channel, merged)
+            .map_err(|err| channel_err(err.to_string()))?;
+        root = cache_root;
+        let github = match &e.github_repository {
+            Some(r) => Some(RepoName::parse(r).ok_or_else(|| {
+                channel_err(format!("github_repository = {r:?} is not OWNER/REPO"))
+            })?),
+            None => RepoName::from_git_url(&config.git),
+        };
+        if queue_api && github.is_none() {
+            return Err(GuardError::NoGithubRepository { name: e.name });
+        }
+        specs.push(ChannelSpec {
+            name: e.name,
+            config,
+            queue_api,
+            github,
+        });
+    }
+    Ok((specs, root))
+}
+
+/// A GitHub App when `MAINLINE_GITHUB_APP_ID` is set, else `GITHUB_TOKEN`.
+fn github_token() -> Result<mainline_github::Token, GuardError> {
+    let Some(app_id) = env("MAINLINE_GITHUB_APP_ID") else {
+        return mainline_github::Token::from_env().map_err(GuardError::Github);
+    };
+    let installation = env("MAINLINE_GITHUB_APP_INSTALLATION_ID").ok_or_else(|| {
+        invalid(
+            "MAINLINE_GITHUB_APP_INSTALLATION_ID",
+            "",
+            "must be set with MAINLINE_GITHUB_APP_ID (the App's installation on the repository)",
+        )
+    })?;
+    let installation_id: u64 = installation.trim().parse().map_err(|_| {
+        invalid(
+            "MAINLINE_GITHUB_APP_INSTALLATION_ID",
+            &installation,
+            "must be a number",
+        )
+    })?;
+    let key_path = env("MAINLINE_GITHUB_APP_PRIVATE_KEY_FILE").ok_or_else(|| {
+        invalid(
+            "MAINLINE_GITHUB_APP_PRIVATE_KEY_FILE",
+            "",
+            "must name the App's .pem private key file when MAINLINE_GITHUB_APP_ID is set",
+        )
+    })?;
+    let key = read_secret_file("GitHub App private key", Path::new(&key_path))?;
+    Ok(mainline_github::Token::App {
+        app_id: app_id.trim().to_owned(),
+        installation_id,
+        private_key_pem: mainline_github::Secret::new(key.expose()),
+    })
+}
+
+/// A seed from the time and process: different guards spread differently unless `--seed`.
+fn default_seed() -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    nanos ^ (u64::from(std::process::id()) << 32)
+}

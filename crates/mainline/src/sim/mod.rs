@@ -1,0 +1,239 @@
+//! Deterministic simulation of a GitHub merge queue, CI runners, reconcilers, an operator and a
+//! failing registry and git remote, running the real decision core and the real `Executor`
+//! against in-memory adapters of the same ports — to compare deployment strategies on the same
+//! histories and to hold mainline to its invariant over many of them.
+//!
+//! One seed gives one run; history `i` of a run has its own seed ([`history_seed`]) and replays
+//! alone (`mainline simulate --seed S --history I --trace`). Virtual time only; the same seed
+//! gives byte-identical results (no wall clock, no OS randomness, no hash-map iteration, and
+//! worker threads only split independent histories whose results are put back in order).
+//!
+//! Modules: [`world`] (time, agenda, processes, the interleaving model — read its doc for
+//! which interleavings are and are not produced), [`git`] and [`store`] (the in-memory remote and
+//! registry behind `Repo` and `Store`), [`faults`], [`queue`] (the merge queue), [`ci`] and
+//! [`actors`] (each strategy's CI glue, reconcilers, operator), [`monitor`] (the invariant
+//! checkers), [`report`] and [`plot`] (figures).
+//!
+//! The baselines and the named scenario each is known to fail (asserted in `tests/sim_*.rs`):
+//! - `deploy-no-heal`: S3 — prod stays on a group that failed after deploying
+//!   (`deploy_no_heal_leaves_prod_on_ejected_code`); S4 — a run evicted at the check timeout
+//!   deploys afterwards (`evicted_group_deploys_after_eviction`).
+//! - `heal-on-failure`: S3 after a cancelled run or a dead runner, where the heal never runs
+//!   (`heal_on_failure_skips_cancelled_runs`); S2/L1 when a late heal from an older failed
+//!   group overwrites a newer group that then merges (`heal_on_failure_overwrites_a_newer_group`).
+//! - `heal-on-failure-or-cancel`: the CI lock orders writers but the heal still writes the main
+//!   it read before waiting: S2/L1 (`locked_heal_still_writes_a_stale_main`); force-cancel and
+//!   runner death still skip the heal (S3).
+//! - `promote-after-merge`: no pre-merge gate (`promote_after_merge_has_no_premerge_gate`);
+//!   pushes whose runs finish out of order leave prod behind main (L1/S2).
+//!
+//! Must never: give the executor a fake of anything it reads through a port; decide for it.
+
+pub mod actors;
+pub mod ci;
+pub mod faults;
+pub mod git;
+pub mod monitor;
+pub mod plot;
+pub mod ports;
+pub mod queue;
+pub mod report;
+pub mod rng;
+pub mod runner;
+pub mod scenario;
+pub mod store;
+pub mod world;
+
+use crate::channel::cache::FactCache;
+use crate::channel::exec::LockMode;
+use crate::channel::refs::ChannelKey;
+use crate::channel::{ChannelConfig, QueueSource};
+use mainline_core::{Policy, Tag};
+use mainline_store::Location;
+use monitor::{Monitor, Violation};
+use scenario::{Params, SimConfig};
+use std::sync::Arc;
+use world::{Ms, State, World, MINUTE};
+
+/// A deployment strategy, as the CI glue a team writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Strategy {
+    DeployNoHeal,
+    HealOnFailure,
+    HealOnFailureOrCancel,
+    PromoteAfterMerge,
+    Mainline,
+    MainlineUnlocked,
+}
+
+impl Strategy {
+    pub const ALL: [Strategy; 6] = [
+        Strategy::DeployNoHeal,
+        Strategy::HealOnFailure,
+        Strategy::HealOnFailureOrCancel,
+        Strategy::PromoteAfterMerge,
+        Strategy::Mainline,
+        Strategy::MainlineUnlocked,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Strategy::DeployNoHeal => "deploy-no-heal",
+            Strategy::HealOnFailure => "heal-on-failure",
+            Strategy::HealOnFailureOrCancel => "heal-on-failure-or-cancel",
+            Strategy::PromoteAfterMerge => "promote-after-merge",
+            Strategy::Mainline => "mainline",
+            Strategy::MainlineUnlocked => "mainline-unlocked",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Strategy> {
+        Strategy::ALL.into_iter().find(|s| s.name() == name)
+    }
+}
+
+/// Everything on the agenda.
+#[derive(Debug, Clone, Copy)]
+pub enum Event {
+    Queue(queue::QueueEvent),
+    Job(usize, ci::Step),
+    Cancel(usize),
+    RunnerLost(usize),
+    Sign(usize),
+    Push(usize),
+    Schedule(u64),
+    Webhook,
+    Daemon,
+    Pin,
+    Unpin,
+    /// Re-check the invariants (a pin expiry changes them with no write).
+    Observe,
+    /// Wake a process whose call or sleep is over.
+    Resume(usize),
+}
+
+/// Run one event: world moves inline; anything that calls a port as a new process.
+pub(crate) fn dispatch(w: &Arc<World>, ev: Event) {
+    let w2 = w.clone();
+    match ev {
+        Event::Queue(q) => w.with(|s| queue::handle(w, s, q)),
+        Event::Cancel(j) => ci::cancel(w, j),
+        Event::RunnerLost(j) => ci::runner_lost(w, j),
+        Event::Observe => w.with(monitor::observe),
+        Event::Resume(_) => {} // the scheduler resumes processes itself
+        Event::Job(j, step) => w.spawn(move || ci::step(&w2, j, step)),
+        Event::Sign(c) => w.spawn(move || actors::sign_run(&w2, c)),
+        Event::Push(c) => w.spawn(move || actors::push_run(&w2, c)),
+        Event::Schedule(k) => w.spawn(move || actors::schedule_tick(&w2, k)),
+        Event::Webhook => w.spawn(move || actors::webhook(&w2)),
+        Event::Daemon => w.spawn(move || actors::daemon_tick(&w2)),
+        Event::Pin => w.spawn(move || actors::pin(&w2)),
+        Event::Unpin => w.spawn(move || actors::unpin(&w2)),
+    }
+}
+
+/// The seed of history `index` of a run seeded `seed`.
+pub fn history_seed(seed: u64, index: u64) -> u64 {
+    rng::mix(seed ^ rng::mix(index.wrapping_add(0x5EED)))
+}
+
+/// What one history showed.
+#[derive(Debug, Clone)]
+pub struct HistoryOutcome {
+    pub seed: u64,
+    pub violations: Vec<Violation>,
+    pub max_unmerged_ms: Ms,
+    pub max_behind_ms: Ms,
+    pub merged_never_deployed: u32,
+    /// Groups that merged without a successful pre-merge deploy of their run.
+    pub merged_without_deploy: u32,
+    pub groups: u32,
+    pub executor_runs: u64,
+    pub executor_errors: u64,
+    pub faults: u32,
+    /// Writes that dropped a landed change which landed after the writer decided (races with
+    /// a merge; not violations, see `monitor`).
+    pub s2_races: u32,
+    /// Time main's artifact failed the evidence policy (no heal was allowed).
+    pub evidence_gap_ms: Ms,
+    /// The event log (empty unless `SimConfig::log`).
+    pub log: Vec<String>,
+}
+
+/// The channel every history deploys to.
+pub fn channel_config(strategy: Strategy, require_signature: bool) -> ChannelConfig {
+    let store = Location::Registry {
+        registry: "registry.sim.invalid".into(),
+        repository: "acme/app".into(),
+    };
+    let tag: Tag = "latest".parse().expect("a valid tag");
+    ChannelConfig {
+        key: ChannelKey::new(&store, &tag),
+        store,
+        tag,
+        git: "https://github.sim.invalid/acme/app.git".into(),
+        git_display: "https://github.sim.invalid/acme/app.git".into(),
+        branch: "main".into(),
+        path: "k8s".into(),
+        source: "https://github.sim.invalid/acme/app".into(),
+        policy: Policy { require_signature },
+        queue: QueueSource::GithubRefs,
+        lease_ttl: std::time::Duration::from_secs(30 * 60),
+        lock: match strategy {
+            Strategy::Mainline => LockMode::git_default(),
+            _ => LockMode::None,
+        },
+    }
+}
+
+/// Run history `seed` under `strategy`.
+pub fn run_history(seed: u64, strategy: Strategy, cfg: &SimConfig) -> HistoryOutcome {
+    let params = Params::draw(seed, cfg);
+    let config = channel_config(strategy, params.require_signature);
+    let t_bound = params.schedule_every + 3 * MINUTE;
+    let monitor = Monitor::new(
+        config.tag.clone(),
+        config.key.pin_ref(),
+        t_bound,
+        params.require_signature,
+    );
+    let state = State {
+        git: git::Remote::new(seed),
+        registry: store::Registry::default(),
+        agenda: world::Agenda::default(),
+        actors: Vec::new(),
+        faults: faults::Faults::new(rng::Rng::stream(seed, "faults", 0), params.faults.clone()),
+        queue: queue::Queue::default(),
+        ci: ci::Ci::default(),
+        monitor,
+        log: cfg.log.then(Vec::new),
+        now: 0,
+    };
+    let daemon_cache = FactCache::memory(config.store.to_string());
+    let w = Arc::new(World::new(params, strategy, config, state, daemon_cache));
+    w.with(|s| {
+        store::seed_main(&w, s);
+        queue::schedule_arrivals(&w, s);
+        actors::schedule_reconcilers(&w, s);
+    });
+    w.run_until(w.params.end);
+    w.drain();
+    w.with(|s| {
+        monitor::finish(s);
+        HistoryOutcome {
+            seed,
+            violations: s.monitor.violations.clone(),
+            max_unmerged_ms: s.monitor.max_unmerged,
+            max_behind_ms: s.monitor.max_behind,
+            merged_never_deployed: s.monitor.merged_never_deployed,
+            merged_without_deploy: ci::merged_without_deploy(s),
+            groups: s.queue.groups.len() as u32,
+            executor_runs: s.ci.exec_runs,
+            executor_errors: s.ci.exec_errors,
+            faults: s.faults.injected,
+            s2_races: s.monitor.s2_races,
+            evidence_gap_ms: s.monitor.evidence_gap_ms,
+            log: s.log.take().unwrap_or_default(),
+        }
+    })
+}

@@ -1,0 +1,415 @@
+//! The invariant checkers (DESIGN.md "The invariant"), run on the true state of the world at
+//! every step that can change it: a channel write, a signature push, a main or queue-ref move,
+//! a pin record change or expiry.
+//!
+//! - S1: the channel names a digest the store holds and, under the evidence policy, one with a
+//!   signature. Counted when the channel starts naming an unsigned digest (never suspended).
+//! - S2: once a landed commit was contained in what the channel named, the channel never names
+//!   an artifact without it (pins excepted: they reset the floor). A write that drops a change
+//!   which landed *after* its writer decided is a race with the merge, counted apart
+//!   (`s2_races`); L1 bounds how long the channel may then stay behind.
+//! - S3: "unmerged" = the channel names a commit neither on main nor the head of an in-flight
+//!   group. Metric: the longest such episode. Violation: an episode containing a stretch longer
+//!   than `t_bound` (T plus the allowance of a run) with no injected fault anywhere and with
+//!   main's artifact meeting the evidence policy — with the registry down, or with main's
+//!   artifact unsigned (S1 forbids naming it: DESIGN.md scenario 8), nothing may heal, so only
+//!   the rest counts against the bound. `evidence_gap_ms` reports the time main's artifact
+//!   failed the policy.
+//! - L1: "behind" = the channel does not contain main, nor names an ancestor of main with
+//!   main's deploy tree. Same metric and bound as S3.
+//! - S4: a candidate write that moved the channel to the head of a group that had already
+//!   ended when the writer decided (its last ref listing before reading the channel, or, for
+//!   glue that reads nothing, its step's start). A write racing the end is S3's business.
+//! - L2 (at the end): merged deploy-changing PRs the final channel does not contain.
+//!
+//! Must never: consult what an actor believes; only the world's own state.
+
+use super::queue::{End, PrState};
+use super::world::{ActorId, Ms, State, EPOCH_MS};
+use crate::channel::refs::PinRecord;
+use mainline_core::{Digest, Tag};
+use serde::Serialize;
+
+/// Which clause of the invariant broke.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub enum Invariant {
+    S1,
+    S2,
+    S3,
+    S4,
+    L1,
+}
+
+/// Who put the channel where it was when an episode began, and what that was.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Cause {
+    /// The actor that last wrote the channel (`ci#3`, `ci#3-heal`, `push#9`, `cron#4`, ...).
+    pub writer: String,
+    /// That write replaced the head of a group that was in flight at the time.
+    pub overwrote_live_group: bool,
+    /// That write named a commit behind main at the time (a stale read).
+    pub wrote_behind_main: bool,
+    /// The group whose head the channel names, and how it ended (if it did).
+    pub group: Option<(usize, Option<End>)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Violation {
+    pub invariant: Invariant,
+    /// Virtual ms since the history began.
+    pub at: Ms,
+    pub detail: String,
+    pub cause: Cause,
+}
+
+pub struct Monitor {
+    pub channel_tag: Tag,
+    pub pin_ref: String,
+    pub t_bound: Ms,
+    pub require_signature: bool,
+    exposed_since: Option<(Ms, Cause)>,
+    behind_since: Option<(Ms, Cause)>,
+    unsigned: bool,
+    last_write: Cause,
+    floor: Option<usize>,
+    /// Main's tips over time: when each first became main.
+    mains: Vec<(usize, Ms)>,
+    /// Since when main's artifact has failed the evidence policy (missing or unsigned).
+    evidence_gap_since: Option<Ms>,
+    /// Total time main's artifact failed the evidence policy.
+    pub evidence_gap_ms: Ms,
+    /// While a channel write is being checked: when its writer decided.
+    write_decided: Option<Ms>,
+    /// Writes that dropped a landed change that landed after the writer decided (a race
+    /// with the merge, not a violation; L1 bounds how long it may last).
+    pub s2_races: u32,
+    pin_cache: Option<(usize, Option<Ms>)>,
+    /// The channel's commit at the last observation.
+    channel: Option<usize>,
+    pub max_unmerged: Ms,
+    pub max_behind: Ms,
+    pub violations: Vec<Violation>,
+    pub merged_never_deployed: u32,
+}
+
+impl Monitor {
+    pub fn new(channel_tag: Tag, pin_ref: String, t_bound: Ms, require_signature: bool) -> Monitor {
+        Monitor {
+            channel_tag,
+            pin_ref,
+            t_bound,
+            require_signature,
+            exposed_since: None,
+            behind_since: None,
+            unsigned: false,
+            last_write: Cause::default(),
+            floor: None,
+            mains: Vec::new(),
+            evidence_gap_since: None,
+            evidence_gap_ms: 0,
+            write_decided: None,
+            s2_races: 0,
+            pin_cache: None,
+            channel: None,
+            max_unmerged: 0,
+            max_behind: 0,
+            violations: Vec::new(),
+            merged_never_deployed: 0,
+        }
+    }
+}
+
+/// Is an operator pin active now (its record on the remote, not expired)?
+fn pinned(s: &mut State) -> bool {
+    let Some(&idx) = s.git.refs.get(&s.monitor.pin_ref) else {
+        return false;
+    };
+    let expires = match s.monitor.pin_cache {
+        Some((i, e)) if i == idx => e,
+        _ => {
+            let e = PinRecord::from_message(&s.git.objs[idx].message)
+                .ok()
+                .and_then(|r| r.expires_at)
+                .map(|t| t.millis() - EPOCH_MS);
+            s.monitor.pin_cache = Some((idx, e));
+            e
+        }
+    };
+    expires.is_none_or(|e| s.now < e)
+}
+
+/// The channel's digest and the commit (object index) its artifact records.
+fn channel(s: &State) -> (Option<Digest>, Option<usize>) {
+    let digest = s.registry.tags.get(&s.monitor.channel_tag).cloned();
+    let commit = digest
+        .as_ref()
+        .and_then(|d| s.registry.revisions.get(d).cloned().flatten())
+        .and_then(|c| s.git.idx(&c));
+    (digest, commit)
+}
+
+fn violation(s: &mut State, invariant: Invariant, detail: String, cause: Cause) {
+    let at = s.now;
+    s.note(|_| format!("VIOLATION {invariant:?}: {detail} ({cause:?})"));
+    s.monitor.violations.push(Violation {
+        invariant,
+        at,
+        detail,
+        cause,
+    });
+}
+
+/// The last write, with the group the channel names now and how that group ended.
+fn cause_now(s: &State, c: Option<usize>) -> Cause {
+    let mut cause = s.monitor.last_write.clone();
+    cause.group = c.and_then(|c| {
+        s.queue
+            .groups
+            .iter()
+            .rev()
+            .find(|g| g.head == c)
+            .map(|g| (g.serial, g.ended.map(|(_, e)| e)))
+    });
+    cause
+}
+
+/// Close an S3 or L1 episode that began at `since`.
+fn close(s: &mut State, invariant: Invariant, since: Ms, cause: Cause) {
+    let now = s.now;
+    let len = now - since;
+    match invariant {
+        Invariant::S3 => s.monitor.max_unmerged = s.monitor.max_unmerged.max(len),
+        _ => s.monitor.max_behind = s.monitor.max_behind.max(len),
+    }
+    // While main's artifact fails the evidence policy no heal is allowed (S1 first): that
+    // time counts like a fault.
+    let open_gap = s.monitor.evidence_gap_since.map(|g| (g, now));
+    s.faults.unclean.extend(open_gap);
+    let clean = s.faults.longest_clean(since, now);
+    if open_gap.is_some() {
+        s.faults.unclean.pop();
+    }
+    if clean > s.monitor.t_bound {
+        let what = if invariant == Invariant::S3 {
+            "named unmerged code"
+        } else {
+            "stayed behind main"
+        };
+        violation(
+            s,
+            invariant,
+            format!(
+                "the channel {what} for {} s (from {} s), {} s of it with no fault injected",
+                len / 1000,
+                since / 1000,
+                clean / 1000
+            ),
+            cause,
+        );
+    }
+}
+
+/// Re-check every invariant on the current state.
+pub fn observe(s: &mut State) {
+    let now = s.now;
+    let pinned = pinned(s);
+    let (digest, c) = channel(s);
+    let main = s.git.main();
+    let git = &s.git;
+    let live = |c: usize| {
+        s.queue
+            .in_flight
+            .iter()
+            .any(|&g| s.queue.groups[g].head == c)
+    };
+    let on_main = |c: usize| main.is_some_and(|m| git.is_ancestor(c, m));
+    let exposed = !pinned
+        && match c {
+            Some(c) => !on_main(c) && !live(c),
+            None => digest.is_some(),
+        };
+    let behind = !pinned
+        && match (c, main) {
+            (Some(c), Some(m)) => {
+                !git.is_ancestor(m, c) && !(git.is_ancestor(c, m) && git.tree(c) == git.tree(m))
+            }
+            (None, Some(_)) => true,
+            _ => false,
+        };
+    // S2: the floor is the newest landed commit the channel contained.
+    let mut broke_floor = None;
+    let mut floor = if pinned { None } else { s.monitor.floor };
+    if let (Some(f), Some(c)) = (floor, c) {
+        if !git.is_ancestor(f, c) {
+            broke_floor = Some((f, c));
+            floor = None;
+        }
+    }
+    if let (false, Some(c), Some(m)) = (pinned, c, main) {
+        if git.is_ancestor(m, c) {
+            floor = Some(m);
+        } else if git.is_ancestor(c, m) && floor.is_none_or(|f| git.is_ancestor(f, c)) {
+            floor = Some(c);
+        }
+    }
+    s.monitor.floor = floor;
+    if let Some(m) = main.filter(|&m| s.monitor.mains.last().is_none_or(|&(x, _)| x != m)) {
+        s.monitor.mains.push((m, now));
+    }
+    if let Some((f, c)) = broke_floor {
+        let landed = s
+            .monitor
+            .mains
+            .iter()
+            .find(|&&(m, _)| s.git.is_ancestor(f, m))
+            .map_or(0, |&(_, t)| t);
+        let decided = s.monitor.write_decided.unwrap_or(now);
+        let detail = format!(
+            "the channel moved to {} which lacks {}, landed at {} s (the writer decided at {} s)",
+            s.git.id(c).short(),
+            s.git.id(f).short(),
+            landed / 1000,
+            decided / 1000
+        );
+        if landed <= decided {
+            let cause = cause_now(s, Some(c));
+            violation(s, Invariant::S2, detail, cause);
+        } else {
+            s.monitor.s2_races += 1;
+            s.note(|_| format!("race (not a violation): {detail}"));
+        }
+    }
+    // S1: exists, and signed when the policy says so.
+    let unsigned = digest.as_ref().is_some_and(|d| {
+        !s.registry.manifests.contains_key(d)
+            || (s.monitor.require_signature && !s.registry.signed(d))
+    });
+    if unsigned && !s.monitor.unsigned {
+        let d = digest
+            .as_ref()
+            .map(|d| d.short().to_owned())
+            .unwrap_or_default();
+        let cause = cause_now(s, c);
+        violation(
+            s,
+            Invariant::S1,
+            format!("the channel names {d}, which has no signature"),
+            cause,
+        );
+    }
+    s.monitor.unsigned = unsigned;
+    s.monitor.channel = c;
+    // Can main's artifact be named at all under the evidence policy?
+    let blocked = s.monitor.require_signature
+        && main.is_some_and(|m| {
+            let tag = s.git.id(m).artifact_tag();
+            s.registry
+                .tags
+                .get(&tag)
+                .is_none_or(|d| !s.registry.signed(d))
+        });
+    match (blocked, s.monitor.evidence_gap_since) {
+        (true, None) => s.monitor.evidence_gap_since = Some(now),
+        (false, Some(g)) => {
+            s.monitor.evidence_gap_since = None;
+            s.monitor.evidence_gap_ms += now - g;
+            s.faults.unclean.push((g, now));
+        }
+        _ => {}
+    }
+    for (flag, invariant) in [(exposed, Invariant::S3), (behind, Invariant::L1)] {
+        let open = match invariant {
+            Invariant::S3 => s.monitor.exposed_since.is_some(),
+            _ => s.monitor.behind_since.is_some(),
+        };
+        let started = match (flag, open) {
+            (true, false) => Some(Some((now, cause_now(s, c)))),
+            (false, true) => Some(None),
+            _ => None,
+        };
+        let Some(new) = started else { continue };
+        let old = match invariant {
+            Invariant::S3 => std::mem::replace(&mut s.monitor.exposed_since, new),
+            _ => std::mem::replace(&mut s.monitor.behind_since, new),
+        };
+        if let Some((t0, cause)) = old {
+            close(s, invariant, t0, cause);
+        }
+    }
+}
+
+/// `actor` moved the channel to `digest`: check S4, then everything else.
+pub fn on_channel_write(s: &mut State, actor: ActorId, digest: &Digest) {
+    let before = s.monitor.channel; // observed after every change: the previous value
+    let commit = s
+        .registry
+        .revisions
+        .get(digest)
+        .cloned()
+        .flatten()
+        .and_then(|c| s.git.idx(&c));
+    if let (Some(c), false) = (commit, pinned(s)) {
+        let decided = s.actors[actor].decided_at;
+        let ended = s
+            .queue
+            .groups
+            .iter()
+            .find(|g| g.head == c)
+            .and_then(|g| g.ended.map(|(t, end)| (g.serial, t, end)));
+        if let Some((g, t, end)) =
+            ended.filter(|&(_, t, end)| t <= decided && end != super::queue::End::Merged)
+        {
+            let name = s.actors[actor].name.clone();
+            let mut cause = cause_now(s, Some(c));
+            cause.writer = name.clone();
+            violation(
+                s,
+                Invariant::S4,
+                format!(
+                    "{name} deployed group {g}, which ended ({end:?}) at {} s, before it decided at {} s",
+                    t / 1000,
+                    decided / 1000
+                ),
+                cause,
+            );
+        }
+    }
+    let main = s.git.main();
+    let live = |c: usize| {
+        s.queue
+            .in_flight
+            .iter()
+            .any(|&g| s.queue.groups[g].head == c)
+    };
+    s.monitor.last_write = Cause {
+        writer: s.actors[actor].name.clone(),
+        overwrote_live_group: before.is_some_and(live),
+        wrote_behind_main: match (commit, main) {
+            (Some(c), Some(m)) => !s.git.is_ancestor(m, c) && s.git.tree(c) != s.git.tree(m),
+            _ => false,
+        },
+        group: None,
+    };
+    s.monitor.write_decided = Some(s.actors[actor].decided_at);
+    observe(s);
+    s.monitor.write_decided = None;
+}
+
+/// End of history: close open episodes, count merged changes the channel never got.
+pub fn finish(s: &mut State) {
+    if let Some((t0, cause)) = s.monitor.exposed_since.take() {
+        close(s, Invariant::S3, t0, cause);
+    }
+    if let Some((t0, cause)) = s.monitor.behind_since.take() {
+        close(s, Invariant::L1, t0, cause);
+    }
+    let (_, c) = channel(s);
+    let missing = s
+        .queue
+        .prs
+        .iter()
+        .filter(|p| p.state == PrState::Merged && p.draw.touches)
+        .filter(|p| c.is_none_or(|c| !s.git.is_ancestor(p.commit, c)))
+        .count() as u32;
+    s.monitor.merged_never_deployed = missing;
+}

@@ -1,0 +1,174 @@
+//! The simulator replays: one seed gives one history, byte for byte, whatever the thread count,
+//! and `mainline simulate -o json` prints exactly its contract.
+
+use mainline::sim::runner::simulate;
+use mainline::sim::scenario::SimConfig;
+use mainline::sim::{history_seed, report, run_history, Strategy};
+use std::process::Command;
+
+fn logged() -> SimConfig {
+    SimConfig {
+        log: true,
+        ..SimConfig::default()
+    }
+}
+
+#[test]
+fn one_seed_twice_gives_identical_event_logs() {
+    for strategy in [Strategy::Mainline, Strategy::HealOnFailureOrCancel] {
+        for index in 0..6 {
+            let seed = history_seed(42, index);
+            let a = run_history(seed, strategy, &logged()).log.join("\n");
+            let b = run_history(seed, strategy, &logged()).log.join("\n");
+            assert!(
+                a.lines().count() > 50 && a.contains("queue: group") && a.contains("concluded"),
+                "the log should show a real history, got:\n{a}"
+            );
+            assert_eq!(
+                a.as_bytes(),
+                b.as_bytes(),
+                "{strategy:?} history {index} differs"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_executor_really_runs_in_the_log() {
+    let log = run_history(history_seed(42, 0), Strategy::Mainline, &logged()).log;
+    let runs = log
+        .iter()
+        .filter(|l| l.contains(" -> ") && (l.contains("CONVERGED") || l.contains("CANDIDATE")))
+        .count();
+    assert!(
+        runs > 10,
+        "expected executor verdicts in the log, got {runs}"
+    );
+}
+
+#[test]
+fn different_seeds_give_different_histories() {
+    let a = run_history(history_seed(1, 0), Strategy::Mainline, &logged()).log;
+    let b = run_history(history_seed(2, 0), Strategy::Mainline, &logged()).log;
+    assert_ne!(a, b, "the determinism test above must be able to fail");
+}
+
+#[test]
+fn figures_do_not_depend_on_threads_or_repetition() {
+    let cfg = SimConfig::default();
+    let one = report::json(&simulate(9, 24, &Strategy::ALL, &cfg, 1).expect("runs"));
+    let two = report::json(&simulate(9, 24, &Strategy::ALL, &cfg, 2).expect("runs"));
+    let again = report::json(&simulate(9, 24, &Strategy::ALL, &cfg, 2).expect("runs"));
+    assert_eq!(one, two);
+    assert_eq!(two, again);
+}
+
+fn simulate_json(args: &[&str]) -> (String, std::process::Output) {
+    let out = Command::new(env!("CARGO_BIN_EXE_mainline"))
+        .args(["simulate", "-o", "json"])
+        .args(args)
+        .env_remove("MAINLINE_SIM_SEED")
+        .output()
+        .expect("the mainline binary runs");
+    (String::from_utf8_lossy(&out.stdout).into_owned(), out)
+}
+
+#[test]
+fn json_output_is_exactly_the_contract_and_byte_identical() {
+    let (a, out) = simulate_json(&["--histories", "8", "--seed", "5"]);
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (b, _) = simulate_json(&["--histories", "8", "--seed", "5", "--threads", "1"]);
+    assert_eq!(a, b, "same seed, same bytes");
+    assert!(a.starts_with(r#"{"seed":5,"histories":8,"strategies":[{"name":"deploy-no-heal","histories":8,"violations":"#));
+    let v: serde_json::Value = serde_json::from_str(&a).expect("one JSON object");
+    let names: Vec<&str> = v["strategies"]
+        .as_array()
+        .expect("an array")
+        .iter()
+        .map(|s| s["name"].as_str().expect("a name"))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "deploy-no-heal",
+            "heal-on-failure",
+            "heal-on-failure-or-cancel",
+            "promote-after-merge",
+            "mainline",
+            "mainline-unlocked"
+        ]
+    );
+    for s in v["strategies"].as_array().expect("an array") {
+        let mut keys: Vec<&String> = s.as_object().expect("an object").keys().collect();
+        keys.sort();
+        assert_eq!(
+            keys,
+            [
+                "behind_minutes",
+                "histories",
+                "keeps_premerge_gate",
+                "merged_never_deployed",
+                "name",
+                "unmerged_minutes",
+                "violations"
+            ],
+            "exactly these keys"
+        );
+        for spread in ["unmerged_minutes", "behind_minutes"] {
+            let mut k: Vec<&String> = s[spread].as_object().expect("an object").keys().collect();
+            k.sort();
+            assert_eq!(k, ["max", "p50", "p99"]);
+        }
+    }
+}
+
+#[test]
+fn the_seed_comes_from_the_environment_too() {
+    let out = Command::new(env!("CARGO_BIN_EXE_mainline"))
+        .args([
+            "simulate",
+            "-o",
+            "json",
+            "--histories",
+            "2",
+            "--strategy",
+            "mainline",
+        ])
+        .env("MAINLINE_SIM_SEED", "77")
+        .output()
+        .expect("the mainline binary runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with(r#"{"seed":77,"histories":2,"#), "{text}");
+}
+
+#[test]
+fn plot_is_a_readable_svg() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let path = dir.path().join("sim.svg");
+    let out = Command::new(env!("CARGO_BIN_EXE_mainline"))
+        .args(["simulate", "--histories", "6", "--seed", "3", "--plot"])
+        .arg(&path)
+        .output()
+        .expect("the mainline binary runs");
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let svg = std::fs::read_to_string(&path).expect("the plot was written");
+    assert!(svg.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\""));
+    assert!(svg.trim_end().ends_with("</svg>"));
+    for name in Strategy::ALL {
+        assert!(svg.contains(name.name()), "{} is labelled", name.name());
+    }
+    assert!(svg.contains("violations per 1,000 histories"));
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table.contains("mainline-unlocked") && table.contains("unmerged min"),
+        "{table}"
+    );
+}
