@@ -15,7 +15,8 @@ Exit codes:
   6  unavailable: a registry or git remote could not be reached (retry later)
   7  unauthorized: credentials were refused
   8  integrity: bytes did not match their digest, or a read-back differed
-  9  conflict: an immutable tag already names other bytes";
+  9  conflict: an immutable tag already names other bytes
+ 10  --wait: the Flux consumers did not apply the digest in time";
 
 /// mainline keeps a Flux OCI channel tag on what landed on main, or on a merge group that is
 /// still in flight — never on code that was ejected from the merge queue.
@@ -208,6 +209,10 @@ pub struct DeployArgs {
     /// The commit to deploy (a group's head, or a mainline commit). Read from GITHUB_SHA in CI.
     #[arg(long, value_name = "SHA")]
     pub commit: Option<String>,
+    /// After the channel moved, wait up to DURATION until every Flux consumer ([kubernetes] in
+    /// mainline.toml) applied exactly this digest — the pre-merge gate. Exit 10 if not.
+    #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub wait: Option<std::time::Duration>,
 }
 
 #[derive(Debug, Args)]
@@ -217,6 +222,9 @@ pub struct PromoteArgs {
     /// The commit that landed [default: $GITHUB_SHA, else mainline's tip].
     #[arg(long, value_name = "SHA")]
     pub commit: Option<String>,
+    /// Wait up to DURATION until every Flux consumer applied the channel's digest (exit 10 if not).
+    #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub wait: Option<std::time::Duration>,
 }
 
 #[derive(Debug, Args)]

@@ -72,6 +72,8 @@ pub struct ChannelArgs {
 pub enum LockArg {
     /// A compare-and-swap lock ref on the git remote.
     Git,
+    /// A coordination.k8s.io/v1 Lease per channel (needs [kubernetes] settings).
+    Kubernetes,
     /// No lock.
     None,
 }
@@ -99,6 +101,8 @@ pub struct FileConfig {
     pub lease_ttl: Option<String>,
     pub lock: Option<LockArg>,
     pub cache_dir: Option<PathBuf>,
+    /// Flux consumers and the Lease lock's namespace (see mainline-kube's `KubernetesConfig`).
+    pub kubernetes: Option<toml::Value>,
     /// `mainline guard`: the channels it watches (the keys above are their defaults).
     pub channels: Option<Vec<crate::guard::settings::ChannelEntry>>,
     /// `mainline guard`: daemon settings (never secrets).
@@ -240,13 +244,16 @@ pub fn resolve_from(
         },
         queue,
         lease_ttl,
-        lock: match args.lock.or(file.lock) {
-            Some(LockArg::None) => LockMode::None,
-            _ => LockMode::Git {
-                ttl_ms: args.lock_ttl.map_or(60_000, |d| d.as_millis() as i64),
-                wait_ms: args.lock_wait.map_or(120_000, |d| d.as_millis() as u64),
-            },
+        lock: {
+            let ttl_ms = args.lock_ttl.map_or(60_000, |d| d.as_millis() as i64);
+            let wait_ms = args.lock_wait.map_or(120_000, |d| d.as_millis() as u64);
+            match args.lock.or(file.lock) {
+                Some(LockArg::None) => LockMode::None,
+                Some(LockArg::Kubernetes) => LockMode::Kubernetes { ttl_ms, wait_ms },
+                Some(LockArg::Git) | None => LockMode::Git { ttl_ms, wait_ms },
+            }
         },
+        kubernetes: file.kubernetes,
     };
     Ok((
         config,

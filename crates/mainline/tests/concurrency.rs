@@ -544,3 +544,23 @@ fn the_same_race_unlocked_still_converges() {
         violations.join("\n")
     );
 }
+
+/// The oracle itself can fail: a candidate whose group ended is neither main's tree nor a live
+/// group (rejected), and the reconcile that heals it makes the oracle and `status` agree again.
+#[test]
+fn the_oracle_rejects_an_ejected_candidate_until_a_reconcile_heals_it() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (mut q, ch, reg) = race::world(tmp.path(), "race-oracle");
+    first_deploy(&ch, &q);
+    let g = q.enqueue(9, &[("k8s/app.yaml", &app(9))]);
+    support::queue::deploy(&ch, &g);
+    let (_, holds) = invariant(&q, &reg, "latest").expect("a live candidate is valid");
+    assert_eq!(holds, race::Holds::Candidate(g.id.clone()));
+    q.end(&g);
+    let err = invariant(&q, &reg, "latest").expect_err("an ejected candidate is a violation");
+    assert!(err.contains(&g.head), "{err}");
+    ch.expect(&["reconcile"], 0);
+    let (seen, holds) = invariant(&q, &reg, "latest").expect("healed");
+    assert_eq!(holds, race::Holds::Converged);
+    status_agrees(&ch, &seen, &holds).expect("status agrees");
+}

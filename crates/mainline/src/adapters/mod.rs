@@ -3,4 +3,6 @@
 //! `mainline_store` itself.
 
 pub mod git;
+#[cfg(feature = "kubernetes")]
+pub mod kube;
 pub mod github;

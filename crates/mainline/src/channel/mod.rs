@@ -52,6 +52,9 @@ pub struct ChannelConfig {
     pub lease_ttl: Duration,
     /// How writers are serialised (the git-ref lock by default).
     pub lock: exec::LockMode,
+    /// The `[kubernetes]` settings (Flux consumers, Lease namespace), parsed by the
+    /// Kubernetes adapter when this build has it.
+    pub kubernetes: Option<toml::Value>,
 }
 
 impl ChannelConfig {

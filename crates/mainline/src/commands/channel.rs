@@ -32,6 +32,9 @@ pub struct Opened {
     pub cache: FactCache,
     pub clock: SystemClock,
     pub actor: String,
+    /// Flux consumers and the Lease lock, when `[kubernetes]` is configured.
+    #[cfg(feature = "kubernetes")]
+    pub kube: Option<crate::adapters::kube::Kube>,
 }
 
 impl Opened {
@@ -48,6 +51,19 @@ impl Opened {
             ),
             config.store.to_string(),
         );
+        let actor = actor();
+        #[cfg(feature = "kubernetes")]
+        let kube = match &config.kubernetes {
+            Some(raw) => Some(crate::adapters::kube::Kube::open(&config, raw, &actor)?),
+            None => None,
+        };
+        #[cfg(not(feature = "kubernetes"))]
+        if config.kubernetes.is_some() || matches!(config.lock, LockMode::Kubernetes { .. }) {
+            return Err(CliError::invalid(
+                "this mainline was built without the `kubernetes` feature, but [kubernetes] or --lock kubernetes is set",
+            )
+            .with_hint("use a release build (the feature is on by default)"));
+        }
         Ok(Opened {
             config,
             store,
@@ -55,12 +71,14 @@ impl Opened {
             builder,
             cache,
             clock: SystemClock,
-            actor: actor(),
+            actor,
+            #[cfg(feature = "kubernetes")]
+            kube,
         })
     }
 
     pub fn executor(&self) -> Executor<'_> {
-        Executor::new(
+        let exec = Executor::new(
             &self.config,
             self.store.as_ref(),
             &self.repo,
@@ -70,7 +88,22 @@ impl Opened {
             self.actor.clone(),
         )
         .with_lock(self.config.lock)
-        .with_journal(true)
+        .with_journal(true);
+        #[cfg(feature = "kubernetes")]
+        let exec = match &self.kube {
+            Some(k) => {
+                let exec = match &k.consumers {
+                    Some(c) => exec.with_consumers(c),
+                    None => exec,
+                };
+                match &k.lock {
+                    Some(l) => exec.with_lock_backend(l),
+                    None => exec,
+                }
+            }
+            None => exec,
+        };
+        exec
     }
 }
 
@@ -120,6 +153,30 @@ pub struct ChannelReport {
     /// Journal entries this run could not append (a later locked run settles them).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub journal_warnings: Vec<String>,
+    /// What nudging the Flux consumers after a move gave (best effort).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub triggers: Vec<String>,
+    /// What each Flux consumer has applied versus what the channel names (`status`, `--wait`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub applied: Vec<AppliedReport>,
+    /// With `--wait`: whether every consumer applied the channel's digest in time.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wait: Option<WaitReport>,
+}
+
+/// One consumer's applied state: APPLIED, PENDING, STUCK or UNREACHABLE.
+#[derive(Debug, Serialize)]
+pub struct AppliedReport {
+    pub consumer: String,
+    pub state: String,
+    pub detail: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct WaitReport {
+    pub applied: bool,
+    pub elapsed_ms: u128,
+    pub polls: u32,
 }
 
 impl ChannelReport {
@@ -163,6 +220,9 @@ impl ChannelReport {
             },
             lock_holder: None,
             journal_warnings: report.journal_warnings.clone(),
+            triggers: report.triggers.clone(),
+            applied: Vec::new(),
+            wait: None,
         }
     }
 
@@ -241,6 +301,15 @@ impl ChannelReport {
                 if m.packed { ", packed from git" } else { "" }
             )?;
         }
+        for a in &self.applied {
+            writeln!(w, "  applied  {} {}{}", a.state, a.consumer, if a.detail.is_empty() { String::new() } else { format!(": {}", a.detail) })?;
+        }
+        for t in &self.triggers {
+            writeln!(w, "  nudged   {t}")?;
+        }
+        if let Some(wr) = &self.wait {
+            writeln!(w, "  waited   {} ms, {} polls: {}", wr.elapsed_ms, wr.polls, if wr.applied { "every consumer applied the digest" } else { "NOT applied in time" })?;
+        }
         for warning in &self.journal_warnings {
             writeln!(w, "warning   journal: {warning}")?;
         }
@@ -274,6 +343,7 @@ fn finish(
     report: &Report,
     out: &mut dyn Write,
     status_only: bool,
+    wait: Option<std::time::Duration>,
 ) -> Result<u8, CliError> {
     let mut r = ChannelReport::new(&o.config, report);
     if status_only && o.config.lock != LockMode::None {
@@ -295,18 +365,81 @@ fn finish(
             Err(e) => r.lock.push_str(&format!(" (holder unreadable: {e})")),
         }
     }
+    let waited = consumers_view(o, &mut r, status_only, wait);
     emit(ctx, out, &r, |w| r.render(w, status_only)).map_err(io_err)?;
     Ok(if status_only {
         verdict_exit(r.verdict)
+    } else if waited == Some(false) && r.refusal.is_none() {
+        WAIT_TIMED_OUT
     } else {
         r.exit_code()
     })
 }
 
+/// Exit code when `--wait` ran out before every consumer applied the digest.
+pub const WAIT_TIMED_OUT: u8 = 10;
+
+/// Fill in what the Flux consumers applied (for `status`), or wait for them (`--wait`).
+/// Returns whether the wait succeeded, when there was one.
+#[cfg(feature = "kubernetes")]
+fn consumers_view(o: &Opened, r: &mut ChannelReport, status_only: bool, wait: Option<std::time::Duration>) -> Option<bool> {
+    use crate::adapters::kube;
+    let consumers = o.kube.as_ref().and_then(|k| k.consumers.as_ref())?;
+    let digest = r.channel_digest.clone()?;
+    let to_report = |states: Vec<mainline_kube::ConsumerState>| -> Vec<AppliedReport> {
+        states
+            .into_iter()
+            .map(|s| AppliedReport {
+                consumer: s.source,
+                state: s.state.label().to_owned(),
+                detail: match &s.state {
+                    mainline_kube::AppliedState::Applied => String::new(),
+                    other => other.to_string(),
+                },
+            })
+            .collect()
+    };
+    match wait {
+        Some(budget) if r.refusal.is_none() => {
+            let outcome = kube::wait(consumers, &digest, budget);
+            r.wait = Some(WaitReport {
+                applied: outcome.applied,
+                elapsed_ms: outcome.elapsed.as_millis(),
+                polls: outcome.polls,
+            });
+            r.applied = to_report(outcome.states);
+            Some(outcome.applied)
+        }
+        _ if status_only => {
+            r.applied = to_report(kube::observe(consumers, &digest));
+            None
+        }
+        _ => None,
+    }
+}
+
+#[cfg(not(feature = "kubernetes"))]
+fn consumers_view(_: &Opened, _: &mut ChannelReport, _: bool, _: Option<std::time::Duration>) -> Option<bool> {
+    None
+}
+
+/// `--wait` needs consumers to wait for; say so before anything is written.
+fn check_wait(o: &Opened, wait: Option<std::time::Duration>) -> Result<(), CliError> {
+    #[cfg(feature = "kubernetes")]
+    let has = o.kube.as_ref().is_some_and(|k| k.consumers.is_some());
+    #[cfg(not(feature = "kubernetes"))]
+    let has = { let _ = o; false };
+    if wait.is_some() && !has {
+        return Err(CliError::invalid("--wait needs Flux consumers to wait for")
+            .with_hint("add [kubernetes] consumers = [{ namespace = \"flux-system\", oci_repository = \"app\" }] to mainline.toml"));
+    }
+    Ok(())
+}
+
 pub fn status(ctx: &Context, args: &StatusArgs, out: &mut dyn Write) -> Result<u8, CliError> {
     let o = Opened::open(ctx, &args.channel)?;
     let report = o.executor().run(Request::Status)?;
-    finish(ctx, &o, &report, out, true)
+    finish(ctx, &o, &report, out, true, None)
 }
 
 pub fn reconcile(ctx: &Context, args: &ReconcileArgs, out: &mut dyn Write) -> Result<u8, CliError> {
@@ -314,11 +447,12 @@ pub fn reconcile(ctx: &Context, args: &ReconcileArgs, out: &mut dyn Write) -> Re
     let report = o.executor().run(Request::Reconcile {
         force_restore: args.force_restore,
     })?;
-    finish(ctx, &o, &report, out, false)
+    finish(ctx, &o, &report, out, false, None)
 }
 
 pub fn promote(ctx: &Context, args: &PromoteArgs, out: &mut dyn Write) -> Result<u8, CliError> {
     let o = Opened::open(ctx, &args.channel)?;
+    check_wait(&o, args.wait)?;
     let commit = match args
         .commit
         .clone()
@@ -328,11 +462,12 @@ pub fn promote(ctx: &Context, args: &PromoteArgs, out: &mut dyn Write) -> Result
         None => mainline_tip(&o)?,
     };
     let report = o.executor().run(Request::Promote { commit })?;
-    finish(ctx, &o, &report, out, false)
+    finish(ctx, &o, &report, out, false, args.wait)
 }
 
 pub fn deploy(ctx: &Context, args: &DeployArgs, out: &mut dyn Write) -> Result<u8, CliError> {
     let o = Opened::open(ctx, &args.channel)?;
+    check_wait(&o, args.wait)?;
     let gh = crate::github_env::MergeGroupEnv::read()?;
     let commit = args
         .commit
@@ -345,7 +480,7 @@ pub fn deploy(ctx: &Context, args: &DeployArgs, out: &mut dyn Write) -> Result<u
             None => mainline_tip(&o)?,
         };
         let report = o.executor().run(Request::Promote { commit })?;
-        return finish(ctx, &o, &report, out, false);
+        return finish(ctx, &o, &report, out, false, args.wait);
     }
     let head = parse_commit(
         &commit.ok_or_else(|| {
@@ -376,7 +511,7 @@ pub fn deploy(ctx: &Context, args: &DeployArgs, out: &mut dyn Write) -> Result<u
     let report = o
         .executor()
         .run(Request::DeployCandidate { group_id, head })?;
-    finish(ctx, &o, &report, out, false)
+    finish(ctx, &o, &report, out, false, args.wait)
 }
 
 /// Record (or renew) the candidate's lease before deciding, so the group is in flight for the
@@ -428,7 +563,7 @@ pub fn pin(ctx: &Context, args: &PinArgs, out: &mut dyn Write) -> Result<u8, Cli
         kind: PinKind::Pin,
     };
     let report = o.executor().run(Request::Pin { pin })?;
-    finish(ctx, &o, &report, out, false)
+    finish(ctx, &o, &report, out, false, None)
 }
 
 pub fn rollback(ctx: &Context, args: &RollbackArgs, out: &mut dyn Write) -> Result<u8, CliError> {
@@ -453,13 +588,13 @@ pub fn rollback(ctx: &Context, args: &RollbackArgs, out: &mut dyn Write) -> Resu
         kind: PinKind::Rollback,
     };
     let report = o.executor().run(Request::Pin { pin })?;
-    finish(ctx, &o, &report, out, false)
+    finish(ctx, &o, &report, out, false, None)
 }
 
 pub fn unpin(ctx: &Context, args: &UnpinArgs, out: &mut dyn Write) -> Result<u8, CliError> {
     let o = Opened::open(ctx, &args.channel)?;
     let report = o.executor().run(Request::Unpin)?;
-    finish(ctx, &o, &report, out, false)
+    finish(ctx, &o, &report, out, false, None)
 }
 
 fn expiry(o: &Opened, d: Option<std::time::Duration>) -> Option<Timestamp> {

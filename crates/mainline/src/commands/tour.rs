@@ -230,6 +230,7 @@ impl Tour<'_> {
         let a = PromoteArgs {
             channel: self.args.clone(),
             commit: None,
+            wait: None,
         };
         self.say("  $ mainline promote")?;
         self.show(|c, w| channel::promote(c, &a, w))
@@ -240,6 +241,7 @@ impl Tour<'_> {
             candidate: true,
             group: Some(group.to_owned()),
             commit: Some(head.to_owned()),
+            wait: None,
         };
         self.say(&format!("  $ mainline deploy --candidate --group {group}"))?;
         self.show(|c, w| channel::deploy(c, &a, w))

@@ -261,7 +261,8 @@ impl Slot {
             backend: self.state().lock.backend.clone(),
             ..LockView::default()
         };
-        if self.spec.config.lock == LockMode::None {
+        // Only the git-ref lock is visible in the ref listing; other backends show no holder.
+        if !matches!(self.spec.config.lock, LockMode::Git { .. }) {
             return lock;
         }
         let Some(view) = view else {

@@ -183,6 +183,7 @@ pub fn channel_config(strategy: Strategy, require_signature: bool) -> ChannelCon
             Strategy::Mainline => LockMode::git_default(),
             _ => LockMode::None,
         },
+        kubernetes: None,
     }
 }
 

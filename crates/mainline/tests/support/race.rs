@@ -309,16 +309,18 @@ impl Registry {
         }
     }
 
+    /// GET, retrying connection failures and 5xx answers (a loaded registry) a few times.
     fn get(&self, path: &str, accept: &str) -> (u16, Vec<u8>) {
         let mut last = String::new();
-        for _ in 0..5 {
+        for _ in 0..8 {
             match self.try_get(path, accept) {
-                Ok(r) => return r,
-                Err(e) => {
-                    last = e;
-                    std::thread::sleep(Duration::from_millis(50));
+                Ok((status, body)) if status < 500 => return (status, body),
+                Ok((status, body)) => {
+                    last = format!("HTTP {status}: {}", String::from_utf8_lossy(&body));
                 }
+                Err(e) => last = e,
             }
+            std::thread::sleep(Duration::from_millis(100));
         }
         panic!("GET http://{}{path}: {last}", self.host)
     }

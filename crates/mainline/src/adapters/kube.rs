@@ -1,0 +1,144 @@
+//! Kubernetes behind the executor's ports: Flux consumers nudged after every move and read for
+//! `status` / `--wait`, and a `Lease` per channel as a lock backend. Built on `mainline-kube`
+//! (a small blocking client for the handful of calls we make).
+//!
+//! Must never: let a consumer call delay or undo a channel write (nudges run after the write,
+//! bounded by `NUDGE_BUDGET`), or print a cluster credential.
+
+use crate::channel::ports::{ChannelLock, Consumers as ConsumersPort, LockHolderInfo, LockToken};
+use crate::channel::ChannelConfig;
+use crate::error::{chain_message, CliError, Kind};
+use mainline_core::{Digest, Timestamp};
+use mainline_kube::{
+    channel_lease_name, ConsumerState, Consumers, Environment, KubeClient, KubernetesConfig,
+    LeaseLock, LeaseLockConfig, LockHandle, SystemClock, WaitOptions, WaitOutcome,
+};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How long nudging the consumers may take after a move.
+pub const NUDGE_BUDGET: Duration = Duration::from_secs(2);
+/// How long `status` waits for the consumers' state.
+pub const OBSERVE_BUDGET: Duration = Duration::from_secs(3);
+
+/// The channel's Kubernetes side, from the `[kubernetes]` table of its settings.
+pub struct Kube {
+    pub consumers: Option<Consumers>,
+    pub lock: Option<LeaseChannelLock>,
+}
+
+fn config_err(what: &str, e: impl std::fmt::Display) -> CliError {
+    CliError::invalid(format!("[kubernetes] {what}: {e}"))
+        .with_hint("see deploy/kubernetes/ for a working example")
+}
+
+impl Kube {
+    /// Parse and connect (connecting reads kubeconfig / service-account files; no request is
+    /// made yet).
+    pub fn open(config: &ChannelConfig, raw: &toml::Value, holder: &str) -> Result<Kube, CliError> {
+        let k: KubernetesConfig = raw.clone().try_into().map_err(|e| config_err("is invalid", e))?;
+        let list = k.validate().map_err(|e| config_err("is invalid", e))?;
+        let env = Environment::from_process();
+        let consumers = if list.is_empty() {
+            None
+        } else {
+            Some(Consumers::connect(&list, &env).map_err(|e| config_err("cannot connect", e))?)
+        };
+        let lock = match config.lock {
+            crate::channel::exec::LockMode::Kubernetes { ttl_ms, wait_ms } => {
+                let cluster = list.first().map(|c| c.cluster.clone()).ok_or_else(|| {
+                    config_err("lock = \"kubernetes\"", "needs at least one consumer to name the cluster")
+                })?;
+                let namespace = k.lease_namespace.clone().unwrap_or_else(|| "flux-system".into());
+                let client = KubeClient::connect(&cluster, &env).map_err(|e| config_err("cannot connect", e))?;
+                let mut lc = LeaseLockConfig::new(&namespace, &channel_lease_name(config.key.as_str()), holder);
+                lc.ttl = Duration::from_millis(ttl_ms.max(1000) as u64);
+                lc.wait = Duration::from_millis(wait_ms);
+                let lock = LeaseLock::new(Arc::new(client), Arc::new(SystemClock), lc)
+                    .map_err(|e| config_err("lease", e))?;
+                Some(LeaseChannelLock { lock })
+            }
+            _ => None,
+        };
+        Ok(Kube { consumers, lock })
+    }
+}
+
+/// Nudge: a fresh `reconcile.fluxcd.io/requestedAt` on each OCIRepository.
+impl ConsumersPort for Consumers {
+    fn nudge(&self, _digest: &Digest) -> Vec<String> {
+        let start = Instant::now();
+        self.request_reconcile(&SystemClock, start + NUDGE_BUDGET)
+            .into_iter()
+            .map(|r| match r.result {
+                Ok(token) => format!(
+                    "{}: reconcile requested ({token}) in {} ms",
+                    r.consumer,
+                    r.elapsed.as_millis()
+                ),
+                Err(e) => format!(
+                    "{}: reconcile request failed after {} ms ({e}); Flux's polling interval is the fallback",
+                    r.consumer,
+                    r.elapsed.as_millis()
+                ),
+            })
+            .collect()
+    }
+}
+
+/// What each consumer has applied, against `digest` (for `status`).
+pub fn observe(consumers: &Consumers, digest: &Digest) -> Vec<ConsumerState> {
+    consumers.observe(digest, Instant::now() + OBSERVE_BUDGET)
+}
+
+/// Wait until every consumer applied `digest` (deploy/promote `--wait`), reporting progress on
+/// stderr.
+pub fn wait(consumers: &Consumers, digest: &Digest, budget: Duration) -> WaitOutcome {
+    consumers.wait_applied(digest, Instant::now() + budget, &WaitOptions::default(), &mut |p| {
+        let states: Vec<String> = p.states.iter().map(|s| format!("{} {}", s.source, s.state.label())).collect();
+        eprintln!("waiting {:>4}s: {}", p.elapsed.as_secs(), states.join(", "));
+    })
+}
+
+/// A `Lease` per channel as the executor's lock backend.
+pub struct LeaseChannelLock {
+    lock: LeaseLock,
+}
+
+fn lease_err(e: mainline_kube::LockError) -> CliError {
+    let kind = match &e {
+        mainline_kube::LockError::Lost { .. } => Kind::Conflict,
+        _ => Kind::Unavailable,
+    };
+    CliError::new(kind, chain_message(&e))
+}
+
+fn handle(token: &mut LockToken) -> Result<&mut LockHandle, CliError> {
+    token
+        .0
+        .downcast_mut::<LockHandle>()
+        .ok_or_else(|| CliError::new(Kind::Internal, "a lock token of another backend reached the Lease lock"))
+}
+
+impl ChannelLock for LeaseChannelLock {
+    fn acquire(&self) -> Result<LockToken, CliError> {
+        let h = mainline_kube::ChannelLock::acquire(&self.lock).map_err(lease_err)?;
+        Ok(LockToken(Box::new(h)))
+    }
+    fn renew(&self, token: &mut LockToken) -> Result<(), CliError> {
+        let h = handle(token)?;
+        mainline_kube::ChannelLock::renew(&self.lock, h).map_err(lease_err)
+    }
+    fn release(&self, mut token: LockToken) -> Result<(), CliError> {
+        let h = handle(&mut token)?.clone();
+        mainline_kube::ChannelLock::release(&self.lock, h).map_err(lease_err)
+    }
+    fn holder(&self) -> Result<Option<LockHolderInfo>, CliError> {
+        Ok(mainline_kube::ChannelLock::current(&self.lock)
+            .map_err(lease_err)?
+            .map(|h| LockHolderInfo {
+                holder: h.holder,
+                expires_at: Timestamp(h.expires_at.millis()),
+            }))
+    }
+}
