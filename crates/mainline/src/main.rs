@@ -8,7 +8,9 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.global.verbose, cli.global.log_format);
+    // The guard is a daemon: its reconciles are worth seeing by default.
+    let daemon = matches!(cli.command, mainline::cli::Command::Guard(_));
+    init_logging(cli.global.verbose + u8::from(daemon), cli.global.log_format);
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     match mainline::run(&cli, &mut out) {

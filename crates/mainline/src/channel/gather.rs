@@ -178,12 +178,17 @@ impl Sources<'_> {
                 // `d` and its whole history are local (the cache is never shallow), so an
                 // absent `a` cannot be among its ancestors: a fact, not a guess.
                 (false, true) if fetch_error.is_none() => Known::Known(false),
-                _ => Known::unknown(format!(
-                    "ancestry of {} and {} cannot be read: a commit is not on {}",
-                    a.short(),
-                    d.short(),
-                    self.config.git_display
-                )),
+                // Not local: an adapter with another source (the GitHub compare API) may still
+                // answer; the plain git adapter errs, and the fact stays Unknown.
+                _ => match self.repo.is_ancestor(&a, &d) {
+                    Ok(b) => Known::Known(b),
+                    Err(_) => Known::unknown(format!(
+                        "ancestry of {} and {} cannot be read: a commit is not on {}",
+                        a.short(),
+                        d.short(),
+                        self.config.git_display
+                    )),
+                },
             };
             ancestry.insert((a, d), answer);
         }
