@@ -180,13 +180,9 @@ impl Script<'_> {
         let locked = self.mode == Mode::Git;
         for o in outcomes {
             let ok = match self.mode {
-                // FINDING: with the lock, ~3 of 40 runs exit 6 "lock refs/mainline/lock/…:
-                // commit <sha> is not on the git remote" (seed 1835100526, every run so far).
-                // `GitLock::current` (src/channel/lock.rs) lists the lock ref, then
-                // `read_record` fetches the ref's chain — but the holder renewed or released
-                // in between, and a lock record has no parents, so the commit it listed is
-                // gone: `CommitNotFound` becomes `LockError::Repo` → exit 6 instead of
-                // re-reading the lock and waiting. A waiting writer must retry that read.
+                // With the lock a waiting writer never fails on contention. (This caught
+                // runs exiting 6 "commit … is not on the git remote" when the holder renewed
+                // between the waiter's two reads; fixed in d7ab406, lock.rs keeps a test.)
                 Mode::Git => [0, 5].contains(&o.code),
                 // Unlocked, a run that kept losing to other writers gives up with exit 6.
                 Mode::Unlocked => [0, 5, 6].contains(&o.code),

@@ -609,9 +609,7 @@ impl Repo for HolderMovesBetweenReads<'_> {
                 *held = Some(h);
             }
         }
-        let r = self.inner.read_record(refname, commit);
-        eprintln!("DEBUG read_record {refname} {commit} -> {:?}", r.as_ref().map(|m| m.len()));
-        r
+        self.inner.read_record(refname, commit)
     }
     fn record_parents(&self, commit: &CommitId) -> Result<Vec<CommitId>, RepoError> {
         self.inner.record_parents(commit)
@@ -626,7 +624,7 @@ impl Repo for HolderMovesBetweenReads<'_> {
     }
 }
 
-/// A writer that finds the lock held must wait (Busy, or take it when free) — not fail because
+/// Regression test. A writer that finds the lock held must wait (Busy, or take it when free) — not fail because
 /// the holder renewed or released between its two reads of the lock.
 #[test]
 fn an_acquirer_is_not_broken_by_the_holder_renewing_or_releasing_between_its_reads() {
@@ -654,12 +652,10 @@ fn an_acquirer_is_not_broken_by_the_holder_renewing_or_releasing_between_its_rea
             "LOCK read race (holder {} between ls-remote and record read): contender got {got:?}",
             if release { "released" } else { "renewed" }
         );
-        // FINDING: both cases fail today with LockError::Repo("commit <sha> is not on the git
-        // remote"): `GitLock::current` (src/channel/lock.rs) lists the ref, then
-        // `read_record` fetches the ref's chain — a lock record has no parents, so the record
-        // it listed is unreachable once the holder renewed or released, and the error aborts
-        // `acquire` (the CLI exits 6). concurrency.rs sees it as 1-3 of 40 locked runs exiting
-        // 6 in about half the runs. Expected: re-read the lock (Busy while held, Ok when free).
+        // Regression: a lock record has no parents, so the record listed by ls-remote is
+        // unreachable once the holder renewed or released; `current` used to fail with
+        // "commit <sha> is not on the git remote" (exit 6 for 1-3 of 40 locked runs in
+        // concurrency.rs). Fixed in d7ab406 (`current` re-lists).
         let ok = match (&got, release) {
             (Err(LockError::Busy { holder, .. }), false) => holder == "holder",
             (Ok(h), true) => h.record.holder == "contender",

@@ -196,8 +196,18 @@ impl Consumers {
         let start = Instant::now();
         let mut polls = 0u32;
         let mut last: Option<Vec<String>> = None;
+        let mut final_read = false;
         loop {
-            let read_by = deadline.min(Instant::now() + options.request_timeout);
+            // The last read happens at the deadline itself (with a short budget of its own), so
+            // an apply in the final poll interval is not missed.
+            let read_by = if final_read {
+                Instant::now()
+                    + options
+                        .request_timeout
+                        .min(std::time::Duration::from_secs(1))
+            } else {
+                deadline.min(Instant::now() + options.request_timeout)
+            };
             let states = self.observe(expected, read_by);
             polls += 1;
             let now_states: Vec<String> = states.iter().map(|s| progress_key(&s.state)).collect();
@@ -217,14 +227,12 @@ impl Consumers {
                 elapsed: start.elapsed(),
                 polls,
             };
-            if applied || now >= deadline || states.is_empty() {
+            if applied || final_read || now >= deadline || states.is_empty() {
                 return outcome(states);
             }
             std::thread::sleep(options.poll_interval.min(deadline - now));
-            // Out of time: report the last complete reading rather than start a read that
-            // could only time out.
             if Instant::now() >= deadline {
-                return outcome(states);
+                final_read = true;
             }
         }
     }

@@ -36,7 +36,10 @@ impl Kube {
     /// Parse and connect (connecting reads kubeconfig / service-account files; no request is
     /// made yet).
     pub fn open(config: &ChannelConfig, raw: &toml::Value, holder: &str) -> Result<Kube, CliError> {
-        let k: KubernetesConfig = raw.clone().try_into().map_err(|e| config_err("is invalid", e))?;
+        let k: KubernetesConfig = raw
+            .clone()
+            .try_into()
+            .map_err(|e| config_err("is invalid", e))?;
         let list = k.validate().map_err(|e| config_err("is invalid", e))?;
         let env = Environment::from_process();
         let consumers = if list.is_empty() {
@@ -47,11 +50,25 @@ impl Kube {
         let lock = match config.lock {
             crate::channel::exec::LockMode::Kubernetes { ttl_ms, wait_ms } => {
                 let cluster = list.first().map(|c| c.cluster.clone()).ok_or_else(|| {
-                    config_err("lock = \"kubernetes\"", "needs at least one consumer to name the cluster")
+                    config_err(
+                        "lock = \"kubernetes\"",
+                        "needs at least one consumer to name the cluster",
+                    )
                 })?;
-                let namespace = k.lease_namespace.clone().unwrap_or_else(|| "flux-system".into());
-                let client = KubeClient::connect(&cluster, &env).map_err(|e| config_err("cannot connect", e))?;
-                let mut lc = LeaseLockConfig::new(&namespace, &channel_lease_name(config.key.as_str()), holder);
+                let client = KubeClient::connect(&cluster, &env)
+                    .map_err(|e| config_err("cannot connect", e))?;
+                // As documented on `lease_namespace`: default to the connection's namespace
+                // (the pod's service account, or the kubeconfig context's), then flux-system.
+                let namespace = k
+                    .lease_namespace
+                    .clone()
+                    .or_else(|| client.namespace().map(str::to_owned))
+                    .unwrap_or_else(|| "flux-system".into());
+                let mut lc = LeaseLockConfig::new(
+                    &namespace,
+                    &channel_lease_name(config.key.as_str()),
+                    holder,
+                );
                 lc.ttl = Duration::from_millis(ttl_ms.max(1000) as u64);
                 lc.wait = Duration::from_millis(wait_ms);
                 let lock = LeaseLock::new(Arc::new(client), Arc::new(SystemClock), lc)
@@ -70,15 +87,16 @@ impl ConsumersPort for Consumers {
         let start = Instant::now();
         self.request_reconcile(&SystemClock, start + NUDGE_BUDGET)
             .into_iter()
+            // Named `namespace/name`, as `status` names consumers (the cluster is in the config).
             .map(|r| match r.result {
                 Ok(token) => format!(
                     "{}: reconcile requested ({token}) in {} ms",
-                    r.consumer,
+                    r.consumer.source,
                     r.elapsed.as_millis()
                 ),
                 Err(e) => format!(
                     "{}: reconcile request failed after {} ms ({e}); Flux's polling interval is the fallback",
-                    r.consumer,
+                    r.consumer.source,
                     r.elapsed.as_millis()
                 ),
             })
@@ -94,10 +112,19 @@ pub fn observe(consumers: &Consumers, digest: &Digest) -> Vec<ConsumerState> {
 /// Wait until every consumer applied `digest` (deploy/promote `--wait`), reporting progress on
 /// stderr.
 pub fn wait(consumers: &Consumers, digest: &Digest, budget: Duration) -> WaitOutcome {
-    consumers.wait_applied(digest, Instant::now() + budget, &WaitOptions::default(), &mut |p| {
-        let states: Vec<String> = p.states.iter().map(|s| format!("{} {}", s.source, s.state.label())).collect();
-        eprintln!("waiting {:>4}s: {}", p.elapsed.as_secs(), states.join(", "));
-    })
+    consumers.wait_applied(
+        digest,
+        Instant::now() + budget,
+        &WaitOptions::default(),
+        &mut |p| {
+            let states: Vec<String> = p
+                .states
+                .iter()
+                .map(|s| format!("{} {}", s.source, s.state.label()))
+                .collect();
+            eprintln!("waiting {:>4}s: {}", p.elapsed.as_secs(), states.join(", "));
+        },
+    )
 }
 
 /// A `Lease` per channel as the executor's lock backend.
@@ -114,10 +141,12 @@ fn lease_err(e: mainline_kube::LockError) -> CliError {
 }
 
 fn handle(token: &mut LockToken) -> Result<&mut LockHandle, CliError> {
-    token
-        .0
-        .downcast_mut::<LockHandle>()
-        .ok_or_else(|| CliError::new(Kind::Internal, "a lock token of another backend reached the Lease lock"))
+    token.0.downcast_mut::<LockHandle>().ok_or_else(|| {
+        CliError::new(
+            Kind::Internal,
+            "a lock token of another backend reached the Lease lock",
+        )
+    })
 }
 
 impl ChannelLock for LeaseChannelLock {

@@ -238,7 +238,7 @@ impl<'a> Executor<'a> {
             return Ok(report);
         }
         let mut locked = match (self.lock, self.lock_backend) {
-            (LockMode::None, _) => return self.run_writes(request, None),
+            (LockMode::None, _) => return self.run_writes(request, None).map(|r| self.nudge(r)),
             (LockMode::Git { .. }, _) => {
                 let lock = self.git_lock();
                 let held = lock.acquire().map_err(|e| self.lock_err(e))?;
@@ -263,7 +263,17 @@ impl<'a> Executor<'a> {
         if let Err(e) = released {
             tracing::warn!("could not release the channel lock (it expires by itself): {e}");
         }
-        result
+        result.map(|r| self.nudge(r))
+    }
+
+    /// After the run's last write and with the lock released: ask the consumers to reconcile
+    /// the digest the channel names now. Best effort: a slow or failing consumer never delays
+    /// a write, holds the lock, or changes the outcome.
+    fn nudge(&self, mut report: Report) -> Report {
+        if let (Some(c), Some(last)) = (self.consumers, report.moves.last()) {
+            report.triggers = c.nudge(&last.to_digest);
+        }
+        report
     }
 
     /// The writing part of a run, under the lock when one is configured.
@@ -280,7 +290,6 @@ impl<'a> Executor<'a> {
         let mut request = request;
         let mut first: Option<Decision> = None;
         let mut moves: Vec<AppliedMove> = Vec::new();
-        let mut triggers: Vec<String> = Vec::new();
         if let Request::Pin { pin } = &request {
             // The pin record goes first (even when the channel already names the digest), so
             // every later reconcile sees it; the channel follows in the loop below.
@@ -311,7 +320,6 @@ impl<'a> Executor<'a> {
                         warnings.extend(self.journal_refusal(&original, &report));
                     }
                     report.journal_warnings = warnings;
-                    report.triggers = triggers;
                     self.cache.save();
                     return Ok(report);
                 }
@@ -363,11 +371,6 @@ impl<'a> Executor<'a> {
                     done.after = Some(applied.to_digest.clone());
                     done.time = self.clock.now();
                     self.append(done, &mut warnings);
-                    // Best effort and after the registry write: a slow or failing consumer
-                    // never delays the write or undoes it.
-                    if let Some(c) = self.consumers {
-                        triggers.extend(c.nudge(&applied.to_digest));
-                    }
                     moves.push(applied);
                     // Re-decide on fresh facts: undo a write the world no longer allows.
                     request = Request::Reconcile {

@@ -240,6 +240,18 @@ impl ChannelReport {
         verdict_exit(self.final_verdict)
     }
 
+    /// `  applied  STATE ns/name: detail`, one line per Flux consumer.
+    fn render_applied(&self, w: &mut dyn Write) -> std::io::Result<()> {
+        for a in &self.applied {
+            if a.detail.is_empty() {
+                writeln!(w, "  applied  {} {}", a.state, a.consumer)?;
+            } else {
+                writeln!(w, "  applied  {} {}: {}", a.state, a.consumer, a.detail)?;
+            }
+        }
+        Ok(())
+    }
+
     fn render(&self, w: &mut dyn Write, status_only: bool) -> std::io::Result<()> {
         let short =
             |c: &Option<CommitId>| c.as_ref().map_or("-".to_owned(), |c| c.short().to_owned());
@@ -253,6 +265,10 @@ impl ChannelReport {
                 .map_or("(tag absent)", |d| d.short()),
             short(&self.channel_commit)
         )?;
+        if status_only {
+            // Right under `prod`: what the Flux consumers have applied of it.
+            self.render_applied(w)?;
+        }
         writeln!(w, "  mainline {}", short(&self.mainline_commit))?;
         for g in &self.groups {
             writeln!(
@@ -301,14 +317,22 @@ impl ChannelReport {
                 if m.packed { ", packed from git" } else { "" }
             )?;
         }
-        for a in &self.applied {
-            writeln!(w, "  applied  {} {}{}", a.state, a.consumer, if a.detail.is_empty() { String::new() } else { format!(": {}", a.detail) })?;
-        }
+        self.render_applied(w)?;
         for t in &self.triggers {
             writeln!(w, "  nudged   {t}")?;
         }
         if let Some(wr) = &self.wait {
-            writeln!(w, "  waited   {} ms, {} polls: {}", wr.elapsed_ms, wr.polls, if wr.applied { "every consumer applied the digest" } else { "NOT applied in time" })?;
+            writeln!(
+                w,
+                "  waited   {} ms, {} polls: {}",
+                wr.elapsed_ms,
+                wr.polls,
+                if wr.applied {
+                    "every consumer applied the digest"
+                } else {
+                    "NOT applied in time"
+                }
+            )?;
         }
         for warning in &self.journal_warnings {
             writeln!(w, "warning   journal: {warning}")?;
@@ -347,20 +371,27 @@ fn finish(
 ) -> Result<u8, CliError> {
     let mut r = ChannelReport::new(&o.config, report);
     if status_only && o.config.lock != LockMode::None {
-        // status shows who holds the lock (one more ref read; only status pays it).
+        // status shows who holds the lock (one more read; only status pays it), from the
+        // backend that is configured: the git ref, or the channel's Lease.
         let now = o.clock.now();
-        match o.executor().git_lock().current() {
+        let current = match o.config.lock {
+            LockMode::Kubernetes { .. } => lease_holder(o),
+            _ => o
+                .executor()
+                .git_lock()
+                .current()
+                .map(|h| h.map(|h| (h.record.holder.clone(), h.record.expires_at, Some(h.record))))
+                .map_err(|e| e.to_string()),
+        };
+        match current {
             Ok(None) => r.lock.push_str(" (free)"),
-            Ok(Some(h)) if h.record.expires_at <= now => r.lock.push_str(&format!(
-                " (free: {}'s hold expired at {})",
-                h.record.holder, h.record.expires_at
-            )),
-            Ok(Some(h)) => {
-                r.lock.push_str(&format!(
-                    " (held by {} until {})",
-                    h.record.holder, h.record.expires_at
-                ));
-                r.lock_holder = Some(h.record);
+            Ok(Some((holder, expires_at, _))) if expires_at <= now => r
+                .lock
+                .push_str(&format!(" (free: {holder}'s hold expired at {expires_at})")),
+            Ok(Some((holder, expires_at, record))) => {
+                r.lock
+                    .push_str(&format!(" (held by {holder} until {expires_at})"));
+                r.lock_holder = record;
             }
             Err(e) => r.lock.push_str(&format!(" (holder unreadable: {e})")),
         }
@@ -376,14 +407,41 @@ fn finish(
     })
 }
 
+/// Who holds the channel's Lease (`--lock kubernetes`): holder and expiry.
+type HolderView = Option<(String, Timestamp, Option<crate::channel::lock::LockRecord>)>;
+
+#[cfg(feature = "kubernetes")]
+fn lease_holder(o: &Opened) -> Result<HolderView, String> {
+    use crate::channel::ports::ChannelLock;
+    let lock = o
+        .kube
+        .as_ref()
+        .and_then(|k| k.lock.as_ref())
+        .ok_or("--lock kubernetes needs [kubernetes] in mainline.toml")?;
+    lock.holder()
+        .map(|h| h.map(|h| (h.holder, h.expires_at, None)))
+        .map_err(|e| e.message)
+}
+
+#[cfg(not(feature = "kubernetes"))]
+fn lease_holder(_: &Opened) -> Result<HolderView, String> {
+    Err("this mainline was built without the `kubernetes` feature".into())
+}
+
 /// Exit code when `--wait` ran out before every consumer applied the digest.
 pub const WAIT_TIMED_OUT: u8 = 10;
 
 /// Fill in what the Flux consumers applied (for `status`), or wait for them (`--wait`).
 /// Returns whether the wait succeeded, when there was one.
 #[cfg(feature = "kubernetes")]
-fn consumers_view(o: &Opened, r: &mut ChannelReport, status_only: bool, wait: Option<std::time::Duration>) -> Option<bool> {
+fn consumers_view(
+    o: &Opened,
+    r: &mut ChannelReport,
+    status_only: bool,
+    wait: Option<std::time::Duration>,
+) -> Option<bool> {
     use crate::adapters::kube;
+    use mainline_kube::AppliedState;
     let consumers = o.kube.as_ref().and_then(|k| k.consumers.as_ref())?;
     let digest = r.channel_digest.clone()?;
     let to_report = |states: Vec<mainline_kube::ConsumerState>| -> Vec<AppliedReport> {
@@ -392,9 +450,16 @@ fn consumers_view(o: &Opened, r: &mut ChannelReport, status_only: bool, wait: Op
             .map(|s| AppliedReport {
                 consumer: s.source,
                 state: s.state.label().to_owned(),
-                detail: match &s.state {
-                    mainline_kube::AppliedState::Applied => String::new(),
-                    other => other.to_string(),
+                // The detail without the state's label (it is in `state` already).
+                detail: match s.state {
+                    AppliedState::Applied => String::new(),
+                    AppliedState::Pending { detail } => detail,
+                    AppliedState::Stuck {
+                        object,
+                        reason,
+                        message,
+                    } => format!("{object}: {message} ({reason})"),
+                    AppliedState::Unreachable { reason } => reason,
                 },
             })
             .collect()
@@ -419,7 +484,12 @@ fn consumers_view(o: &Opened, r: &mut ChannelReport, status_only: bool, wait: Op
 }
 
 #[cfg(not(feature = "kubernetes"))]
-fn consumers_view(_: &Opened, _: &mut ChannelReport, _: bool, _: Option<std::time::Duration>) -> Option<bool> {
+fn consumers_view(
+    _: &Opened,
+    _: &mut ChannelReport,
+    _: bool,
+    _: Option<std::time::Duration>,
+) -> Option<bool> {
     None
 }
 
@@ -428,7 +498,10 @@ fn check_wait(o: &Opened, wait: Option<std::time::Duration>) -> Result<(), CliEr
     #[cfg(feature = "kubernetes")]
     let has = o.kube.as_ref().is_some_and(|k| k.consumers.is_some());
     #[cfg(not(feature = "kubernetes"))]
-    let has = { let _ = o; false };
+    let has = {
+        let _ = o;
+        false
+    };
     if wait.is_some() && !has {
         return Err(CliError::invalid("--wait needs Flux consumers to wait for")
             .with_hint("add [kubernetes] consumers = [{ namespace = \"flux-system\", oci_repository = \"app\" }] to mainline.toml"));

@@ -2,7 +2,9 @@
 //! `/api/channels/{name}/history`) and the action endpoints (`POST …/reconcile`, `…/pin`,
 //! `…/unpin`, `/api/reconcile`).
 //!
-//! Invariants: read-only views need no login; every action needs `Authorization: Bearer
+//! Invariants: read-only views need no login; with leader election, reconcile-now is refused
+//! (503, naming the leader) on a standby, while pins and unpins run anywhere (they take the
+//! channel lock and journal like the CLI's); every action needs `Authorization: Bearer
 //! <MAINLINE_GUARD_TOKEN>`, compared in constant time, and is refused (403) when no token is
 //! configured; a pin or unpin runs through the same executor, lock and journal as the CLI's,
 //! serialised with the channel's reconciles.
@@ -11,7 +13,7 @@
 
 use super::http::{error_response, Shared};
 use super::slot::Slot;
-use super::state::{LastError, LockView};
+use super::state::{AppliedView, LastError, LockView};
 use crate::commands::channel::ChannelReport;
 use crate::error::{CliError, Kind};
 use axum::extract::{Path, State};
@@ -52,6 +54,9 @@ pub struct ChannelView {
     pub pin: Option<Pin>,
     pub refusal: Option<Refusal>,
     pub lock: LockView,
+    /// What the Flux consumers applied (APPLIED / PENDING / STUCK / UNREACHABLE), when the
+    /// channel has consumers and a run could read them.
+    pub applied: Option<AppliedView>,
     pub error: Option<LastError>,
     pub queue_warning: Option<String>,
     pub history_error: Option<String>,
@@ -101,6 +106,7 @@ impl ChannelView {
             pin: snap.and_then(|x| x.pin.clone()),
             refusal: snap.and_then(|x| x.refusal.clone()),
             lock: s.lock.clone(),
+            applied: s.applied.clone(),
             error: s.error.clone(),
             queue_warning: s.queue_warning.clone(),
             history_error: s.history_error.clone(),
@@ -140,7 +146,27 @@ pub async fn channels(State(shared): State<Arc<Shared>>) -> Response {
         .iter()
         .map(|s| ChannelView::of(s, now))
         .collect();
-    Json(json!({ "generated_at": now, "channels": views })).into_response()
+    Json(json!({ "generated_at": now, "guard": shared.leader.view(), "channels": views }))
+        .into_response()
+}
+
+/// A standby does not reconcile: say who does.
+fn standby(shared: &Shared) -> Result<(), Early> {
+    if shared.leader.may_reconcile() {
+        return Ok(());
+    }
+    let leader = shared
+        .leader
+        .known_leader()
+        .unwrap_or_else(|| "not known yet".into());
+    Err(Box::new(error_response(
+        StatusCode::SERVICE_UNAVAILABLE,
+        &CliError::new(
+            Kind::Unavailable,
+            format!("this guard replica is a standby; the leader ({leader}) reconciles"),
+        )
+        .with_hint("send it to the leader's pod, or retry: the Service may route you there"),
+    )))
 }
 
 pub async fn channel(State(shared): State<Arc<Shared>>, Path(name): Path<String>) -> Response {
@@ -214,7 +240,7 @@ pub async fn reconcile_one(
     Path(name): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(r) = authorize(&shared, &headers) {
+    if let Err(r) = authorize(&shared, &headers).and_then(|()| standby(&shared)) {
         return *r;
     }
     match find(&shared, &name) {
@@ -231,7 +257,7 @@ pub async fn reconcile_one(
 }
 
 pub async fn reconcile_all(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
-    if let Err(r) = authorize(&shared, &headers) {
+    if let Err(r) = authorize(&shared, &headers).and_then(|()| standby(&shared)) {
         return *r;
     }
     let names: Vec<&str> = shared

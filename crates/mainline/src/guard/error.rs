@@ -52,6 +52,8 @@ pub enum GuardError {
          names no repository: add github_repository = \"OWNER/REPO\""
     )]
     NoGithubRepository { name: String },
+    #[error("[guard.leader_election]: {reason}")]
+    LeaderElection { reason: String },
     #[error("GitHub API client: {0}")]
     Github(mainline_github::GithubError),
     #[error("cannot listen on {addr}")]

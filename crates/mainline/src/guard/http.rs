@@ -42,6 +42,8 @@ pub struct Shared {
     pub started_at: Timestamp,
     /// Who acts for API pins (`guard@host`).
     pub actor: String,
+    /// Whether this replica leads (always, without leader election).
+    pub leader: Arc<super::leader::Leader>,
 }
 
 impl Shared {
@@ -100,10 +102,14 @@ async fn healthz() -> &'static str {
 }
 
 /// Ready once every channel finished its first reconcile (whatever the outcome), and until
-/// shutdown begins.
+/// shutdown begins. A standby is ready at once: it serves the read-only views and must stay
+/// behind the Service to take over.
 async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
     if shared.stopping.load(Ordering::Relaxed) {
         return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response();
+    }
+    if !shared.leader.may_reconcile() {
+        return (StatusCode::OK, "ready (standby)\n").into_response();
     }
     let waiting = shared
         .slots
@@ -125,7 +131,12 @@ async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
 }
 
 async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
-    let text = render(&shared.slots, &shared.webhooks, shared.now());
+    let text = render(
+        &shared.slots,
+        &shared.webhooks,
+        shared.leader.may_reconcile(),
+        shared.now(),
+    );
     (
         [(
             header::CONTENT_TYPE,

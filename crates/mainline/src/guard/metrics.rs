@@ -1,7 +1,7 @@
 //! `/metrics` in the Prometheus text exposition format (version 0.0.4): per channel, the verdict
 //! as a labelled 0/1 gauge, how long since it last matched mainline, how long prod has run
 //! unmerged code, move/restore/refusal/reconcile/error counters, the lock, and the reconcile
-//! duration histogram; guard-wide, webhook deliveries by outcome.
+//! duration histogram; guard-wide, webhook deliveries by outcome and whether this replica leads.
 //!
 //! Invariants: every series of a channel is present from its first scrape (zeros included), so
 //! alerts never see a series appear out of nowhere; names follow Prometheus conventions
@@ -40,10 +40,12 @@ pub struct WebhookCounters {
     pub unauthorized: AtomicU64,
     pub malformed: AtomicU64,
     pub too_large: AtomicU64,
+    /// Verified deliveries a standby replica acknowledged without acting.
+    pub standby: AtomicU64,
 }
 
 impl WebhookCounters {
-    fn pairs(&self) -> [(&'static str, u64); 6] {
+    fn pairs(&self) -> [(&'static str, u64); 7] {
         let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
         [
             ("accepted", g(&self.accepted)),
@@ -52,6 +54,7 @@ impl WebhookCounters {
             ("unauthorized", g(&self.unauthorized)),
             ("malformed", g(&self.malformed)),
             ("too_large", g(&self.too_large)),
+            ("standby", g(&self.standby)),
         ]
     }
 }
@@ -96,10 +99,11 @@ struct Row {
 /// A per-channel counter: name, help, and how to read it from a row.
 type Counter = (&'static str, &'static str, fn(&Row) -> u64);
 
-/// Render every metric at `now`.
+/// Render every metric at `now`; `leading`: whether this replica may reconcile.
 pub fn render(
     slots: &[std::sync::Arc<Slot>],
     webhooks: &WebhookCounters,
+    leading: bool,
     now: Timestamp,
 ) -> String {
     let mut out = String::with_capacity(256 + slots.len() * 2048);
@@ -277,5 +281,12 @@ pub fn render(
         "Channels the guard watches.",
     );
     let _ = writeln!(out, "mainline_guard_channels {}", rows.len());
+    header(
+        &mut out,
+        "mainline_guard_leader",
+        "gauge",
+        "1 while this replica may reconcile (the leader, or the only guard without leader election); 0 on a standby.",
+    );
+    let _ = writeln!(out, "mainline_guard_leader {}", u8::from(leading));
     out
 }

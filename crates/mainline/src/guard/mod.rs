@@ -19,6 +19,8 @@
 pub mod api;
 pub mod error;
 pub mod http;
+pub mod kube;
+pub mod leader;
 pub mod metrics;
 pub mod page;
 pub mod schedule;
@@ -49,13 +51,20 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{oneshot, watch, Semaphore};
 
-/// Who the guard acts as in journal entries and lock records: `guard@<host>`.
+/// Who the guard acts as in journal entries and lock records: `guard@<pod>` (`POD_NAME`, so
+/// replicas on one node differ), else `guard@<host>`.
 pub fn actor() -> String {
-    let host = std::fs::read_to_string("/etc/hostname")
-        .map(|h| h.trim().to_owned())
+    let pod = std::env::var("POD_NAME")
         .ok()
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "localhost".into());
+        .map(|p| p.trim().to_owned())
+        .filter(|p| !p.is_empty());
+    let host = pod.unwrap_or_else(|| {
+        std::fs::read_to_string("/etc/hostname")
+            .map(|h| h.trim().to_owned())
+            .ok()
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "localhost".into())
+    });
     format!("guard@{host}")
 }
 
@@ -118,6 +127,8 @@ pub fn open(ctx: &Context, settings: &GuardSettings) -> Result<Vec<Arc<Slot>>, G
             }
             _ => (Box::new(git.clone()), None),
         };
+        #[cfg(feature = "kubernetes")]
+        let kube = kube::open(&spec.name, c, &actor)?;
         let ports = Ports {
             store,
             repo: Observed::new(repo),
@@ -125,6 +136,8 @@ pub fn open(ctx: &Context, settings: &GuardSettings) -> Result<Vec<Arc<Slot>>, G
             git,
             cache,
             queue,
+            #[cfg(feature = "kubernetes")]
+            kube,
         };
         slots.push(Arc::new(Slot::new(
             spec.clone(),
@@ -213,13 +226,15 @@ async fn wait_for(stop: Stop) {
 }
 
 /// Serve until `stop`, then shut down gracefully. Blocks the calling thread; the slots are
-/// dropped by the caller, outside the runtime.
+/// dropped by the caller, outside the runtime. With leader election, the elector is connected
+/// here (before the runtime starts) and the Lease is released on the way out.
 pub fn serve(
     settings: &GuardSettings,
     slots: &[Arc<Slot>],
     listener: std::net::TcpListener,
     stop: Stop,
 ) -> Result<(), GuardError> {
+    let leader = Arc::new(leader::Leader::open(settings.leader_election.as_ref())?);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("mainline-guard")
@@ -245,6 +260,7 @@ pub fn serve(
         interval: settings.interval,
         started_at: SystemClock.now(),
         actor: actor(),
+        leader: leader.clone(),
     });
     let grace = settings.shutdown_grace;
     let result = runtime.block_on(async {
@@ -256,7 +272,12 @@ pub fn serve(
             interval: settings.interval,
             permits,
             shutdown: rx.clone(),
+            leader: leader.clone(),
         });
+        // The elector outlives the channel loops: it keeps renewing while in-flight runs
+        // drain, and stops just before stepping down.
+        let (elector_stop, elector_rx) = watch::channel(false);
+        let campaign = tokio::spawn(leader::campaign(leader.clone(), slots.to_vec(), elector_rx));
         let mut loops = tokio::task::JoinSet::new();
         for (i, slot) in slots.iter().enumerate() {
             let seed = settings.seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
@@ -277,6 +298,8 @@ pub fn serve(
             channels = slots.len(),
             parallelism = settings.parallelism,
             interval = ?settings.interval,
+            leader_election = leader.elected(),
+            identity = %leader.view().identity,
             "guard started"
         );
         wait_for(stop).await;
@@ -302,6 +325,9 @@ pub fn serve(
                 );
             }
         }
+        let _ = elector_stop.send(true);
+        let _ = campaign.await;
+        leader::step_down(&leader).await;
         match tokio::time::timeout(Duration::from_secs(5), server).await {
             Ok(Ok(Err(e))) => tracing::warn!("the HTTP server stopped with an error: {e}"),
             Err(_) => tracing::warn!("HTTP connections still open after 5s; closing them"),

@@ -1,5 +1,6 @@
 //! The status page at `/`: one row per channel — the verdict in colour, what prod runs (commit,
-//! digest, PR), what mainline is at, the lock holder — and a timeline of the channel's last
+//! digest, PR) and what Flux applied of it, what mainline is at, the lock holder (git ref or
+//! Lease) — and a timeline of the channel's last
 //! journal records drawn as inline SVG (see `timeline`: what prod ran, lane by lane, with a
 //! marker per move, pin, unpin or refusal; hover for the details).
 //!
@@ -41,6 +42,16 @@ fn verdict_colour(v: Verdict) -> &'static str {
     }
 }
 
+/// The colour of a consumer's applied state.
+fn applied_colour(state: &str) -> &'static str {
+    match state {
+        "APPLIED" => "#1a7f37",
+        "PENDING" => "#9a6700",
+        "STUCK" => "#cf222e",
+        _ => "#57606a",
+    }
+}
+
 fn short(s: &Option<impl AsRef<str>>) -> String {
     s.as_ref()
         .map_or("-".into(), |c| c.as_ref().chars().take(12).collect())
@@ -56,6 +67,12 @@ fn row(out: &mut String, v: &ChannelView, records: &[Record], now: Timestamp) {
     };
     let lock = match (&v.lock.backend[..], v.lock.held, &v.lock.holder) {
         ("none", _, _) => "none (unlocked)".to_owned(),
+        ("kubernetes", true, Some(h)) => format!(
+            "Lease held by {} until {}",
+            esc(h),
+            v.lock.expires_at.map_or("?".into(), super::timeline::clock)
+        ),
+        ("kubernetes", _, _) => "Lease free".to_owned(),
         (_, true, Some(h)) => format!(
             "held by {} until {}",
             esc(h),
@@ -64,6 +81,30 @@ fn row(out: &mut String, v: &ChannelView, records: &[Record], now: Timestamp) {
         (_, true, None) => "held".to_owned(),
         _ => "free".to_owned(),
     };
+    let applied = v.applied.as_ref().map_or_else(String::new, |a| {
+        let lines: String = a
+            .consumers
+            .iter()
+            .map(|c| {
+                let detail = if c.detail.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", esc(&c.detail))
+                };
+                format!(
+                    r#"<div class="sub consumer" data-state="{state}">{state} {name}{detail}</div>"#,
+                    state = esc(&c.state),
+                    name = esc(&c.consumer),
+                )
+            })
+            .collect();
+        format!(
+            r#"<div class="applied" data-state="{state}"><span class="verdict" style="background:{colour}">{state}</span> <span class="sub">applied by Flux, {at}</span>{lines}</div>"#,
+            state = esc(&a.state),
+            colour = applied_colour(&a.state),
+            at = super::timeline::clock(a.at),
+        )
+    });
     let mut notes = String::new();
     if let Some(e) = &v.error {
         let _ = write!(
@@ -88,7 +129,7 @@ fn row(out: &mut String, v: &ChannelView, records: &[Record], now: Timestamp) {
         r#"<tr class="channel" data-channel="{name}" data-verdict="{verdict}">
 <td><div class="name">{name}</div><div class="sub">{channel}</div><div class="sub">{git} @ {branch} · {queue}</div></td>
 <td><span class="verdict" style="background:{colour}">{verdict}</span><div class="sub explain">{explain}</div>{notes}</td>
-<td><div class="mono commit">{commit}</div><div class="mono sub digest">{digest}</div>{prs}</td>
+<td><div class="mono commit">{commit}</div><div class="mono sub digest">{digest}</div>{prs}{applied}</td>
 <td><div class="mono mainline">{mainline}</div></td>
 <td class="lock">{lock}</td>
 <td>{svg}</td>
@@ -124,6 +165,22 @@ th{font-size:12px;color:#57606a;text-transform:uppercase}\
 .legend span{display:inline-block;margin-right:12px;font-size:12px}\
 .legend i{display:inline-block;width:10px;height:10px;border-radius:5px;margin-right:4px}";
 
+/// This replica's part, for the header.
+fn role(v: &super::leader::LeaderView) -> String {
+    match v.role {
+        "leader" => format!(
+            r#"<span class="role" data-role="leader">leader ({})</span>"#,
+            esc(&v.identity)
+        ),
+        "standby" => format!(
+            r#"<span class="role" data-role="standby">standby ({}), read-only: the leader {} reconciles</span>"#,
+            esc(&v.identity),
+            esc(v.leader.as_deref().unwrap_or("(not known yet)"))
+        ),
+        _ => r#"<span class="role" data-role="single">single guard</span>"#.to_owned(),
+    }
+}
+
 /// The whole page.
 pub fn render(shared: &Shared) -> String {
     let now = shared.now();
@@ -149,7 +206,7 @@ pub fn render(shared: &Shared) -> String {
 <html lang="en"><head><meta charset="utf-8"><meta http-equiv="refresh" content="10">
 <title>mainline guard</title><style>{STYLE}</style></head>
 <body><h1>mainline guard</h1>
-<div class="meta">{n} channel(s) · reconciled every {interval:?} and on webhooks · page generated {now} · <a href="/api/channels">JSON</a> · <a href="/metrics">metrics</a></div>
+<div class="meta">{n} channel(s) · reconciled every {interval:?} and on webhooks · {role} · page generated {now} · <a href="/api/channels">JSON</a> · <a href="/metrics">metrics</a></div>
 <div class="legend">{legend}</div>
 <table><thead><tr><th>channel</th><th>verdict</th><th>prod runs</th><th>mainline</th><th>lock</th><th>last moves</th></tr></thead>
 <tbody>
@@ -157,5 +214,6 @@ pub fn render(shared: &Shared) -> String {
 "#,
         n = shared.slots.len(),
         interval = shared.interval,
+        role = role(&shared.leader.view()),
     )
 }

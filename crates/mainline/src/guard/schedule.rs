@@ -8,7 +8,10 @@
 //! caller bounds that wait and then abandons it: the executor's lock expires by itself and the
 //! next run settles its journal intent). Jitter comes from a seeded generator, so the same
 //! seed gives the same schedule.
-//! Must never: run the (blocking) executor on an async worker thread.
+//! With leader election, only the leader's runs reconcile; a standby's runs are `status`
+//! (read-only), so its page and metrics stay current without writing anything.
+//! Must never: run the (blocking) executor on an async worker thread, or reconcile on a
+//! standby.
 
 use super::slot::Slot;
 use mainline_core::Request;
@@ -56,6 +59,8 @@ pub struct Scheduler {
     pub interval: Duration,
     pub permits: Arc<Semaphore>,
     pub shutdown: watch::Receiver<bool>,
+    /// Whether this replica may reconcile; a standby's passes are read-only.
+    pub leader: Arc<super::leader::Leader>,
 }
 
 /// Run one request for `slot` on a blocking thread, holding the channel's run lock and one
@@ -100,14 +105,22 @@ pub async fn channel_loop(slot: Arc<Slot>, sched: Arc<Scheduler>, mut jitter: Ji
         if *shutdown.borrow() {
             return;
         }
+        let leader = sched.leader.clone();
         let ran = run_blocking(&slot, &sched.permits, &mut shutdown, move |s| {
+            // Leadership is checked as the run starts (after the permit): a standby's pass is
+            // `status`, which reads the same facts and writes nothing.
+            let (request, trigger) = if leader.may_reconcile() {
+                (
+                    Request::Reconcile {
+                        force_restore: false,
+                    },
+                    trigger,
+                )
+            } else {
+                (Request::Status, format!("{trigger} (standby: read-only)"))
+            };
             // The outcome is recorded in the slot's state; nothing else needs it here.
-            let _ = s.run(
-                Request::Reconcile {
-                    force_restore: false,
-                },
-                &trigger,
-            );
+            let _ = s.run(request, &trigger);
         })
         .await;
         if ran.is_none() {

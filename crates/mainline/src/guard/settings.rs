@@ -8,6 +8,10 @@
 //! (e.g. `--lock none`) wins over both for every channel. `--channel` names a single channel and
 //! is refused next to `[[channels]]`.
 //!
+//! Kubernetes: a `[[channels]]` entry's `kubernetes` table (Flux consumers, the Lease lock's
+//! namespace) replaces the top-level `[kubernetes]`, which it inherits when it has none;
+//! `[guard.leader_election]` is validated here too (see `leader`).
+//!
 //! Secrets: the webhook secret comes from `MAINLINE_WEBHOOK_SECRET` or the file named by
 //! `webhook_secret_file` / `--webhook-secret-file`; the action token from `MAINLINE_GUARD_TOKEN`;
 //! GitHub credentials from `GITHUB_TOKEN` or a GitHub App (`MAINLINE_GITHUB_APP_ID`,
@@ -43,11 +47,19 @@ mainline.toml for several channels (top-level keys are defaults for every entry)
   interval = \"30s\"
   parallelism = 8
   webhook_secret_file = \"/run/secrets/mainline-webhook\"
+  [guard.leader_election]              # several replicas: one reconciles (a Lease)
+  namespace = \"mainline\"               # identity: POD_NAME (else hostname-pid)
   [[channels]]
   name = \"prod\"
   channel = \"oci://ghcr.io/acme/app-manifests:latest\"
   queue = \"github-api\"                 # or github-refs (default), lease
   github_repository = \"acme/app\"
+  lock = \"kubernetes\"                  # or git (default), none
+  [channels.kubernetes]                # else the top-level [kubernetes]
+  lease_namespace = \"mainline\"
+  [[channels.kubernetes.consumers]]
+  namespace = \"flux-system\"
+  oci_repository = \"app-manifests\"
 
 Secrets come from the environment or files only: MAINLINE_WEBHOOK_SECRET (or
 webhook_secret_file), MAINLINE_GUARD_TOKEN (enables POST actions), GITHUB_TOKEN (or
@@ -112,6 +124,9 @@ pub struct GuardSection {
     pub webhook_secret: Option<toml::Value>,
     /// Refused: present only to say where the token goes instead.
     pub token: Option<toml::Value>,
+    /// `[guard.leader_election]`: several replicas, one reconciles (mainline-kube's
+    /// `LeaderElectionConfig`; parsed in [`super::leader::settings`]).
+    pub leader_election: Option<toml::Value>,
 }
 
 /// Where a channel's in-flight groups come from.
@@ -141,6 +156,9 @@ pub struct ChannelEntry {
     pub lock: Option<LockArg>,
     /// `OWNER/REPO` on GitHub: matches webhooks, and is read with `queue = "github-api"`.
     pub github_repository: Option<String>,
+    /// The channel's Flux consumers and Lease namespace; the top-level `[kubernetes]` when
+    /// absent (a whole table: the entry's replaces the top-level one, keys are not merged).
+    pub kubernetes: Option<toml::Value>,
 }
 
 /// One channel the guard watches, fully validated.
@@ -175,6 +193,8 @@ pub struct GuardSettings {
     pub webhook_secret: Option<Secret>,
     pub token: Option<Secret>,
     pub github: Option<GithubSettings>,
+    /// `[guard.leader_election]`, validated, with this replica's identity.
+    pub leader_election: Option<super::leader::ElectionSettings>,
 }
 
 fn invalid(
@@ -262,6 +282,7 @@ impl GuardSettings {
                         })?),
                         None => RepoName::from_git_url(&config.git),
                     };
+                super::kube::check_kubernetes("default", &config)?;
                 let spec = ChannelSpec {
                     name: "default".into(),
                     config,
@@ -330,6 +351,7 @@ impl GuardSettings {
             },
         };
         let token = env("MAINLINE_GUARD_TOKEN").map(Secret::new);
+        let leader_election = super::leader::settings(section.leader_election)?;
         let github = if channels.iter().any(|c| c.queue_api) {
             let api_url = args
                 .github_api_url
@@ -362,6 +384,7 @@ impl GuardSettings {
             webhook_secret,
             token,
             github,
+            leader_election,
         })
     }
 }
@@ -414,11 +437,13 @@ fn resolve_entries(
             lease_ttl: e.lease_ttl.clone().or_else(|| top.lease_ttl.clone()),
             lock: e.lock.or(top.lock),
             cache_dir: top.cache_dir.clone(),
+            kubernetes: e.kubernetes.clone().or_else(|| top.kubernetes.clone()),
             ..FileConfig::default()
         };
         let (config, cache_root) = config::resolve_from(&args.channel, merged)
             .map_err(|err| channel_err(err.to_string()))?;
         root = cache_root;
+        super::kube::check_kubernetes(&e.name, &config)?;
         let github = match &e.github_repository {
             Some(r) => Some(RepoName::parse(r).ok_or_else(|| {
                 channel_err(format!("github_repository = {r:?} is not OWNER/REPO"))

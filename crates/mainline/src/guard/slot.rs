@@ -6,7 +6,9 @@
 //! the channel's lock and the journal — plus, afterwards, reading what the page shows: the lock
 //! holder (only when the run's first ref listing showed a lock ref) and the journal's tail (only
 //! when the journal head moved or this run wrote). So the "nothing changed" reconcile costs the
-//! executor's one manifest HEAD and one ref listing, and nothing more.
+//! executor's one manifest HEAD and one ref listing, and nothing more — plus, for a channel with
+//! Kubernetes settings, one GET per Flux object it names (what prod applied) and one on its
+//! Lease (the holder) when the lock is a Lease.
 //!
 //! Invariants: runs of one channel never overlap (the caller holds `run_lock`); every method
 //! here blocks and is called from a blocking thread; a slot is dropped outside the async runtime
@@ -116,6 +118,9 @@ pub struct Ports {
     pub builder: GitBuilder,
     pub cache: Arc<FactCache>,
     pub queue: Option<Arc<GithubQueue>>,
+    /// The channel's Flux consumers and Lease lock, when it has a `kubernetes` table.
+    #[cfg(feature = "kubernetes")]
+    pub kube: Option<crate::adapters::kube::Kube>,
 }
 
 /// One channel the guard watches.
@@ -178,8 +183,10 @@ impl Slot {
             .take()
     }
 
+    /// The executor over this channel's ports, with its consumers and Lease lock attached
+    /// exactly as the CLI's `Opened::executor` attaches them.
     fn executor(&self) -> Executor<'_> {
-        Executor::new(
+        let exec = Executor::new(
             &self.spec.config,
             self.ports.store.as_ref(),
             &self.ports.repo,
@@ -189,7 +196,22 @@ impl Slot {
             self.actor.clone(),
         )
         .with_lock(self.spec.config.lock)
-        .with_journal(true)
+        .with_journal(true);
+        #[cfg(feature = "kubernetes")]
+        let exec = match &self.ports.kube {
+            Some(k) => {
+                let exec = match &k.consumers {
+                    Some(c) => exec.with_consumers(c),
+                    None => exec,
+                };
+                match &k.lock {
+                    Some(l) => exec.with_lock_backend(l),
+                    None => exec,
+                }
+            }
+            None => exec,
+        };
+        exec
     }
 
     /// Run `request` (blocking), then record its outcome, the lock and the journal's tail.
@@ -218,6 +240,9 @@ impl Slot {
             moved || writes_journal || (view.is_some() && journal_head != s.history_head)
         };
         let history = stale.then(|| self.read_history());
+        // After the run (a consumer never delays a write), on this blocking thread.
+        #[cfg(feature = "kubernetes")]
+        let applied = super::kube::applied(self.ports.kube.as_ref(), &result, self.clock.now());
         match &result {
             Ok(r) => tracing::info!(
                 channel = %self.spec.name,
@@ -240,6 +265,10 @@ impl Slot {
         s.record(&self.spec.config, &result, self.clock.now(), seconds);
         s.lock = lock;
         s.queue_warning = self.ports.queue.as_ref().and_then(|q| q.last_error());
+        #[cfg(feature = "kubernetes")]
+        if applied.is_some() {
+            s.applied = applied;
+        }
         if let Some(h) = history {
             match h {
                 Ok((records, head)) => {
@@ -261,7 +290,10 @@ impl Slot {
             backend: self.state().lock.backend.clone(),
             ..LockView::default()
         };
-        // Only the git-ref lock is visible in the ref listing; other backends show no holder.
+        if let LockMode::Kubernetes { .. } = self.spec.config.lock {
+            return self.read_lease(lock);
+        }
+        // Only the git-ref lock is visible in the ref listing; `none` has no holder.
         if !matches!(self.spec.config.lock, LockMode::Git { .. }) {
             return lock;
         }
@@ -289,6 +321,31 @@ impl Slot {
             Ok(None) => lock.held = false,
             Err(e) => lock.error = Some(e.to_string()),
         }
+        lock
+    }
+
+    /// The Lease's holder (one GET on the Lease; a released Lease has none).
+    #[cfg(feature = "kubernetes")]
+    fn read_lease(&self, mut lock: LockView) -> LockView {
+        use crate::channel::ports::ChannelLock;
+        let Some(lease) = self.ports.kube.as_ref().and_then(|k| k.lock.as_ref()) else {
+            lock.error = Some("no Lease lock was opened for this channel".into());
+            return lock;
+        };
+        match lease.holder() {
+            Ok(Some(h)) => {
+                lock.held = true;
+                lock.holder = Some(h.holder);
+                lock.expires_at = Some(h.expires_at);
+            }
+            Ok(None) => {}
+            Err(e) => lock.error = Some(e.to_string()),
+        }
+        lock
+    }
+
+    #[cfg(not(feature = "kubernetes"))]
+    fn read_lease(&self, lock: LockView) -> LockView {
         lock
     }
 

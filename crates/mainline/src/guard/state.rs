@@ -75,14 +75,37 @@ pub struct Snapshot {
 /// The channel lock as the guard last saw it.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct LockView {
-    /// `git` or `none`.
+    /// `git`, `kubernetes` (a Lease) or `none`.
     pub backend: String,
-    /// Some writer's lock ref existed when the guard last looked (expired or not).
+    /// Some writer held the lock when the guard last looked (expired or not): the git lock ref
+    /// existed, or the Lease named a holder.
     pub held: bool,
     pub holder: Option<String>,
     pub expires_at: Option<Timestamp>,
     /// Why the holder could not be read.
     pub error: Option<String>,
+}
+
+/// What one Flux consumer has applied.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConsumerView {
+    /// `namespace/name` of the OCIRepository.
+    pub consumer: String,
+    /// `APPLIED`, `PENDING`, `STUCK` or `UNREACHABLE`.
+    pub state: String,
+    /// Why it is not APPLIED (the condition message, the revision it is at, the error).
+    pub detail: String,
+}
+
+/// What prod has applied versus what the channel names, read after a run.
+#[derive(Debug, Clone, Serialize)]
+pub struct AppliedView {
+    /// The worst of the consumers' states.
+    pub state: String,
+    /// The digest the channel named when they were read.
+    pub digest: Digest,
+    pub at: Timestamp,
+    pub consumers: Vec<ConsumerView>,
 }
 
 /// The last failure of a run.
@@ -124,6 +147,8 @@ pub struct ChannelState {
     pub history_error: Option<String>,
     /// Why the GitHub API queue fell back to git refs on the last run.
     pub queue_warning: Option<String>,
+    /// What the Flux consumers applied, when the channel has some.
+    pub applied: Option<AppliedView>,
 }
 
 /// The metric/label name of an action.

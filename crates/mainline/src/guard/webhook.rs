@@ -7,6 +7,10 @@
 //! 400), then the channels it concerns — by repository and mainline branch — are asked to
 //! reconcile at once (202). Unknown events are acknowledged (202) and ignored.
 //!
+//! A standby replica (leader election) verifies and acknowledges a delivery (202, `"status":
+//! "standby"`) but acts on nothing: GitHub does not redeliver, so the leader's next scheduled
+//! pass covers the event (the detection bound is then the interval, not the webhook).
+//!
 //! Which events trigger is `Event::triggers_reconcile`'s rule: `merge_group.destroyed` with a
 //! reason other than `merged`, and a push to the channel's branch.
 //! Must never: act on a body before its signature verified, log the secret or the signature,
@@ -156,6 +160,18 @@ pub async fn github(
         return (
             StatusCode::ACCEPTED,
             Json(json!({ "delivery": delivery, "status": "ignored", "event": what, "triggered": [] })),
+        )
+            .into_response();
+    }
+    if !shared.leader.may_reconcile() {
+        // GitHub does not redeliver: the leader's next scheduled pass covers this event.
+        counters.standby.fetch_add(1, Ordering::Relaxed);
+        let leader = shared.leader.known_leader();
+        tracing::info!(delivery, leader = ?leader,
+            "webhook {what}: acknowledged by a standby, not acted on (the leader's next pass covers it)");
+        return (
+            StatusCode::ACCEPTED,
+            Json(json!({ "delivery": delivery, "status": "standby", "event": what, "leader": leader, "triggered": [] })),
         )
             .into_response();
     }

@@ -114,6 +114,8 @@ pub fn command_as(ch: &Channel, args: &[&str], run_id: &str, output: &str) -> Co
         .env_remove("GITHUB_EVENT_PATH")
         .env_remove("GITHUB_SHA")
         .env_remove("MAINLINE_LOCK")
+        .env_remove("MAINLINE_LOCK_TTL")
+        .env_remove("MAINLINE_LOCK_WAIT")
         .env("MAINLINE_SOURCE", "https://example.com/acme/app")
         .env("GITHUB_SERVER_URL", "https://ci.example")
         .env("GITHUB_REPOSITORY", "acme/app")
@@ -673,6 +675,9 @@ fn s(v: &Value, k: &str) -> Option<String> {
     v.get(k).and_then(Value::as_str).map(str::to_owned)
 }
 
+/// A `moved` record: (seq, from_digest, to_digest).
+pub type JournalMove = (u64, Option<String>, Option<String>);
+
 /// What the journal says, and every way it disagrees with itself or with the channel.
 #[derive(Debug, Default)]
 pub struct Audit {
@@ -689,7 +694,7 @@ pub struct Audit {
     /// Each a sentence naming the seq: order breaks, double settlements, lost intents.
     pub anomalies: Vec<String>,
     /// `moved` records by actor, in journal order: (seq, from_digest, to_digest).
-    pub moves_by_actor: BTreeMap<String, Vec<(u64, Option<String>, Option<String>)>>,
+    pub moves_by_actor: BTreeMap<String, Vec<JournalMove>>,
     /// intent seq → the seq of the record that settled it.
     pub settled_by: BTreeMap<u64, u64>,
     /// intent seq → its actor.
