@@ -658,19 +658,11 @@ fn sigkill_at_random_points_leaves_a_valid_channel_and_a_consistent_journal() {
         f.mid_write > 0,
         "some kills landed between an intent and its completion"
     );
-    // FINDING (seed 12648430, 200 runs; both reproduce on most seeds):
-    // 1. `settle_journal` (src/channel/record.rs) only looks at the journal HEAD. A refused
-    //    request journals its `refused` record WITHOUT the lock (exec.rs `run` → not writing →
-    //    `journal_refusal`), so a refusal that lands after a killed writer's intent buries it:
-    //    the intent is never settled, and when the dead writer had already written the channel
-    //    the move is never recorded (later intents start from a digest the journal never
-    //    reached). Seen as "intent #N is never settled … #N+1 (refused by …)".
-    // 2. An intent whose target must be packed carries `to_digest: None` (exec.rs builds it
-    //    from `mv.to_digest`), so a writer killed after the channel write but before `moved`
-    //    is settled as `abandoned` — "the writer stopped before writing the channel" — though
-    //    the channel moved; the registry then logs one more channel write than the journal has
-    //    moves. Seen as "#N abandoned, yet the channel is at …". Settling could compare the
-    //    channel's revision commit with the intent's `to_commit`.
+    // Regression (found here with seed 12648430): a refusal recorded without the lock after a
+    // killed writer's intent used to bury that intent (the settle looked only at the journal
+    // head), and an intent whose artifact had to be packed (no `to_digest`) was settled as
+    // `abandoned` although the channel had moved. `settle_journal` now settles every intent
+    // after the last settling record, matching packed targets by their commit's artifact tag.
     assert!(
         f.violations.is_empty(),
         "seed {seed}: {} violations:\n{}",

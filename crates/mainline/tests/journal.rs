@@ -216,11 +216,8 @@ fn eight_concurrent_appenders_lose_no_record() {
     assert_eq!(records.len(), ok);
     // An append that gives up is a record lost to the caller (the executor turns a failed
     // `moved` append into a warning): under this contention none may give up.
-    // FINDING: `Journal::append` (src/channel/journal.rs) gives up after APPEND_ATTEMPTS = 16
-    // lost CAS races with a fixed 20 ms pause and no jitter; with 8 writers, 2-6 of 48 appends
-    // return `Contended` (first run: 4 failed, 113 CAS conflicts). Unlocked refusal appends
-    // contend with a locked writer's `moved` append the same way, so a move can go unrecorded.
-    // Fix in the journal (retry until a deadline, jittered backoff), not here.
+    // Regression: appends used to give up after 16 lost races with a fixed 20 ms pause (3-4
+    // of 48 failed here); they now retry with jittered, growing pauses until a deadline.
     assert!(
         failed.is_empty(),
         "{} of {} appends gave up under contention from {WRITERS} writers: {failed:?}",

@@ -22,8 +22,10 @@ use sha2::{Digest as _, Sha256};
 
 /// Current entry format.
 pub const FORMAT: u32 = 1;
-/// How many times an append re-parents after losing a race before giving up.
-const APPEND_ATTEMPTS: usize = 16;
+/// How long an append keeps re-parenting after lost races before giving up. Each lost race
+/// means another writer's record landed, so progress is made overall; the deadline only bounds
+/// a pathological pile-up.
+const APPEND_DEADLINE_MS: i64 = 60_000;
 
 /// What an entry records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -155,7 +157,7 @@ pub enum JournalError {
         reason: String,
     },
     #[error("journal {refname}: {attempts} appends in a row lost the race to other writers")]
-    Contended { refname: String, attempts: usize },
+    Contended { refname: String, attempts: u32 },
 }
 
 /// A record as read back: the entry and the commit holding it.
@@ -224,7 +226,10 @@ impl<'a> Journal<'a> {
     /// Append `entry` after the current head (filling `seq` and `prev`), retrying on a lost
     /// race so no record is ever lost. Returns the record as stored.
     pub fn append(&self, mut entry: Entry) -> Result<Record, JournalError> {
-        for _ in 0..APPEND_ATTEMPTS {
+        let start = self.clock.now();
+        let mut attempts: u32 = 0;
+        loop {
+            attempts += 1;
             let head = self.head()?;
             let (parents, expected) = match &head {
                 Some(h) => {
@@ -248,13 +253,45 @@ impl<'a> Journal<'a> {
                 .map_err(|e| self.err(e))?
             {
                 Cas::Updated => return Ok(Record { commit, entry }),
-                Cas::Conflict { .. } => self.clock.sleep(20),
+                Cas::Conflict { .. } => {
+                    if self.clock.now().millis() - start.millis() > APPEND_DEADLINE_MS {
+                        return Err(JournalError::Contended {
+                            refname: self.refname.clone(),
+                            attempts,
+                        });
+                    }
+                    // Jittered, growing pauses so racing appenders spread out instead of
+                    // colliding again in lockstep.
+                    let cap = 20u64 << attempts.min(4);
+                    self.clock.sleep(5 + jitter(&entry, attempts) % cap);
+                }
             }
         }
-        Err(JournalError::Contended {
-            refname: self.refname.clone(),
-            attempts: APPEND_ATTEMPTS,
-        })
+    }
+
+    /// Records from the head backwards (newest first), up to and including the first for which
+    /// `stop` holds, or `max` records.
+    pub fn tail(&self, max: usize, stop: impl Fn(&Entry) -> bool) -> Result<Vec<Record>, JournalError> {
+        let mut out = Vec::new();
+        let mut next = self.head()?;
+        while let Some(rec) = next {
+            let done = stop(&rec.entry) || out.len() + 1 >= max;
+            let parent = if done {
+                None
+            } else {
+                self.repo
+                    .record_parents(&rec.commit)
+                    .map_err(|e| self.err(e))?
+                    .first()
+                    .cloned()
+            };
+            out.push(rec);
+            next = match parent {
+                Some(p) => Some(self.read(&p)?),
+                None => None,
+            };
+        }
+        Ok(out)
     }
 
     /// Every record, oldest first.
@@ -330,4 +367,18 @@ pub fn verify(records: &[Record]) -> Vec<Break> {
         before = Some(e);
     }
     breaks
+}
+
+/// A pseudo-random pause component from the entry and the attempt: different writers (different
+/// actors, times, processes) get different pauses without a random number generator.
+fn jitter(entry: &Entry, attempt: u32) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    entry.actor.hash(&mut h);
+    entry.time.millis().hash(&mut h);
+    entry.reason.hash(&mut h);
+    std::process::id().hash(&mut h);
+    std::thread::current().id().hash(&mut h);
+    attempt.hash(&mut h);
+    h.finish()
 }

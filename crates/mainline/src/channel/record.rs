@@ -51,12 +51,21 @@ impl Executor<'_> {
         warnings
     }
 
-    /// Under the lock, before acting: settle a dangling intent (`moved` if the channel names its
-    /// target, else `abandoned`), or record that the channel changed with no recorded move.
+    /// Under the lock, before acting: settle what killed writers left, and record a channel
+    /// change nobody recorded.
+    ///
+    /// The window is every record after the last one that says where the channel went
+    /// (`moved`, `abandoned`, `observed`): refusals, pins and intents can pile up after it, since
+    /// refusals are recorded without the lock. Each intent in the window belongs to a run that
+    /// died (a live writer holds the lock we hold now). The newest intent whose target the
+    /// channel names now landed (`moved`); the others did not (`abandoned`). An intent that had
+    /// to pack its artifact first records only the commit, so its target is that commit's
+    /// artifact tag.
     pub(super) fn settle_journal(&self, warnings: &mut Vec<String>) {
-        let head = match self.journal().head() {
-            Ok(Some(h)) => h,
-            Ok(None) => return,
+        let settles = |k: EntryKind| matches!(k, EntryKind::Moved | EntryKind::Abandoned | EntryKind::Observed);
+        let window = match self.journal().tail(SETTLE_WINDOW, |e| settles(e.kind)) {
+            Ok(w) if !w.is_empty() => w,
+            Ok(_) => return,
             Err(e) => {
                 warnings.push(crate::error::chain_message(&e));
                 return;
@@ -69,26 +78,57 @@ impl Executor<'_> {
                 return;
             }
         };
+        // Where the journal last put the channel: the record that closes the window. (Not a
+        // refusal's `after`: refusals are recorded without the lock, so they may already see
+        // the unrecorded write this settlement is about.)
+        let known = window
+            .last()
+            .filter(|r| settles(r.entry.kind))
+            .and_then(|r| r.entry.after.clone());
+        let target = |e: &Entry| -> Option<mainline_core::Digest> {
+            e.to_digest.clone().or_else(|| {
+                e.to_commit
+                    .as_ref()
+                    .and_then(|c| self.store.resolve(&c.artifact_tag()).ok().flatten())
+            })
+        };
+        let mut intents: Vec<&Entry> = window
+            .iter()
+            .map(|r| &r.entry)
+            .filter(|e| e.kind == EntryKind::Intent)
+            .collect();
+        intents.reverse(); // oldest first
+        let landed_seq = intents
+            .iter()
+            .rev()
+            .find(|e| current.is_some() && target(e) == current)
+            .map(|e| e.seq);
         let now = self.clock.now();
-        let h = &head.entry;
-        if h.kind == EntryKind::Intent {
-            let mut e = h.clone();
+        // Where the channel stands as the settlements are read in order.
+        let mut position = known.clone();
+        for h in &intents {
+            let mut e = (*h).clone();
             e.intent = Some(h.seq);
             e.time = now;
             e.actor = self.actor.clone();
-            e.after = current.clone();
-            if current.is_some() && current == h.to_digest {
+            if Some(h.seq) == landed_seq {
                 e.kind = EntryKind::Moved;
+                e.from_digest = position.clone();
+                e.to_digest = current.clone();
+                e.after = current.clone();
+                position = current.clone();
                 e.reason = format!(
                     "settled by a later run (the writer stopped before recording it): {}",
                     h.reason
                 );
             } else {
                 e.kind = EntryKind::Abandoned;
+                e.after = position.clone();
                 e.reason = "the writer stopped before writing the channel".into();
             }
             self.append(e, warnings);
-        } else if h.after != current {
+        }
+        if landed_seq.is_none() && known != current {
             let mut e = Entry::new(
                 &self.config.channel_display(),
                 EntryKind::Observed,
@@ -96,10 +136,13 @@ impl Executor<'_> {
                 "the channel changed without a recorded move (moved by hand, or by a run without the journal)",
                 now,
             );
-            e.from_digest = h.after.clone();
+            e.from_digest = position;
             e.to_digest = current.clone();
             e.after = current;
             self.append(e, warnings);
         }
     }
 }
+
+/// How far back `settle_journal` looks for unsettled intents.
+const SETTLE_WINDOW: usize = 256;

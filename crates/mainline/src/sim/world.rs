@@ -268,8 +268,11 @@ impl World {
         }
     }
 
+    /// The workers' table. Like `with`: never held across a resume (re-entry panics).
     fn procs(&self) -> MutexGuard<'_, Procs> {
-        self.procs.lock().unwrap_or_else(|e| e.into_inner())
+        self.procs
+            .try_lock()
+            .expect("sim workers re-entered: a guard was held across a resume (simulator bug)")
     }
 
     /// Start `body` as a new process, running it now until its first wait.
@@ -299,7 +302,11 @@ impl World {
 
     /// A worker: run tasks until resumed with none.
     fn work(self: &Arc<Self>, me: usize) {
-        while let Some(task) = self.procs().tasks[me].take() {
+        loop {
+            let next = self.procs().tasks[me].take(); // the guard must not live across task()
+            let Some(task) = next else {
+                return;
+            };
             task();
             self.procs().idle.push(me);
             #[allow(deprecated)] // see `wait`

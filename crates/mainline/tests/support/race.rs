@@ -804,24 +804,27 @@ pub fn audit(records: &[Value], channel_now: Option<&str>) -> Audit {
         }
     }
     let head = records.len() as u64;
+    // Where the last settling record (moved / abandoned / observed) is: intents after it are
+    // pending — the next locked writing run settles them (refusals and pins recorded in between
+    // do not hide them).
+    let last_settle = records
+        .iter()
+        .rposition(|r| matches!(r["kind"].as_str(), Some("moved" | "abandoned" | "observed")))
+        .map_or(0, |i| i as u64 + 1);
     for n in intents.keys() {
         if !a.settled_by.contains_key(n) {
             a.unsettled.push(*n);
-            if *n != head {
-                let next = &records[*n as usize];
+            if *n < last_settle {
                 a.anomalies.push(format!(
-                    "intent #{n} is never settled and is not the head: #{} ({} by {}) was appended after it, so a later locked run cannot find it",
-                    n + 1,
-                    next["kind"].as_str().unwrap_or("?"),
-                    next["actor"].as_str().unwrap_or("?")
+                    "intent #{n} is never settled, though record #{last_settle} settled the journal after it"
                 ));
             }
         }
     }
-    // A dangling intent at the head may have written: the journal then lags the channel until
-    // the next locked run settles it.
-    let head_is_intent = a.unsettled.last() == Some(&head) && head > 0;
-    if cur.as_deref() != channel_now && !head_is_intent {
+    // A dangling intent may have written: the journal then lags the channel until the next
+    // locked run settles it.
+    let pending = a.unsettled.iter().any(|n| *n > last_settle);
+    if cur.as_deref() != channel_now && !pending {
         a.anomalies.push(format!(
             "the journal leaves the channel at {cur:?}, the registry has {channel_now:?}"
         ));

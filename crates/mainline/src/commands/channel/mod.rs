@@ -1,0 +1,237 @@
+//! The channel commands — status, reconcile, deploy, promote, pin, unpin, rollback — as thin
+//! wrappers: resolve settings, open the adapters, build a `Request`, run the executor, render.
+
+use crate::channel::ports::{Clock, Repo};
+use crate::channel::refs::sanitize;
+use crate::channel::QueueSource;
+use crate::cli::{
+    DeployArgs, PinArgs, PromoteArgs, ReconcileArgs, RollbackArgs, StatusArgs, UnpinArgs,
+};
+use crate::error::{CliError, Kind};
+use crate::settings::Context;
+use mainline_core::{
+    CommitId, Digest, Pin, PinKind, Request, Timestamp,
+};
+use mainline_store::ReferenceTarget;
+use std::io::Write;
+
+
+mod open;
+mod report;
+pub use open::{actor, Opened};
+pub use report::{verdict_exit, AppliedReport, ChannelReport, WaitReport, WAIT_TIMED_OUT};
+use report::{check_wait, finish};
+
+pub fn status(ctx: &Context, args: &StatusArgs, out: &mut dyn Write) -> Result<u8, CliError> {
+    let o = Opened::open(ctx, &args.channel)?;
+    let report = o.executor().run(Request::Status)?;
+    finish(ctx, &o, &report, out, true, None)
+}
+
+pub fn reconcile(ctx: &Context, args: &ReconcileArgs, out: &mut dyn Write) -> Result<u8, CliError> {
+    let o = Opened::open(ctx, &args.channel)?;
+    let report = o.executor().run(Request::Reconcile {
+        force_restore: args.force_restore,
+    })?;
+    finish(ctx, &o, &report, out, false, None)
+}
+
+pub fn promote(ctx: &Context, args: &PromoteArgs, out: &mut dyn Write) -> Result<u8, CliError> {
+    let o = Opened::open(ctx, &args.channel)?;
+    check_wait(&o, args.wait)?;
+    let commit = match args
+        .commit
+        .clone()
+        .or_else(|| std::env::var("GITHUB_SHA").ok())
+    {
+        Some(c) => parse_commit(&c, "--commit")?,
+        None => mainline_tip(&o)?,
+    };
+    let report = o.executor().run(Request::Promote { commit })?;
+    finish(ctx, &o, &report, out, false, args.wait)
+}
+
+pub fn deploy(ctx: &Context, args: &DeployArgs, out: &mut dyn Write) -> Result<u8, CliError> {
+    let o = Opened::open(ctx, &args.channel)?;
+    check_wait(&o, args.wait)?;
+    let gh = crate::github_env::MergeGroupEnv::read()?;
+    let commit = args
+        .commit
+        .clone()
+        .or_else(|| gh.as_ref().map(|g| g.head_sha.clone()))
+        .or_else(|| std::env::var("GITHUB_SHA").ok());
+    if !args.candidate {
+        let commit = match commit {
+            Some(c) => parse_commit(&c, "--commit")?,
+            None => mainline_tip(&o)?,
+        };
+        let report = o.executor().run(Request::Promote { commit })?;
+        return finish(ctx, &o, &report, out, false, args.wait);
+    }
+    let head = parse_commit(
+        &commit.ok_or_else(|| {
+            CliError::invalid("deploy --candidate needs the group's head commit")
+                .with_hint("pass --commit SHA, or run it in a GitHub Actions merge_group job")
+        })?,
+        "--commit",
+    )?;
+    let group_id = args
+        .group
+        .clone()
+        .or_else(|| gh.as_ref().map(|g| g.group_id()))
+        .ok_or_else(|| {
+            CliError::invalid("deploy --candidate needs the merge group")
+                .with_hint("pass --group gh-readonly-queue/main/pr-<N>-<sha> (or any id with --queue lease), or run it in a merge_group job")
+        })?;
+    let group_id = group_id
+        .strip_prefix("refs/heads/")
+        .unwrap_or(&group_id)
+        .to_owned();
+    let group_id = if o.config.queue == QueueSource::Lease {
+        let lease_id = sanitize(&group_id);
+        record_lease(&o, &lease_id, &head)?;
+        lease_id
+    } else {
+        group_id
+    };
+    let report = o
+        .executor()
+        .run(Request::DeployCandidate { group_id, head })?;
+    finish(ctx, &o, &report, out, false, args.wait)
+}
+
+/// Record (or renew) the candidate's lease before deciding, so the group is in flight for the
+/// decision and for every concurrent reconcile until the lease expires.
+fn record_lease(o: &Opened, id: &str, head: &CommitId) -> Result<(), CliError> {
+    let expires = o
+        .clock
+        .now()
+        .plus_millis(o.config.lease_ttl.as_millis() as i64);
+    let refname = o.config.key.lease_ref(id, expires);
+    // The lease ref is pushed from the local cache, so the head must be fetched first.
+    if !o.repo.has_commit(head) {
+        let missing = o
+            .repo
+            .fetch(std::slice::from_ref(head))
+            .map_err(crate::channel::exec::repo_err)?;
+        if !missing.is_empty() {
+            return Err(CliError::invalid(format!(
+                "commit {head} is not on {}: a candidate must be pushed before it is deployed",
+                o.config.git_display
+            ))
+            .with_hint(
+                "push the group's head to any branch of the remote, then re-run deploy --candidate",
+            ));
+        }
+    }
+    match o
+        .repo
+        .cas_ref(&refname, None, Some(head))
+        .map_err(crate::channel::exec::repo_err)?
+    {
+        crate::channel::ports::Cas::Updated => Ok(()),
+        crate::channel::ports::Cas::Conflict { .. } => Err(CliError::new(
+            Kind::Conflict,
+            format!("lease {refname} already exists on {}", o.config.git_display),
+        )),
+    }
+}
+
+pub fn pin(ctx: &Context, args: &PinArgs, out: &mut dyn Write) -> Result<u8, CliError> {
+    let o = Opened::open(ctx, &args.channel)?;
+    let (digest, commit) = resolve_pin_target(&o, &args.target)?;
+    let pin = Pin {
+        digest,
+        commit,
+        reason: args.reason.clone(),
+        actor: o.actor.clone(),
+        expires_at: expiry(&o, args.expires),
+        kind: PinKind::Pin,
+    };
+    let report = o.executor().run(Request::Pin { pin })?;
+    finish(ctx, &o, &report, out, false, None)
+}
+
+pub fn rollback(ctx: &Context, args: &RollbackArgs, out: &mut dyn Write) -> Result<u8, CliError> {
+    let o = Opened::open(ctx, &args.channel)?;
+    let commit = parse_commit(&args.commit, "COMMIT")?;
+    let digest = o.store.resolve(&commit.artifact_tag())?.ok_or_else(|| {
+        CliError::invalid(format!(
+            "{} has no artifact {}: nothing to roll back to",
+            o.config.store,
+            commit.artifact_tag()
+        ))
+        .with_hint(
+            "push it first: mainline push --git REPO --commit <sha> --path <dir> --to <store>",
+        )
+    })?;
+    let pin = Pin {
+        digest,
+        commit: Some(commit),
+        reason: args.reason.clone(),
+        actor: o.actor.clone(),
+        expires_at: expiry(&o, args.expires),
+        kind: PinKind::Rollback,
+    };
+    let report = o.executor().run(Request::Pin { pin })?;
+    finish(ctx, &o, &report, out, false, None)
+}
+
+pub fn unpin(ctx: &Context, args: &UnpinArgs, out: &mut dyn Write) -> Result<u8, CliError> {
+    let o = Opened::open(ctx, &args.channel)?;
+    let report = o.executor().run(Request::Unpin)?;
+    finish(ctx, &o, &report, out, false, None)
+}
+
+fn expiry(o: &Opened, d: Option<std::time::Duration>) -> Option<Timestamp> {
+    d.map(|d| o.clock.now().plus_millis(d.as_millis() as i64))
+}
+
+/// A pin names a digest in the channel's repository, or a commit whose artifact exists.
+fn resolve_pin_target(o: &Opened, target: &str) -> Result<(Digest, Option<CommitId>), CliError> {
+    if target.starts_with("sha256:") {
+        let digest: Digest = target.parse()?;
+        let m = crate::artifact::fetch_existing(
+            o.store.as_ref(),
+            &ReferenceTarget::Digest(digest.clone()),
+        )?;
+        let commit = mainline_pack::parse_manifest(&m.bytes)
+            .ok()
+            .and_then(|f| f.revision())
+            .and_then(Result::ok)
+            .map(|r| r.commit);
+        return Ok((digest, commit));
+    }
+    let commit = parse_commit(target, "DIGEST|COMMIT")?;
+    let digest = o.store.resolve(&commit.artifact_tag())?.ok_or_else(|| {
+        CliError::invalid(format!(
+            "{} has no artifact {}",
+            o.config.store,
+            commit.artifact_tag()
+        ))
+        .with_hint("pin a digest instead, or push that commit's artifact first")
+    })?;
+    Ok((digest, Some(commit)))
+}
+
+fn parse_commit(s: &str, what: &str) -> Result<CommitId, CliError> {
+    s.parse::<CommitId>().map_err(|_| {
+        CliError::invalid(format!(
+            "{what} {s:?} is not a full commit id (40 hex digits)"
+        ))
+    })
+}
+
+fn mainline_tip(o: &Opened) -> Result<CommitId, CliError> {
+    o.repo
+        .view(&o.config.branch)
+        .map_err(crate::channel::exec::repo_err)?
+        .mainline
+        .ok_or_else(|| {
+            CliError::invalid(format!(
+                "branch {} does not exist on {}",
+                o.config.branch, o.config.git_display
+            ))
+        })
+}
+

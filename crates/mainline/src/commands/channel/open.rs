@@ -1,0 +1,118 @@
+//! Opening a channel: settings resolved, adapters connected, the executor assembled.
+
+use crate::adapters::git::{GitBuilder, GitRepo};
+use crate::channel::cache::FactCache;
+use crate::channel::exec::Executor;
+use crate::channel::ports::SystemClock;
+use crate::channel::refs::sanitize;
+use crate::channel::ChannelConfig;
+use crate::config::{self, ChannelArgs};
+use crate::error::CliError;
+use crate::settings::Context;
+use mainline_store::Store;
+
+
+/// Everything a channel command acts through.
+pub struct Opened {
+    pub config: ChannelConfig,
+    pub store: Box<dyn Store>,
+    pub repo: GitRepo,
+    pub builder: GitBuilder,
+    pub cache: FactCache,
+    pub clock: SystemClock,
+    pub actor: String,
+    /// Flux consumers and the Lease lock, when `[kubernetes]` is configured.
+    #[cfg(feature = "kubernetes")]
+    pub kube: Option<crate::adapters::kube::Kube>,
+}
+
+impl Opened {
+    pub fn open(ctx: &Context, args: &ChannelArgs) -> Result<Opened, CliError> {
+        let (config, cache_root) = config::resolve(args)?;
+        let store = ctx.open_store(&config.store)?;
+        let repo = GitRepo::open(&config, &cache_root)?;
+        let builder = GitBuilder::new(&repo, &config);
+        let cache = FactCache::load(
+            Some(
+                cache_root
+                    .join("facts")
+                    .join(format!("{}.json", sanitize(&config.store.to_string()))),
+            ),
+            config.store.to_string(),
+        );
+        let actor = actor();
+        #[cfg(feature = "kubernetes")]
+        let kube = match &config.kubernetes {
+            Some(raw) => Some(crate::adapters::kube::Kube::open(&config, raw, &actor)?),
+            None => None,
+        };
+        #[cfg(not(feature = "kubernetes"))]
+        if config.kubernetes.is_some() || matches!(config.lock, LockMode::Kubernetes { .. }) {
+            return Err(CliError::invalid(
+                "this mainline was built without the `kubernetes` feature, but [kubernetes] or --lock kubernetes is set",
+            )
+            .with_hint("use a release build (the feature is on by default)"));
+        }
+        Ok(Opened {
+            config,
+            store,
+            repo,
+            builder,
+            cache,
+            clock: SystemClock,
+            actor,
+            #[cfg(feature = "kubernetes")]
+            kube,
+        })
+    }
+
+    pub fn executor(&self) -> Executor<'_> {
+        let exec = Executor::new(
+            &self.config,
+            self.store.as_ref(),
+            &self.repo,
+            &self.builder,
+            &self.clock,
+            &self.cache,
+            self.actor.clone(),
+        )
+        .with_lock(self.config.lock)
+        .with_journal(true);
+        #[cfg(feature = "kubernetes")]
+        let exec = match &self.kube {
+            Some(k) => {
+                let exec = match &k.consumers {
+                    Some(c) => exec.with_consumers(c),
+                    None => exec,
+                };
+                match &k.lock {
+                    Some(l) => exec.with_lock_backend(l),
+                    None => exec,
+                }
+            }
+            None => exec,
+        };
+        exec
+    }
+}
+
+/// Who is acting: the GitHub Actions run URL in CI, else user@host.
+pub fn actor() -> String {
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    if let (Some(server), Some(repo), Some(run)) = (
+        env("GITHUB_SERVER_URL"),
+        env("GITHUB_REPOSITORY"),
+        env("GITHUB_RUN_ID"),
+    ) {
+        return format!("{server}/{repo}/actions/runs/{run}");
+    }
+    let user = env("USER").or_else(|| env("LOGNAME")).unwrap_or_else(|| {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata("/proc/self").map_or("unknown".into(), |m| format!("uid{}", m.uid()))
+    });
+    let host = std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "localhost".into());
+    format!("{user}@{host}")
+}
+
