@@ -21,4 +21,30 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 # Tests run against real registries and real git repositories; none of them skips.
-exec scripts/with-registry.sh cargo test --workspace --locked "$@"
+scripts/with-registry.sh cargo test --workspace --locked --no-fail-fast "$@"
+
+# The simulator at CI size (issue 5): 10,000 histories per strategy on the release build.
+# mainline (with its lock) must show zero invariant violations; every baseline must show some.
+cargo build --release --locked -q -p mainline
+mkdir -p target
+target/release/mainline simulate --histories 10000 --seed 1 -o json --plot target/simulate.svg > target/simulate.json
+python3 - target/simulate.json <<'PY'
+import json, sys
+report = json.load(open(sys.argv[1]))
+by = {s["name"]: s for s in report["strategies"]}
+bad = []
+if by["mainline"]["violations"] != 0 or by["mainline"]["merged_never_deployed"] != 0:
+    bad.append("mainline must show no violations and lose no merged change")
+for name in ["deploy-no-heal", "heal-on-failure", "heal-on-failure-or-cancel", "promote-after-merge"]:
+    s = by[name]
+    if s["violations"] == 0 and s["keeps_premerge_gate"]:
+        bad.append(f"baseline {name} shows no failure")
+for s in report["strategies"]:
+    u, b = s["unmerged_minutes"], s["behind_minutes"]
+    print(f"{s['name']:<26} violations {s['violations']:>7}  unmerged p50/p99/max {u['p50']}/{u['p99']}/{u['max']} min"
+          f"  behind p50/p99/max {b['p50']}/{b['p99']}/{b['max']} min  never deployed {s['merged_never_deployed']}"
+          f"  gate {'kept' if s['keeps_premerge_gate'] else 'LOST'}")
+if bad:
+    sys.exit("simulate check failed: " + "; ".join(bad))
+print(f"simulate check: {report['histories']} histories per strategy; mainline 0 violations; every baseline fails")
+PY

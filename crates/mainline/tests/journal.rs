@@ -14,7 +14,7 @@ mod support;
 
 use mainline::adapters::git::GitRepo;
 use mainline::channel::journal::{verify, Entry, EntryKind, Journal};
-use mainline::channel::ports::{Cas, Clock, RemoteView, Repo, RepoError, SystemClock};
+use mainline::channel::ports::{Cas, Clock, Repo, RepoError, RepoWrapper, SystemClock};
 use mainline::channel::ChannelConfig;
 use mainline::config::{self, ChannelArgs};
 use mainline_core::{CommitId, Timestamp};
@@ -53,38 +53,9 @@ struct Counting {
     conflicts: AtomicUsize,
 }
 
-impl Repo for Counting {
-    fn view(&self, branch: &str) -> Result<RemoteView, RepoError> {
-        self.inner.view(branch)
-    }
-    fn fetch(&self, commits: &[CommitId]) -> Result<Vec<CommitId>, RepoError> {
-        self.inner.fetch(commits)
-    }
-    fn has_commit(&self, commit: &CommitId) -> bool {
-        self.inner.has_commit(commit)
-    }
-    fn is_ancestor(&self, a: &CommitId, d: &CommitId) -> Result<bool, RepoError> {
-        self.inner.is_ancestor(a, d)
-    }
-    fn deploy_tree(&self, commit: &CommitId, path: &str) -> Result<Option<String>, RepoError> {
-        self.inner.deploy_tree(commit, path)
-    }
-    fn commit_time(&self, commit: &CommitId) -> Result<i64, RepoError> {
-        self.inner.commit_time(commit)
-    }
-    fn write_record(
-        &self,
-        message: &str,
-        parents: &[CommitId],
-        time: Timestamp,
-    ) -> Result<CommitId, RepoError> {
-        self.inner.write_record(message, parents, time)
-    }
-    fn read_record(&self, refname: &str, commit: &CommitId) -> Result<String, RepoError> {
-        self.inner.read_record(refname, commit)
-    }
-    fn record_parents(&self, commit: &CommitId) -> Result<Vec<CommitId>, RepoError> {
-        self.inner.record_parents(commit)
+impl RepoWrapper for Counting {
+    fn inner(&self) -> &dyn Repo {
+        &self.inner
     }
     fn cas_ref(
         &self,

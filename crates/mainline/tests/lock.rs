@@ -17,7 +17,7 @@ use mainline::channel::cache::FactCache;
 use mainline::channel::exec::{Executor, LockMode};
 use mainline::channel::journal::{EntryKind, Journal};
 use mainline::channel::lock::{GitLock, Held, LockError};
-use mainline::channel::ports::{Cas, Clock, RemoteView, Repo, RepoError};
+use mainline::channel::ports::{Cas, Clock, Repo, RepoError, RepoWrapper};
 use mainline::channel::ChannelConfig;
 use mainline::config::{self, ChannelArgs};
 use mainline::error::Kind;
@@ -299,38 +299,9 @@ struct StallAfterAcquire<'a> {
     cas_calls: AtomicUsize,
 }
 
-impl Repo for StallAfterAcquire<'_> {
-    fn view(&self, branch: &str) -> Result<RemoteView, RepoError> {
-        self.inner.view(branch)
-    }
-    fn fetch(&self, commits: &[CommitId]) -> Result<Vec<CommitId>, RepoError> {
-        self.inner.fetch(commits)
-    }
-    fn has_commit(&self, commit: &CommitId) -> bool {
-        self.inner.has_commit(commit)
-    }
-    fn is_ancestor(&self, a: &CommitId, d: &CommitId) -> Result<bool, RepoError> {
-        self.inner.is_ancestor(a, d)
-    }
-    fn deploy_tree(&self, commit: &CommitId, path: &str) -> Result<Option<String>, RepoError> {
-        self.inner.deploy_tree(commit, path)
-    }
-    fn commit_time(&self, commit: &CommitId) -> Result<i64, RepoError> {
-        self.inner.commit_time(commit)
-    }
-    fn write_record(
-        &self,
-        message: &str,
-        parents: &[CommitId],
-        time: Timestamp,
-    ) -> Result<CommitId, RepoError> {
-        self.inner.write_record(message, parents, time)
-    }
-    fn read_record(&self, refname: &str, commit: &CommitId) -> Result<String, RepoError> {
-        self.inner.read_record(refname, commit)
-    }
-    fn record_parents(&self, commit: &CommitId) -> Result<Vec<CommitId>, RepoError> {
-        self.inner.record_parents(commit)
+impl RepoWrapper for StallAfterAcquire<'_> {
+    fn inner(&self) -> &dyn Repo {
+        &self.inner
     }
     fn cas_ref(
         &self,
@@ -570,32 +541,9 @@ struct HolderMovesBetweenReads<'a> {
     fired: AtomicBool,
 }
 
-impl Repo for HolderMovesBetweenReads<'_> {
-    fn view(&self, branch: &str) -> Result<RemoteView, RepoError> {
-        self.inner.view(branch)
-    }
-    fn fetch(&self, commits: &[CommitId]) -> Result<Vec<CommitId>, RepoError> {
-        self.inner.fetch(commits)
-    }
-    fn has_commit(&self, commit: &CommitId) -> bool {
-        self.inner.has_commit(commit)
-    }
-    fn is_ancestor(&self, a: &CommitId, d: &CommitId) -> Result<bool, RepoError> {
-        self.inner.is_ancestor(a, d)
-    }
-    fn deploy_tree(&self, commit: &CommitId, path: &str) -> Result<Option<String>, RepoError> {
-        self.inner.deploy_tree(commit, path)
-    }
-    fn commit_time(&self, commit: &CommitId) -> Result<i64, RepoError> {
-        self.inner.commit_time(commit)
-    }
-    fn write_record(
-        &self,
-        message: &str,
-        parents: &[CommitId],
-        time: Timestamp,
-    ) -> Result<CommitId, RepoError> {
-        self.inner.write_record(message, parents, time)
+impl RepoWrapper for HolderMovesBetweenReads<'_> {
+    fn inner(&self) -> &dyn Repo {
+        &self.inner
     }
     fn read_record(&self, refname: &str, commit: &CommitId) -> Result<String, RepoError> {
         if refname == self.lock_ref && !self.fired.swap(true, Ordering::SeqCst) {
@@ -610,17 +558,6 @@ impl Repo for HolderMovesBetweenReads<'_> {
             }
         }
         self.inner.read_record(refname, commit)
-    }
-    fn record_parents(&self, commit: &CommitId) -> Result<Vec<CommitId>, RepoError> {
-        self.inner.record_parents(commit)
-    }
-    fn cas_ref(
-        &self,
-        refname: &str,
-        expected: Option<&CommitId>,
-        new: Option<&CommitId>,
-    ) -> Result<Cas, RepoError> {
-        self.inner.cas_ref(refname, expected, new)
     }
 }
 

@@ -12,8 +12,8 @@
 //! Must never: call the blocking client from an async task (the executor runs on a blocking
 //! thread), or turn an API failure into a fact ("not in flight", "not an ancestor").
 
-use crate::channel::ports::{Cas, QueueRef, RemoteView, Repo, RepoError};
-use mainline_core::{CommitId, Timestamp};
+use crate::channel::ports::{QueueRef, RemoteView, Repo, RepoError, RepoWrapper};
+use mainline_core::CommitId;
 use mainline_github::{ErrorKind, GithubClient, GithubError};
 use std::sync::{Arc, Mutex};
 
@@ -113,7 +113,10 @@ fn api_err(e: &GithubError) -> RepoError {
     }
 }
 
-impl<R: Repo> Repo for GithubRepo<R> {
+impl<R: Repo> RepoWrapper for GithubRepo<R> {
+    fn inner(&self) -> &dyn Repo {
+        &self.inner
+    }
     fn view(&self, branch: &str) -> Result<RemoteView, RepoError> {
         let mut view = self.inner.view(branch)?;
         let q = &self.queue;
@@ -146,15 +149,6 @@ impl<R: Repo> Repo for GithubRepo<R> {
         }
         Ok(view)
     }
-
-    fn fetch(&self, commits: &[CommitId]) -> Result<Vec<CommitId>, RepoError> {
-        self.inner.fetch(commits)
-    }
-
-    fn has_commit(&self, commit: &CommitId) -> bool {
-        self.inner.has_commit(commit)
-    }
-
     fn is_ancestor(&self, a: &CommitId, d: &CommitId) -> Result<bool, RepoError> {
         if self.inner.has_commit(a) && self.inner.has_commit(d) {
             return self.inner.is_ancestor(a, d);
@@ -163,39 +157,5 @@ impl<R: Repo> Repo for GithubRepo<R> {
         q.client
             .is_ancestor(&q.repo.owner, &q.repo.name, a, d)
             .map_err(|e| api_err(&e))
-    }
-
-    fn deploy_tree(&self, commit: &CommitId, path: &str) -> Result<Option<String>, RepoError> {
-        self.inner.deploy_tree(commit, path)
-    }
-
-    fn commit_time(&self, commit: &CommitId) -> Result<i64, RepoError> {
-        self.inner.commit_time(commit)
-    }
-
-    fn write_record(
-        &self,
-        message: &str,
-        parents: &[CommitId],
-        time: Timestamp,
-    ) -> Result<CommitId, RepoError> {
-        self.inner.write_record(message, parents, time)
-    }
-
-    fn read_record(&self, refname: &str, commit: &CommitId) -> Result<String, RepoError> {
-        self.inner.read_record(refname, commit)
-    }
-
-    fn record_parents(&self, commit: &CommitId) -> Result<Vec<CommitId>, RepoError> {
-        self.inner.record_parents(commit)
-    }
-
-    fn cas_ref(
-        &self,
-        refname: &str,
-        expected: Option<&CommitId>,
-        new: Option<&CommitId>,
-    ) -> Result<Cas, RepoError> {
-        self.inner.cas_ref(refname, expected, new)
     }
 }

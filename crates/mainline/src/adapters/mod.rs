@@ -3,6 +3,6 @@
 //! `mainline_store` itself.
 
 pub mod git;
+pub mod github;
 #[cfg(feature = "kubernetes")]
 pub mod kube;
-pub mod github;

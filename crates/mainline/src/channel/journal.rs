@@ -271,7 +271,11 @@ impl<'a> Journal<'a> {
 
     /// Records from the head backwards (newest first), up to and including the first for which
     /// `stop` holds, or `max` records.
-    pub fn tail(&self, max: usize, stop: impl Fn(&Entry) -> bool) -> Result<Vec<Record>, JournalError> {
+    pub fn tail(
+        &self,
+        max: usize,
+        stop: impl Fn(&Entry) -> bool,
+    ) -> Result<Vec<Record>, JournalError> {
         let mut out = Vec::new();
         let mut next = self.head()?;
         while let Some(rec) = next {
@@ -370,15 +374,14 @@ pub fn verify(records: &[Record]) -> Vec<Break> {
 }
 
 /// A pseudo-random pause component from the entry and the attempt: different writers (different
-/// actors, times, processes) get different pauses without a random number generator.
+/// actors, times, reasons) get different pauses without a random number generator — and the
+/// same inputs give the same pause, so a simulated history replays exactly.
 fn jitter(entry: &Entry, attempt: u32) -> u64 {
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
     entry.actor.hash(&mut h);
     entry.time.millis().hash(&mut h);
     entry.reason.hash(&mut h);
-    std::process::id().hash(&mut h);
-    std::thread::current().id().hash(&mut h);
     attempt.hash(&mut h);
     h.finish()
 }

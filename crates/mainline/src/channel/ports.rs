@@ -88,6 +88,96 @@ pub trait Repo: Send + Sync {
     ) -> Result<Cas, RepoError>;
 }
 
+/// A `Repo` that wraps another and changes only some calls (an observer, a fault injector, a
+/// second source of ancestry): implement `inner()` and the calls you change; every other call
+/// forwards, through the blanket `impl Repo`.
+pub trait RepoWrapper: Send + Sync {
+    fn inner(&self) -> &dyn Repo;
+    fn view(&self, branch: &str) -> Result<RemoteView, RepoError> {
+        self.inner().view(branch)
+    }
+    fn fetch(&self, commits: &[CommitId]) -> Result<Vec<CommitId>, RepoError> {
+        self.inner().fetch(commits)
+    }
+    fn has_commit(&self, commit: &CommitId) -> bool {
+        self.inner().has_commit(commit)
+    }
+    fn is_ancestor(&self, a: &CommitId, d: &CommitId) -> Result<bool, RepoError> {
+        self.inner().is_ancestor(a, d)
+    }
+    fn deploy_tree(&self, commit: &CommitId, path: &str) -> Result<Option<String>, RepoError> {
+        self.inner().deploy_tree(commit, path)
+    }
+    fn commit_time(&self, commit: &CommitId) -> Result<i64, RepoError> {
+        self.inner().commit_time(commit)
+    }
+    fn write_record(
+        &self,
+        message: &str,
+        parents: &[CommitId],
+        time: Timestamp,
+    ) -> Result<CommitId, RepoError> {
+        self.inner().write_record(message, parents, time)
+    }
+    fn read_record(&self, refname: &str, commit: &CommitId) -> Result<String, RepoError> {
+        self.inner().read_record(refname, commit)
+    }
+    fn record_parents(&self, commit: &CommitId) -> Result<Vec<CommitId>, RepoError> {
+        self.inner().record_parents(commit)
+    }
+    fn cas_ref(
+        &self,
+        refname: &str,
+        expected: Option<&CommitId>,
+        new: Option<&CommitId>,
+    ) -> Result<Cas, RepoError> {
+        self.inner().cas_ref(refname, expected, new)
+    }
+}
+
+impl<T: RepoWrapper> Repo for T {
+    fn view(&self, branch: &str) -> Result<RemoteView, RepoError> {
+        RepoWrapper::view(self, branch)
+    }
+    fn fetch(&self, commits: &[CommitId]) -> Result<Vec<CommitId>, RepoError> {
+        RepoWrapper::fetch(self, commits)
+    }
+    fn has_commit(&self, commit: &CommitId) -> bool {
+        RepoWrapper::has_commit(self, commit)
+    }
+    fn is_ancestor(&self, a: &CommitId, d: &CommitId) -> Result<bool, RepoError> {
+        RepoWrapper::is_ancestor(self, a, d)
+    }
+    fn deploy_tree(&self, commit: &CommitId, path: &str) -> Result<Option<String>, RepoError> {
+        RepoWrapper::deploy_tree(self, commit, path)
+    }
+    fn commit_time(&self, commit: &CommitId) -> Result<i64, RepoError> {
+        RepoWrapper::commit_time(self, commit)
+    }
+    fn write_record(
+        &self,
+        message: &str,
+        parents: &[CommitId],
+        time: Timestamp,
+    ) -> Result<CommitId, RepoError> {
+        RepoWrapper::write_record(self, message, parents, time)
+    }
+    fn read_record(&self, refname: &str, commit: &CommitId) -> Result<String, RepoError> {
+        RepoWrapper::read_record(self, refname, commit)
+    }
+    fn record_parents(&self, commit: &CommitId) -> Result<Vec<CommitId>, RepoError> {
+        RepoWrapper::record_parents(self, commit)
+    }
+    fn cas_ref(
+        &self,
+        refname: &str,
+        expected: Option<&CommitId>,
+        new: Option<&CommitId>,
+    ) -> Result<Cas, RepoError> {
+        RepoWrapper::cas_ref(self, refname, expected, new)
+    }
+}
+
 /// Builds a missing artifact from git objects and pushes it (the heal path when CI never
 /// pushed mainline's artifact). Returns the digest now under `sha-<commit>`.
 pub trait Builder: Send + Sync {

@@ -62,7 +62,12 @@ impl Executor<'_> {
     /// to pack its artifact first records only the commit, so its target is that commit's
     /// artifact tag.
     pub(super) fn settle_journal(&self, warnings: &mut Vec<String>) {
-        let settles = |k: EntryKind| matches!(k, EntryKind::Moved | EntryKind::Abandoned | EntryKind::Observed);
+        let settles = |k: EntryKind| {
+            matches!(
+                k,
+                EntryKind::Moved | EntryKind::Abandoned | EntryKind::Observed
+            )
+        };
         let window = match self.journal().tail(SETTLE_WINDOW, |e| settles(e.kind)) {
             Ok(w) if !w.is_empty() => w,
             Ok(_) => return,

@@ -24,9 +24,9 @@ use crate::channel::cache::FactCache;
 use crate::channel::exec::{Executor, LockMode, Report};
 use crate::channel::journal::Journal;
 use crate::channel::lock::GitLock;
-use crate::channel::ports::{Cas, Clock, RemoteView, Repo, RepoError, SystemClock};
+use crate::channel::ports::{Clock, RemoteView, Repo, RepoError, RepoWrapper, SystemClock};
 use crate::error::CliError;
-use mainline_core::{CommitId, Digest, Request, Timestamp};
+use mainline_core::{CommitId, Digest, Request};
 use mainline_store::{ReferenceTarget, Store};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -61,7 +61,10 @@ impl Observed {
     }
 }
 
-impl Repo for Observed {
+impl RepoWrapper for Observed {
+    fn inner(&self) -> &dyn Repo {
+        self.inner.as_ref()
+    }
     fn view(&self, branch: &str) -> Result<RemoteView, RepoError> {
         let v = self.inner.view(branch)?;
         let mut first = self.slot();
@@ -69,43 +72,6 @@ impl Repo for Observed {
             *first = Some(v.clone());
         }
         Ok(v)
-    }
-    fn fetch(&self, commits: &[CommitId]) -> Result<Vec<CommitId>, RepoError> {
-        self.inner.fetch(commits)
-    }
-    fn has_commit(&self, commit: &CommitId) -> bool {
-        self.inner.has_commit(commit)
-    }
-    fn is_ancestor(&self, a: &CommitId, d: &CommitId) -> Result<bool, RepoError> {
-        self.inner.is_ancestor(a, d)
-    }
-    fn deploy_tree(&self, commit: &CommitId, path: &str) -> Result<Option<String>, RepoError> {
-        self.inner.deploy_tree(commit, path)
-    }
-    fn commit_time(&self, commit: &CommitId) -> Result<i64, RepoError> {
-        self.inner.commit_time(commit)
-    }
-    fn write_record(
-        &self,
-        message: &str,
-        parents: &[CommitId],
-        time: Timestamp,
-    ) -> Result<CommitId, RepoError> {
-        self.inner.write_record(message, parents, time)
-    }
-    fn read_record(&self, refname: &str, commit: &CommitId) -> Result<String, RepoError> {
-        self.inner.read_record(refname, commit)
-    }
-    fn record_parents(&self, commit: &CommitId) -> Result<Vec<CommitId>, RepoError> {
-        self.inner.record_parents(commit)
-    }
-    fn cas_ref(
-        &self,
-        refname: &str,
-        expected: Option<&CommitId>,
-        new: Option<&CommitId>,
-    ) -> Result<Cas, RepoError> {
-        self.inner.cas_ref(refname, expected, new)
     }
 }
 

@@ -127,13 +127,11 @@ pub fn schedule_tick(w: &Arc<World>, k: u64) {
     if w.now() >= w.params.end {
         return;
     }
-    let next = w.with(|s| {
+    w.with(|s| {
         let mut r = Rng::stream(w.params.seed, "cron", k);
         let at = (k as i64 + 1) * w.params.schedule_every + r.range(0, 60 * SECOND);
         s.at(at, Event::Schedule(k + 1));
-        at
     });
-    let _ = next;
     reconcile(w, "cron", None);
 }
 

@@ -127,7 +127,7 @@ pub fn step(w: &Arc<World>, j: usize, step: Step) {
         // Glue reads nothing before it writes: it decides when its step starts (a heal's
         // write acts on the main its first step read).
         if let (Some(a), false) = (actor, step == Step::HealWrite) {
-            s.actors[a].decided_at = s.now;
+            s.actors[a].decided_at = (s.now, s.tick);
         }
         (ok, actor)
     });
@@ -405,7 +405,7 @@ fn heal_write(w: &Arc<World>, j: usize, actor: ActorId) -> Result<(), CliError> 
     retag(w, actor, &commit)
 }
 
-/// Which PRs of the group were merged (for the gate measurement).
+/// Groups that merged although their run never passed its pre-merge deploy step (the gate).
 pub fn merged_without_deploy(s: &State) -> u32 {
     s.queue
         .groups

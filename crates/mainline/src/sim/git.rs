@@ -218,7 +218,7 @@ impl Repo for SimRepo {
         let actor = self.actor;
         self.world
             .call(actor, Side::Git, false, |s| {
-                s.actors[actor].pending_view = Some(s.now);
+                s.actors[actor].pending_view = Some((s.now, s.tick));
                 s.git.view(branch)
             })
             .map_err(unavailable)

@@ -14,18 +14,21 @@
 //! [`actors`] (each strategy's CI glue, reconcilers, operator), [`monitor`] (the invariant
 //! checkers), [`report`] and [`plot`] (figures).
 //!
-//! The baselines and the named scenario each is known to fail (asserted in `tests/sim_*.rs`):
-//! - `deploy-no-heal`: S3 — prod stays on a group that failed after deploying
-//!   (`deploy_no_heal_leaves_prod_on_ejected_code`); S4 — a run evicted at the check timeout
-//!   deploys afterwards (`evicted_group_deploys_after_eviction`).
+//! The baselines and the named scenarios each is known to fail (`tests/sim_baselines.rs`; each
+//! test also runs the very same history under `mainline` and asserts it breaks nothing):
+//! - `deploy-no-heal`: S3, prod stays on a group that failed after deploying
+//!   (`deploy_no_heal_leaves_prod_on_ejected_code`); S4, a run evicted at the check timeout
+//!   deploys afterwards (`evicted_group_deploys_after_eviction`); S1, a candidate is deployed
+//!   before its signature exists (`unsigned_candidates_reach_prod_without_mainline`).
 //! - `heal-on-failure`: S3 after a cancelled run or a dead runner, where the heal never runs
-//!   (`heal_on_failure_skips_cancelled_runs`); S2/L1 when a late heal from an older failed
+//!   (`heal_on_failure_skips_cancelled_runs`); L1/S2 when a late heal from an older failed
 //!   group overwrites a newer group that then merges (`heal_on_failure_overwrites_a_newer_group`).
 //! - `heal-on-failure-or-cancel`: the CI lock orders writers but the heal still writes the main
-//!   it read before waiting: S2/L1 (`locked_heal_still_writes_a_stale_main`); force-cancel and
-//!   runner death still skip the heal (S3).
+//!   it read before waiting (`locked_heal_still_writes_a_stale_main`); force-cancel and runner
+//!   death still skip the heal (`heal_on_failure_or_cancel_skips_force_cancel_and_dead_runners`).
 //! - `promote-after-merge`: no pre-merge gate (`promote_after_merge_has_no_premerge_gate`);
-//!   pushes whose runs finish out of order leave prod behind main (L1/S2).
+//!   push runs finishing out of order leave prod behind main
+//!   (`promote_after_merge_runs_finish_out_of_order`).
 //!
 //! Must never: give the executor a fake of anything it reads through a port; decide for it.
 
@@ -209,6 +212,7 @@ pub fn run_history(seed: u64, strategy: Strategy, cfg: &SimConfig) -> HistoryOut
         monitor,
         log: cfg.log.then(Vec::new),
         now: 0,
+        tick: 0,
     };
     let daemon_cache = FactCache::memory(config.store.to_string());
     let w = Arc::new(World::new(params, strategy, config, state, daemon_cache));

@@ -20,12 +20,13 @@
 //! - S4: a candidate write that moved the channel to the head of a group that had already
 //!   ended when the writer decided (its last ref listing before reading the channel, or, for
 //!   glue that reads nothing, its step's start). A write racing the end is S3's business.
-//! - L2 (at the end): merged deploy-changing PRs the final channel does not contain.
+//! - L2 (at the end): merged deploy-changing PRs the final channel does not contain (those
+//!   that landed at least T before the end: the last minutes' merges had no chance yet).
 //!
 //! Must never: consult what an actor believes; only the world's own state.
 
 use super::queue::{End, PrState};
-use super::world::{ActorId, Ms, State, EPOCH_MS};
+use super::world::{ActorId, Ms, Stamp, State, EPOCH_MS};
 use crate::channel::refs::PinRecord;
 use mainline_core::{Digest, Tag};
 use serde::Serialize;
@@ -73,13 +74,13 @@ pub struct Monitor {
     last_write: Cause,
     floor: Option<usize>,
     /// Main's tips over time: when each first became main.
-    mains: Vec<(usize, Ms)>,
+    mains: Vec<(usize, Stamp)>,
     /// Since when main's artifact has failed the evidence policy (missing or unsigned).
     evidence_gap_since: Option<Ms>,
     /// Total time main's artifact failed the evidence policy.
     pub evidence_gap_ms: Ms,
     /// While a channel write is being checked: when its writer decided.
-    write_decided: Option<Ms>,
+    write_decided: Option<Stamp>,
     /// Writes that dropped a landed change that landed after the writer decided (a race
     /// with the merge, not a violation; L1 bounds how long it may last).
     pub s2_races: u32,
@@ -231,7 +232,9 @@ pub fn observe(s: &mut State) {
     let behind = !pinned
         && match (c, main) {
             (Some(c), Some(m)) => {
-                !git.is_ancestor(m, c) && !(git.is_ancestor(c, m) && git.tree(c) == git.tree(m))
+                let contains_main = git.is_ancestor(m, c);
+                let has_mains_tree = git.is_ancestor(c, m) && git.tree(c) == git.tree(m);
+                !(contains_main || has_mains_tree)
             }
             (None, Some(_)) => true,
             _ => false,
@@ -254,7 +257,7 @@ pub fn observe(s: &mut State) {
     }
     s.monitor.floor = floor;
     if let Some(m) = main.filter(|&m| s.monitor.mains.last().is_none_or(|&(x, _)| x != m)) {
-        s.monitor.mains.push((m, now));
+        s.monitor.mains.push((m, (now, s.tick)));
     }
     if let Some((f, c)) = broke_floor {
         let landed = s
@@ -262,16 +265,16 @@ pub fn observe(s: &mut State) {
             .mains
             .iter()
             .find(|&&(m, _)| s.git.is_ancestor(f, m))
-            .map_or(0, |&(_, t)| t);
-        let decided = s.monitor.write_decided.unwrap_or(now);
+            .map_or((0, 0), |&(_, t)| t);
+        let decided = s.monitor.write_decided.unwrap_or((now, s.tick));
         let detail = format!(
             "the channel moved to {} which lacks {}, landed at {} s (the writer decided at {} s)",
             s.git.id(c).short(),
             s.git.id(f).short(),
-            landed / 1000,
-            decided / 1000
+            landed.0 / 1000,
+            decided.0 / 1000
         );
-        if landed <= decided {
+        if landed < decided {
             let cause = cause_now(s, Some(c));
             violation(s, Invariant::S2, detail, cause);
         } else {
@@ -355,9 +358,9 @@ pub fn on_channel_write(s: &mut State, actor: ActorId, digest: &Digest) {
             .groups
             .iter()
             .find(|g| g.head == c)
-            .and_then(|g| g.ended.map(|(t, end)| (g.serial, t, end)));
+            .and_then(|g| g.ended.map(|(t, end)| (g.serial, (t, g.ended_tick), end)));
         if let Some((g, t, end)) =
-            ended.filter(|&(_, t, end)| t <= decided && end != super::queue::End::Merged)
+            ended.filter(|&(_, t, end)| t < decided && end != super::queue::End::Merged)
         {
             let name = s.actors[actor].name.clone();
             let mut cause = cause_now(s, Some(c));
@@ -367,8 +370,8 @@ pub fn on_channel_write(s: &mut State, actor: ActorId, digest: &Digest) {
                 Invariant::S4,
                 format!(
                     "{name} deployed group {g}, which ended ({end:?}) at {} s, before it decided at {} s",
-                    t / 1000,
-                    decided / 1000
+                    t.0 / 1000,
+                    decided.0 / 1000
                 ),
                 cause,
             );
@@ -408,7 +411,9 @@ pub fn finish(s: &mut State) {
         .queue
         .prs
         .iter()
+        // A change that landed within T of the end has not had its chance yet.
         .filter(|p| p.state == PrState::Merged && p.draw.touches)
+        .filter(|p| p.landed_at.is_some_and(|t| t + s.monitor.t_bound <= s.now))
         .filter(|p| c.is_none_or(|c| !s.git.is_ancestor(p.commit, c)))
         .count() as u32;
     s.monitor.merged_never_deployed = missing;

@@ -18,7 +18,7 @@ const ROW: f64 = 56.0;
 const TOP: f64 = 92.0;
 const LABEL_W: f64 = 200.0;
 const PANEL_W: f64 = 330.0;
-const BAR_W: f64 = 250.0;
+const BAR_W: f64 = 420.0;
 const GAP: f64 = 40.0;
 const TICKS: [f64; 7] = [0.0, 1.0, 5.0, 10.0, 30.0, 60.0, 180.0];
 
@@ -119,7 +119,7 @@ fn bars(svg: &mut String, x0: f64, rows: &[StrategySummary]) {
     );
     for (i, s) in rows.iter().enumerate() {
         let y = TOP + i as f64 * ROW;
-        let w = per_k(s) / top * (BAR_W - 10.0);
+        let w = per_k(s) / top * (BAR_W - 80.0);
         let detail: Vec<String> = s
             .by_invariant
             .iter()

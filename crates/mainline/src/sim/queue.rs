@@ -47,6 +47,8 @@ pub struct Pr {
     pub commit: usize,
     pub draw: PrDraw,
     pub state: PrState,
+    /// When it landed on main.
+    pub landed_at: Option<Ms>,
 }
 
 #[derive(Debug)]
@@ -58,6 +60,8 @@ pub struct Group {
     pub id: String,
     pub created_at: Ms,
     pub ended: Option<(Ms, End)>,
+    /// The state step it ended at (orders it against reads in the same millisecond).
+    pub ended_tick: u64,
     pub passed: bool,
     /// The group's CI run passed its pre-merge deploy step.
     pub deployed: bool,
@@ -124,6 +128,7 @@ pub fn handle(w: &World, s: &mut State, ev: QueueEvent) {
                 commit,
                 draw,
                 state: PrState::Open,
+                landed_at: None,
             });
             s.note(|_| format!("queue: PR #{num} opened (touches deploy: {})", draw.touches));
             s.at(s.now + draw.review, Event::Queue(QueueEvent::Enqueue(num)));
@@ -224,6 +229,7 @@ pub fn form(w: &World, s: &mut State) {
             id,
             created_at: s.now,
             ended: None,
+            ended_tick: 0,
             passed: false,
             deployed: false,
         });
@@ -263,7 +269,9 @@ fn merge_ready(w: &World, s: &mut State) {
         s.git.set_ref(MAIN_REF, Some(head));
         end_group(w, s, g, End::Merged);
         for num in s.queue.groups[g].prs.clone() {
-            s.queue.prs[(num - 1) as usize].state = PrState::Merged;
+            let pr = &mut s.queue.prs[(num - 1) as usize];
+            pr.state = PrState::Merged;
+            pr.landed_at = Some(s.now);
         }
         super::actors::on_main_push(w, s, head);
     }
@@ -274,6 +282,7 @@ fn end_group(w: &World, s: &mut State, g: usize, end: End) {
     let now = s.now;
     let grp = &mut s.queue.groups[g];
     grp.ended = Some((now, end));
+    grp.ended_tick = s.tick;
     let refname = format!("refs/heads/{}", grp.id);
     s.git.set_ref(&refname, None);
     s.note(|_| format!("queue: group {g} destroyed ({end:?})"));

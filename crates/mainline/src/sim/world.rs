@@ -39,10 +39,14 @@ pub const SECOND: Ms = 1_000;
 pub const MINUTE: Ms = 60_000;
 
 /// Stack size of an actor process, in words (the executor, serde and the journal fit easily).
-const STACK_WORDS: usize = 16 * 1024;
+const STACK_WORDS: usize = 64 * 1024;
 
 /// The unix time (ms) virtual time 0 maps to: 2024-05-01T10:00:00Z, fixed for replay.
 pub const EPOCH_MS: i64 = 1_714_557_600_000;
+
+/// An instant with a tie-break: virtual ms, and the count of state steps so far (two things
+/// at the same millisecond are still ordered).
+pub type Stamp = (Ms, u64);
 
 /// An actor's index in [`State::actors`].
 pub type ActorId = usize;
@@ -60,11 +64,11 @@ pub struct Actor {
     pub local: Vec<u64>,
     /// When this actor last read the merge queue (a `view`) or, for CI glue that reads
     /// nothing, when its step started: what its decision was based on (S4).
-    pub decided_at: Ms,
+    pub decided_at: Stamp,
     /// A ref listing not yet followed by a read of the channel tag. An executor's gather
     /// lists refs and then reads the channel; only that pair marks a decision's facts (the
     /// journal's and the lock's own listings come after the decision and do not count).
-    pub pending_view: Option<Ms>,
+    pub pending_view: Option<Stamp>,
 }
 
 /// A call that did not get its answer.
@@ -148,6 +152,8 @@ pub struct State {
     /// The event log, when asked for (determinism test, `--trace`).
     pub log: Option<Vec<String>>,
     pub now: Ms,
+    /// State steps so far: orders what happens within one millisecond.
+    pub tick: u64,
 }
 
 impl State {
@@ -158,7 +164,7 @@ impl State {
             calls: 0,
             die_at,
             local: Vec::new(),
-            decided_at: now,
+            decided_at: (now, self.tick),
             pending_view: None,
         });
         self.actors.len() - 1
@@ -247,6 +253,7 @@ impl World {
             .try_lock()
             .expect("sim state re-entered: a `with` closure waited or nested (simulator bug)");
         guard.now = self.now();
+        guard.tick += 1;
         f(&mut guard)
     }
 

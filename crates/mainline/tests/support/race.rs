@@ -803,7 +803,6 @@ pub fn audit(records: &[Value], channel_now: Option<&str>) -> Audit {
             _ => {}
         }
     }
-    let head = records.len() as u64;
     // Where the last settling record (moved / abandoned / observed) is: intents after it are
     // pending — the next locked writing run settles them (refusals and pins recorded in between
     // do not hide them).

@@ -9,18 +9,15 @@ use crate::cli::{
 };
 use crate::error::{CliError, Kind};
 use crate::settings::Context;
-use mainline_core::{
-    CommitId, Digest, Pin, PinKind, Request, Timestamp,
-};
+use mainline_core::{CommitId, Digest, Pin, PinKind, Request, Timestamp};
 use mainline_store::ReferenceTarget;
 use std::io::Write;
-
 
 mod open;
 mod report;
 pub use open::{actor, Opened};
-pub use report::{verdict_exit, AppliedReport, ChannelReport, WaitReport, WAIT_TIMED_OUT};
 use report::{check_wait, finish};
+pub use report::{verdict_exit, AppliedReport, ChannelReport, WaitReport, WAIT_TIMED_OUT};
 
 pub fn status(ctx: &Context, args: &StatusArgs, out: &mut dyn Write) -> Result<u8, CliError> {
     let o = Opened::open(ctx, &args.channel)?;
@@ -234,4 +231,3 @@ fn mainline_tip(o: &Opened) -> Result<CommitId, CliError> {
             ))
         })
 }
-

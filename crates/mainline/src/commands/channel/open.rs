@@ -11,7 +11,6 @@ use crate::error::CliError;
 use crate::settings::Context;
 use mainline_store::Store;
 
-
 /// Everything a channel command acts through.
 pub struct Opened {
     pub config: ChannelConfig,
@@ -115,4 +114,3 @@ pub fn actor() -> String {
         .unwrap_or_else(|_| "localhost".into());
     format!("{user}@{host}")
 }
-

@@ -9,8 +9,7 @@ use crate::error::{exit, CliError, Kind};
 use crate::output::emit;
 use crate::settings::Context;
 use mainline_core::{
-    ChannelHead, CommitId, Digest, Group, Known, Pin, Plan, Refusal, Timestamp,
-    Verdict,
+    ChannelHead, CommitId, Digest, Group, Known, Pin, Plan, Refusal, Timestamp, Verdict,
 };
 use serde::Serialize;
 use std::io::Write;
@@ -398,4 +397,3 @@ pub(super) fn check_wait(o: &Opened, wait: Option<std::time::Duration>) -> Resul
     }
     Ok(())
 }
-
