@@ -1,6 +1,7 @@
 //! Issue 2 through the CLI: push, inspect, pull and tag, against a real docker-registry and an
 //! OCI image layout (one behavioural suite, two backends), read back by skopeo.
 
+#[macro_use]
 mod support;
 
 use std::os::unix::fs::PermissionsExt;
@@ -10,26 +11,6 @@ use support::*;
 
 const REV: &str = "main@sha1:0123456789abcdef0123456789abcdef01234567";
 const CREATED: &str = "2024-05-01T12:00:00Z";
-
-/// The same behavioural test against both stores.
-macro_rules! both_stores {
-    ($name:ident) => {
-        mod $name {
-            #[test]
-            fn layout() {
-                let tmp = tempfile::tempdir().expect("tempdir");
-                let store = super::layout_store(tmp.path(), "store");
-                super::$name(&store, tmp.path());
-            }
-            #[test]
-            fn registry() {
-                let tmp = tempfile::tempdir().expect("tempdir");
-                let store = super::registry_store(stringify!($name));
-                super::$name(&store, tmp.path());
-            }
-        }
-    };
-}
 
 fn sample_tree(dir: &Path) {
     write_tree(
@@ -151,7 +132,7 @@ fn push_then_skopeo_reads_it(store: &str, tmp: &Path) {
     assert!(st.success());
     assert_same_files(&src, &unpacked);
 }
-both_stores!(push_then_skopeo_reads_it);
+on_both_stores!(push_then_skopeo_reads_it);
 
 fn sha256_hex(b: &[u8]) -> String {
     use std::io::Write;
@@ -231,7 +212,7 @@ fn reproducible_across_mtimes_umask_and_order(store: &str, tmp: &Path) {
         "re-push of an unchanged tree uploads nothing"
     );
 }
-both_stores!(reproducible_across_mtimes_umask_and_order);
+on_both_stores!(reproducible_across_mtimes_umask_and_order);
 
 fn retag_keeps_the_digest(store: &str, tmp: &Path) {
     let src = tmp.join("src");
@@ -265,7 +246,7 @@ fn retag_keeps_the_digest(store: &str, tmp: &Path) {
         .collect();
     assert!(files.contains(&"base/svc.yaml"), "{files:?}");
 }
-both_stores!(retag_keeps_the_digest);
+on_both_stores!(retag_keeps_the_digest);
 
 fn pull_extracts_and_refuses_to_overwrite(store: &str, tmp: &Path) {
     let src = tmp.join("src");
@@ -280,7 +261,7 @@ fn pull_extracts_and_refuses_to_overwrite(store: &str, tmp: &Path) {
     assert!(again.stderr.contains("--force"), "{}", again.stderr);
     mainline(&["pull", &r, "--output-dir", out.to_str().unwrap(), "--force"]).ok();
 }
-both_stores!(pull_extracts_and_refuses_to_overwrite);
+on_both_stores!(pull_extracts_and_refuses_to_overwrite);
 
 fn git_packing_equals_checkout_packing(store: &str, tmp: &Path) {
     let (repo, commits) = fixture_repo(tmp);
@@ -333,7 +314,7 @@ fn git_packing_equals_checkout_packing(store: &str, tmp: &Path) {
         assert_eq!(from_git["revision"], rev);
     }
 }
-both_stores!(git_packing_equals_checkout_packing);
+on_both_stores!(git_packing_equals_checkout_packing);
 
 fn bad_input_is_refused_and_nothing_written(store: &str, tmp: &Path) {
     let src = tmp.join("src");
@@ -419,7 +400,7 @@ fn bad_input_is_refused_and_nothing_written(store: &str, tmp: &Path) {
     ]);
     assert_ne!(r.code, 0);
 }
-both_stores!(bad_input_is_refused_and_nothing_written);
+on_both_stores!(bad_input_is_refused_and_nothing_written);
 
 #[test]
 fn layout_dir_that_is_not_a_layout_is_refused() {

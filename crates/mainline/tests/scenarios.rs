@@ -7,6 +7,7 @@
 //! are `scenario_NN_…::layout` and `scenario_NN_…::registry`. The registry variants fail (never
 //! skip) when scripts/with-registry.sh is not running them.
 
+#[macro_use]
 mod support;
 
 use std::path::Path;
@@ -14,25 +15,6 @@ use support::queue::{
     app, deploy, field, first_deploy, moves, requests_to, short, verdict, Channel, Queue,
 };
 use support::*;
-
-macro_rules! on_both_stores {
-    ($name:ident) => {
-        mod $name {
-            #[test]
-            fn layout() {
-                let tmp = tempfile::tempdir().expect("tempdir");
-                let store = super::layout_store(tmp.path(), "store");
-                super::$name(&store, tmp.path());
-            }
-            #[test]
-            fn registry() {
-                let tmp = tempfile::tempdir().expect("tempdir");
-                let store = super::registry_store(&stringify!($name)[..11]);
-                super::$name(&store, tmp.path());
-            }
-        }
-    };
-}
 
 // 1. A group deploys its candidate, then fails → the channel names mainline's artifact again.
 fn scenario_01_group_fails_after_deploying_candidate_restores_mainline(store: &str, root: &Path) {

@@ -7,6 +7,7 @@
 //! `scenario_NN_…::registry`. The transient evidence failure needs a registry that misbehaves
 //! on demand, so it runs against a loopback proxy in front of the real one ([`SigOutage`]).
 
+#[macro_use]
 mod support;
 
 use std::io::{Read, Write};
@@ -19,25 +20,6 @@ use support::queue::{
     app, deploy, field, first_deploy, moves, requests_to, sha256, verdict, Channel, Queue,
 };
 use support::*;
-
-macro_rules! on_both_stores {
-    ($name:ident) => {
-        mod $name {
-            #[test]
-            fn layout() {
-                let tmp = tempfile::tempdir().expect("tempdir");
-                let store = super::layout_store(tmp.path(), "store");
-                super::$name(&store, tmp.path());
-            }
-            #[test]
-            fn registry() {
-                let tmp = tempfile::tempdir().expect("tempdir");
-                let store = super::registry_store(&stringify!($name)[..11]);
-                super::$name(&store, tmp.path());
-            }
-        }
-    };
-}
 
 // 7. Re-tag: the channel's manifest is the artifact's manifest, byte for byte.
 fn scenario_07_retag_keeps_manifest_bytes(store: &str, root: &Path) {

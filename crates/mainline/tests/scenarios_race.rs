@@ -4,31 +4,13 @@
 //! (the default) and without one. Afterwards the channel satisfies the invariant and the
 //! journal (`mainline history --verify`) shows every move, once, in order.
 
+#[macro_use]
 mod support;
 
 use serde_json::Value;
 use std::path::Path;
 use support::queue::{app, deploy, field, first_deploy, moves, verdict, Channel, Queue};
 use support::*;
-
-macro_rules! on_both_stores {
-    ($name:ident) => {
-        mod $name {
-            #[test]
-            fn layout() {
-                let tmp = tempfile::tempdir().expect("tempdir");
-                let store = super::layout_store(tmp.path(), "store");
-                super::$name(&store, tmp.path());
-            }
-            #[test]
-            fn registry() {
-                let tmp = tempfile::tempdir().expect("tempdir");
-                let store = super::registry_store(&stringify!($name)[..11]);
-                super::$name(&store, tmp.path());
-            }
-        }
-    };
-}
 
 // 6. Two reconciles and a candidate deploy race → afterwards the channel satisfies the
 // invariant. Three rounds, each from a DIVERGED channel (a failed group's candidate) with a

@@ -4,6 +4,30 @@
 
 pub mod queue;
 
+/// Run one behavioural test against both stores: `fn name(store: &str, tmp: &Path)` becomes
+/// the tests `name::layout` (an OCI image layout in a temp dir) and `name::registry` (a fresh
+/// repository on the real test registry). Use with `#[macro_use] mod support;`.
+#[allow(unused_macros)]
+macro_rules! on_both_stores {
+    ($name:ident) => {
+        mod $name {
+            #[test]
+            fn layout() {
+                let tmp = tempfile::tempdir().expect("tempdir");
+                let store = super::layout_store(tmp.path(), "store");
+                super::$name(&store, tmp.path());
+            }
+            #[test]
+            fn registry() {
+                let tmp = tempfile::tempdir().expect("tempdir");
+                let name = stringify!($name);
+                let store = super::registry_store(&name[..name.len().min(11)]);
+                super::$name(&store, tmp.path());
+            }
+        }
+    };
+}
+
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
