@@ -86,6 +86,8 @@ pub struct RegistryArgs {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum OutputFormat {
+    /// Human-readable text (`table` is accepted too, as `simulate --output table` reads).
+    #[value(alias = "table")]
     Text,
     Json,
 }
