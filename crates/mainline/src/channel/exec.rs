@@ -283,8 +283,14 @@ impl<'a> Executor<'a> {
         mut locked: Option<&mut Locked<'_>>,
     ) -> Result<Report, CliError> {
         let mut warnings = Vec::new();
+        // The first observation under the lock serves both the journal's settlement (what the
+        // channel names now) and the first decision below: no second read of the same facts.
+        let mut observed = Some(self.observe(&request));
         if locked.is_some() && self.journal {
-            self.settle_journal(&mut warnings);
+            let current = observed
+                .as_ref()
+                .and_then(|(g, _)| channel_digest(&g.facts.channel));
+            self.settle_journal(current, &mut warnings);
         }
         let original = request.clone();
         let mut request = request;
@@ -293,7 +299,7 @@ impl<'a> Executor<'a> {
         if let Request::Pin { pin } = &request {
             // The pin record goes first (even when the channel already names the digest), so
             // every later reconcile sees it; the channel follows in the loop below.
-            let (g, d) = self.observe(&request);
+            let (g, d) = observed.take().unwrap_or_else(|| self.observe(&request));
             if matches!(d.plan, Plan::Refuse(_)) {
                 let mut report = self.report(d.clone(), moves, d, g);
                 warnings.extend(self.journal_refusal(&original, &report));
@@ -311,7 +317,7 @@ impl<'a> Executor<'a> {
             };
         }
         loop {
-            let (g, d) = self.observe(&request);
+            let (g, d) = observed.take().unwrap_or_else(|| self.observe(&request));
             let first_decision = first.get_or_insert_with(|| d.clone()).clone();
             match d.plan.clone() {
                 Plan::Hold | Plan::Refuse(_) => {
@@ -458,5 +464,17 @@ impl<'a> Executor<'a> {
             tracing::warn!("{}", err.message);
             warnings.push(err.message);
         }
+    }
+}
+
+/// What the channel names according to the facts: `Some(None)` when the tag is absent, `None`
+/// when the channel could not be read.
+fn channel_digest(channel: &Known<ChannelHead>) -> Option<Option<Digest>> {
+    match channel {
+        Known::Known(ChannelHead::Absent) => Some(None),
+        Known::Known(ChannelHead::Names { digest, .. } | ChannelHead::Foreign { digest, .. }) => {
+            Some(Some(digest.clone()))
+        }
+        Known::Unknown { .. } => None,
     }
 }

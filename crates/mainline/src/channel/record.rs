@@ -61,7 +61,11 @@ impl Executor<'_> {
     /// channel names now landed (`moved`); the others did not (`abandoned`). An intent that had
     /// to pack its artifact first records only the commit, so its target is that commit's
     /// artifact tag.
-    pub(super) fn settle_journal(&self, warnings: &mut Vec<String>) {
+    pub(super) fn settle_journal(
+        &self,
+        current: Option<Option<mainline_core::Digest>>,
+        warnings: &mut Vec<String>,
+    ) {
         let settles = |k: EntryKind| {
             matches!(
                 k,
@@ -76,7 +80,10 @@ impl Executor<'_> {
                 return;
             }
         };
-        let current = match self.store.resolve(&self.config.tag) {
+        let current = match current
+            .map(Ok)
+            .unwrap_or_else(|| self.store.resolve(&self.config.tag))
+        {
             Ok(c) => c,
             Err(e) => {
                 warnings.push(crate::error::chain_message(&e));
