@@ -373,6 +373,80 @@ pub fn verify(records: &[Record]) -> Vec<Break> {
     breaks
 }
 
+/// Which records settle what killed writers left (pure; the executor appends them under the
+/// lock). `window` is the journal's tail, newest first, ending at (and including) the last
+/// settling record (`moved` / `abandoned` / `observed`) when there is one. `current` is what the
+/// channel names now; `targets` maps an intent's seq to the digest it meant to write (for a
+/// packed target, its commit's artifact). `template` carries channel, actor and time.
+///
+/// The newest intent whose target the channel names now landed (`moved`), every other intent
+/// did not (`abandoned`); with no landed intent, a channel that is not where the window's first
+/// record left it changed without a recorded move (`observed`). The position each record
+/// reports is where the channel stands as the settlements are read in order. (Not a refusal's
+/// `after`: refusals are recorded without the lock, so they may already see the unrecorded
+/// write being settled.)
+pub fn settlement(
+    window: &[Entry],
+    current: Option<&Digest>,
+    targets: &std::collections::BTreeMap<u64, Digest>,
+    template: &Entry,
+) -> Vec<Entry> {
+    let settles = |k: EntryKind| {
+        matches!(
+            k,
+            EntryKind::Moved | EntryKind::Abandoned | EntryKind::Observed
+        )
+    };
+    let known = window
+        .last()
+        .filter(|e| settles(e.kind))
+        .and_then(|e| e.after.clone());
+    let mut intents: Vec<&Entry> = window
+        .iter()
+        .filter(|e| e.kind == EntryKind::Intent)
+        .collect();
+    intents.reverse(); // oldest first
+    let landed = intents
+        .iter()
+        .rev()
+        .find(|e| current.is_some() && targets.get(&e.seq) == current)
+        .map(|e| e.seq);
+    let mut out = Vec::new();
+    let mut position = known.clone();
+    for h in intents {
+        let mut e = h.clone();
+        e.intent = Some(h.seq);
+        e.time = template.time;
+        e.actor = template.actor.clone();
+        if Some(h.seq) == landed {
+            e.kind = EntryKind::Moved;
+            e.from_digest = position.clone();
+            e.to_digest = current.cloned();
+            e.after = current.cloned();
+            position = current.cloned();
+            e.reason = format!(
+                "settled by a later run (the writer stopped before recording it): {}",
+                h.reason
+            );
+        } else {
+            e.kind = EntryKind::Abandoned;
+            e.after = position.clone();
+            e.reason = "the writer stopped before writing the channel".into();
+        }
+        out.push(e);
+    }
+    if landed.is_none() && known.as_ref() != current && !(window.is_empty()) {
+        let mut e = template.clone();
+        e.kind = EntryKind::Observed;
+        e.reason = "the channel changed without a recorded move (moved by hand, or by a run without the journal)".into();
+        e.from_digest = position;
+        e.to_digest = current.cloned();
+        e.after = current.cloned();
+        out.push(e);
+    }
+    out
+}
+
 /// A pseudo-random pause component from the entry and the attempt: different writers (different
 /// actors, times, reasons) get different pauses without a random number generator — and the
 /// same inputs give the same pause, so a simulated history replays exactly.

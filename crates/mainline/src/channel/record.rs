@@ -7,7 +7,7 @@
 //! the channel moved (the next locked run settles it).
 
 use super::exec::{Executor, Report};
-use super::journal::{Entry, EntryKind};
+use super::journal::{settlement, Entry, EntryKind};
 use mainline_core::Request;
 
 impl Executor<'_> {
@@ -90,67 +90,29 @@ impl Executor<'_> {
                 return;
             }
         };
-        // Where the journal last put the channel: the record that closes the window. (Not a
-        // refusal's `after`: refusals are recorded without the lock, so they may already see
-        // the unrecorded write this settlement is about.)
-        let known = window
-            .last()
-            .filter(|r| settles(r.entry.kind))
-            .and_then(|r| r.entry.after.clone());
-        let target = |e: &Entry| -> Option<mainline_core::Digest> {
-            e.to_digest.clone().or_else(|| {
-                e.to_commit
-                    .as_ref()
-                    .and_then(|c| self.store.resolve(&c.artifact_tag()).ok().flatten())
-            })
-        };
-        let mut intents: Vec<&Entry> = window
+        // Packed intents name only their commit: their target is that commit's artifact tag.
+        let targets: std::collections::BTreeMap<u64, mainline_core::Digest> = window
             .iter()
             .map(|r| &r.entry)
             .filter(|e| e.kind == EntryKind::Intent)
+            .filter_map(|e| {
+                let t = e.to_digest.clone().or_else(|| {
+                    e.to_commit
+                        .as_ref()
+                        .and_then(|c| self.store.resolve(&c.artifact_tag()).ok().flatten())
+                });
+                t.map(|t| (e.seq, t))
+            })
             .collect();
-        intents.reverse(); // oldest first
-        let landed_seq = intents
-            .iter()
-            .rev()
-            .find(|e| current.is_some() && target(e) == current)
-            .map(|e| e.seq);
-        let now = self.clock.now();
-        // Where the channel stands as the settlements are read in order.
-        let mut position = known.clone();
-        for h in &intents {
-            let mut e = (*h).clone();
-            e.intent = Some(h.seq);
-            e.time = now;
-            e.actor = self.actor.clone();
-            if Some(h.seq) == landed_seq {
-                e.kind = EntryKind::Moved;
-                e.from_digest = position.clone();
-                e.to_digest = current.clone();
-                e.after = current.clone();
-                position = current.clone();
-                e.reason = format!(
-                    "settled by a later run (the writer stopped before recording it): {}",
-                    h.reason
-                );
-            } else {
-                e.kind = EntryKind::Abandoned;
-                e.after = position.clone();
-                e.reason = "the writer stopped before writing the channel".into();
-            }
-            self.append(e, warnings);
-        }
-        if landed_seq.is_none() && known != current {
-            let mut e = Entry::new(
-                &self.config.channel_display(),
-                EntryKind::Observed,
-                &self.actor,
-                "the channel changed without a recorded move (moved by hand, or by a run without the journal)",
-                now,
-            );
-            e.from_digest = position;
-            e.to_digest = current.clone();
-            e.after = current;
+        let entries: Vec<Entry> = window.into_iter().map(|r| r.entry).collect();
+        let template = Entry::new(
+            &self.config.channel_display(),
+            EntryKind::Observed,
+            &self.actor,
+            "",
+            self.clock.now(),
+        );
+        for e in settlement(&entries, current.as_ref(), &targets, &template) {
             self.append(e, warnings);
         }
     }
