@@ -84,22 +84,26 @@ fn mainline_unlocked_converges_too() {
     assert_eq!(m.merged_never_deployed, 0);
 }
 
-/// Found during development (seed 1, history 77): a promote decided while main was A wrote
-/// A's artifact ~1 s after B merged, over a channel that contained B. The checker first
+/// Found during development (then seed 1, history 77): a promote decided while main was A
+/// wrote A's artifact ~1 s after B merged, over a channel that contained B. The checker first
 /// called it an S2 violation; it is a race with the merge (B landed after the decision), the
-/// executor's re-decision promotes B in the same run, and L1 bounds it.
+/// executor's re-decision promotes B in the same run, and L1 bounds it. Which history shows the
+/// race shifts whenever the executor's request pattern changes, so search for one.
 #[test]
 fn promote_decided_just_before_a_merge_is_a_race_not_a_regression() {
-    let o = run_history(
-        history_seed(1, 77),
-        Strategy::Mainline,
-        &SimConfig::default(),
-    );
-    assert!(o.s2_races >= 1, "the race still happens in this history");
-    assert!(o.violations.is_empty(), "{:?}", o.violations);
+    let found = (0..2_000u64).find_map(|i| {
+        let o = run_history(
+            history_seed(1, i),
+            Strategy::Mainline,
+            &SimConfig::default(),
+        );
+        (o.s2_races >= 1).then_some((i, o))
+    });
+    let (i, o) = found.expect("some history of seed 1 races a promote with a merge");
+    assert!(o.violations.is_empty(), "history {i}: {:?}", o.violations);
     assert!(
         o.max_behind_ms < 5 * 60_000,
-        "re-decided at once: {} ms",
+        "history {i}: re-decided at once, yet behind {} ms",
         o.max_behind_ms
     );
 }
