@@ -10,13 +10,15 @@
 //! Prints figures; asserts only what must hold (every channel CONVERGED, no request lost), not
 //! speed: timed asserts are flaky on a shared 2-core machine.
 
+#[path = "common/mod.rs"]
+mod common;
 use clap::Parser;
+use common::git;
 use mainline::cli::{Cli, Command as Sub};
 use mainline::guard::{self, GuardSettings};
 use mainline_store::registry::RegistryOptions;
 use mainline_store::{Location, ReferenceTarget};
 use std::io::{Read, Write};
-use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -211,28 +213,6 @@ fn registry_requests(log: &str) -> usize {
         .lines()
         .filter(|l| l.contains("msg=\"response completed\""))
         .count()
-}
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .current_dir(dir)
-        .args(args)
-        .env("GIT_AUTHOR_NAME", "Bench")
-        .env("GIT_AUTHOR_EMAIL", "bench@example.com")
-        .env("GIT_COMMITTER_NAME", "Bench")
-        .env("GIT_COMMITTER_EMAIL", "bench@example.com")
-        .env("GIT_AUTHOR_DATE", "2024-05-01T12:00:00Z")
-        .env("GIT_COMMITTER_DATE", "2024-05-01T12:00:00Z")
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .output()
-        .expect("run git");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
 fn env_or(k: &str, d: usize) -> usize {

@@ -10,6 +10,8 @@
 //! git commands from GIT_TRACE. Prints figures; asserts nothing about speed (a shared 2-core
 //! machine makes timed asserts flaky), but fails if a command fails or a restore did not move.
 
+#[path = "common/mod.rs"]
+mod common;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Command;
@@ -118,25 +120,7 @@ struct Sample {
 
 impl Bench {
     fn git(&self, args: &[&str]) -> String {
-        let out = Command::new("git")
-            .current_dir(&self.work)
-            .args(args)
-            .env("GIT_AUTHOR_NAME", "Bench")
-            .env("GIT_AUTHOR_EMAIL", "bench@example.com")
-            .env("GIT_COMMITTER_NAME", "Bench")
-            .env("GIT_COMMITTER_EMAIL", "bench@example.com")
-            .env("GIT_AUTHOR_DATE", "2024-05-01T12:00:00Z")
-            .env("GIT_COMMITTER_DATE", "2024-05-01T12:00:00Z")
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .env("GIT_CONFIG_GLOBAL", "/dev/null")
-            .output()
-            .expect("run git");
-        assert!(
-            out.status.success(),
-            "git {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+        common::git(&self.work, args)
     }
 
     /// A bare remote whose main holds a `k8s/` tree of 200 small manifests.

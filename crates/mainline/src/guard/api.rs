@@ -114,7 +114,7 @@ impl ChannelView {
             reconciles: s.reconciles,
             errors: s.errors,
             moves: s.moves.clone(),
-            restores: s.restores,
+            restores: s.restores(),
             refusals: s.refusals,
             last_started: s.last_started,
             last_finished: s.last_finished,

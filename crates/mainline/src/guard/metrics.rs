@@ -120,7 +120,7 @@ pub fn render(
                     .iter()
                     .map(|a| s.moves.get(action_name(*a)).copied().unwrap_or(0))
                     .collect(),
-                restores: s.restores,
+                restores: s.restores(),
                 refusals: s.refusals,
                 reconciles: s.reconciles,
                 errors: s.errors,

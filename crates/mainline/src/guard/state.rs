@@ -132,7 +132,6 @@ pub struct ChannelState {
     pub errors: u64,
     /// Channel writes by action (`promote`, `restore`, …).
     pub moves: BTreeMap<&'static str, u64>,
-    pub restores: u64,
     pub refusals: u64,
     /// When a run last found the channel CONVERGED.
     pub matched_at: Option<Timestamp>,
@@ -162,6 +161,14 @@ pub fn action_name(a: Action) -> &'static str {
 }
 
 impl ChannelState {
+    /// Restores so far: the `restore` entry of `moves` (derived, never counted twice).
+    pub fn restores(&self) -> u64 {
+        self.moves
+            .get(action_name(Action::Restore))
+            .copied()
+            .unwrap_or(0)
+    }
+
     pub fn new(now: Timestamp) -> ChannelState {
         ChannelState {
             watching_since: now.millis(),
@@ -218,9 +225,6 @@ impl ChannelState {
         };
         for m in &report.moves {
             *self.moves.entry(action_name(m.action)).or_insert(0) += 1;
-            if m.action == Action::Restore {
-                self.restores += 1;
-            }
         }
         if report.refusal.is_some() {
             self.refusals += 1;
