@@ -281,39 +281,47 @@ fn as_str(v: &[String]) -> Vec<&str> {
 /// group fails (or main moves on) and B wants the channel. Before fencing, B took the expired
 /// lock and moved the channel, then A's stalled write (or its retry) landed over B's move. Now
 /// every attempt is bounded by A's lease, and A holds the lock through the late landing, so B
-/// moves only after it; 20 seeded runs, two variants, holds between 1.1 and 1.45 TTLs.
-#[test]
-fn a_stalled_channel_write_never_lands_over_a_newer_writers_move() {
+/// moves only after it. Seeded runs per variant (two tests, run in parallel), holds between 1.1
+/// and 1.45 TTLs.
+fn slow_writes(variant: Variant) {
     let runs = race::count("MAINLINE_FENCE_RUNS", 10);
-    let seed = race::seed("MAINLINE_FENCE_SEED", 0xFE7CE);
+    let seed = race::seed("MAINLINE_FENCE_SEED", 0xFE7CE) ^ variant as u64;
     let mut rng = Rng::new(seed);
     let mut lines = Vec::new();
-    for variant in [Variant::StalledCandidate, Variant::StalledPromote] {
-        for i in 0..runs {
-            let tmp = tempfile::tempdir().expect("tempdir");
-            let ttl = TTL.as_millis() as u64;
-            // Past the TTL, and within what the fence covers: an attempt's limit is at least
-            // half a TTL (less left and the writer renews first), and the quarantine adds one
-            // TTL after the cut-off — so a hold under 1.5 TTLs lands under the lock.
-            let delay = Duration::from_millis(ttl * 11 / 10 + rng.below(ttl * 35 / 100));
-            let n = (variant as u64) * 1000 + i as u64;
-            let o = one_slow_write(tmp.path(), variant, delay, n);
-            lines.push(format!(
-                "{variant:?} #{i}: PUT held {delay:?} (TTL {TTL:?}), landed late: {}; A exit {} after {:.1} s, B exit {}; channel took {} values",
-                o.landed_late,
-                o.a_code,
-                o.a_took.as_secs_f64(),
-                o.b_code,
-                o.changes
-            ));
-            assert!(o.landed_late, "the held PUT was applied by the registry");
-        }
+    for i in 0..runs {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let ttl = TTL.as_millis() as u64;
+        // Past the TTL, and within what the fence covers: an attempt's limit is at least half a
+        // TTL (less left and the writer renews first), and the quarantine adds one TTL after
+        // the cut-off — so a hold under 1.5 TTLs lands under the lock.
+        let delay = Duration::from_millis(ttl * 11 / 10 + rng.below(ttl * 35 / 100));
+        let n = (variant as u64) * 1000 + i as u64;
+        let o = one_slow_write(tmp.path(), variant, delay, n);
+        lines.push(format!(
+            "{variant:?} #{i}: PUT held {delay:?} (TTL {TTL:?}), landed late: {}; A exit {} after {:.1} s, B exit {}; channel took {} values",
+            o.landed_late,
+            o.a_code,
+            o.a_took.as_secs_f64(),
+            o.b_code,
+            o.changes
+        ));
+        assert!(o.landed_late, "the held PUT was applied by the registry");
     }
     eprintln!(
         "FENCE seed {seed:#x}: {} slow-write runs, 0 invariant violations\n  {}",
         lines.len(),
         lines.join("\n  ")
     );
+}
+
+#[test]
+fn a_stalled_candidate_write_never_lands_over_a_newer_groups_deploy() {
+    slow_writes(Variant::StalledCandidate);
+}
+
+#[test]
+fn a_stalled_promote_never_lands_over_a_newer_promote() {
+    slow_writes(Variant::StalledPromote);
 }
 
 /// A registry that swallows every channel PUT (no answer, never applied): the writer stops

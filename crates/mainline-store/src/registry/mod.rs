@@ -260,9 +260,11 @@ impl RegistryStore {
     ) -> Result<T, StoreError> {
         let mode = self.mode();
         let policy = self.policy(small);
-        let first = self
-            .runtime
-            .block_on(retry::with_fence(policy, op, fence, || attempt(mode)));
+        let once = |mode: Mode, limit: Option<Duration>| {
+            self.runtime.block_on(retry::timed(limit, attempt(mode)))
+        };
+        let sleep = |wait: Duration| std::thread::sleep(wait);
+        let first = retry::with_fence(policy, op, fence, |limit| once(mode, limit), sleep);
         let result = match first {
             Err((Failure::Unauthorized { .. }, _)) if mode == Mode::Open => {
                 let auth = match &self.options.credentials {
@@ -274,10 +276,13 @@ impl RegistryStore {
                     )?,
                 };
                 self.set_auth(auth);
-                self.runtime
-                    .block_on(retry::with_fence(policy, op, fence, || {
-                        attempt(Mode::Authenticated)
-                    }))
+                retry::with_fence(
+                    policy,
+                    op,
+                    fence,
+                    |limit| once(Mode::Authenticated, limit),
+                    sleep,
+                )
             }
             other => other,
         };

@@ -37,19 +37,22 @@ pub(crate) fn pause(attempt: u32, retry_after: Option<Duration>) -> Option<Durat
     }
 }
 
-/// Runs `attempt` until it succeeds, fails for good, or the retries are spent, asking `fence` right before every attempt how long it may take (the
-/// shorter of that and the policy's limit applies). A refusal stops the loop with
-/// [`Failure::Fenced`]: no attempt starts that the fence cannot cover to its end. Returns the
-/// last failure with the number of attempts made.
-pub(crate) async fn with_fence<T, Fut>(
+/// Runs attempts until one succeeds, fails for good, or the retries are spent. Returns the last
+/// failure with the number of attempts made.
+///
+/// `fence` is asked right before every attempt how long it may take (the shorter of that and
+/// the policy's limit applies); a refusal stops the loop with [`Failure::Fenced`], so no attempt
+/// starts that the fence cannot cover to its end. The loop itself is synchronous on purpose: a
+/// fence may renew a lock through another client (a git process, a Kubernetes client with a
+/// runtime of its own), which must not happen inside the store's async runtime. `run` carries
+/// out one attempt within a limit (see [`timed`]); `sleep` pauses between attempts.
+pub(crate) fn with_fence<T>(
     policy: Policy,
     what: &str,
     fence: &dyn crate::WriteFence,
-    mut attempt: impl FnMut() -> Fut,
-) -> Result<T, (Failure, u32)>
-where
-    Fut: Future<Output = Result<T, Failure>>,
-{
+    mut run: impl FnMut(Option<Duration>) -> Result<T, Failure>,
+    mut sleep: impl FnMut(Duration),
+) -> Result<T, (Failure, u32)> {
     let mut made = 0u32;
     loop {
         let admitted = match fence.admit() {
@@ -70,16 +73,7 @@ where
             None if admitted < Duration::MAX => Some(admitted),
             None => None,
         };
-        let result = match limit {
-            Some(limit) => match tokio::time::timeout(limit, attempt()).await {
-                Ok(result) => result,
-                Err(_) => Err(Failure::Transport {
-                    detail: format!("no answer within {} s", limit.as_secs_f32()),
-                }),
-            },
-            None => attempt().await,
-        };
-        let failure = match result {
+        let failure = match run(limit) {
             Ok(value) => return Ok(value),
             Err(failure) => failure,
         };
@@ -99,6 +93,22 @@ where
             failure = ?failure,
             "registry operation failed; retrying"
         );
-        tokio::time::sleep(wait).await;
+        sleep(wait);
+    }
+}
+
+/// One attempt, cut off after `limit` (a cut-off is a transport failure: no answer came).
+pub(crate) async fn timed<T>(
+    limit: Option<Duration>,
+    attempt: impl Future<Output = Result<T, Failure>>,
+) -> Result<T, Failure> {
+    match limit {
+        Some(limit) => match tokio::time::timeout(limit, attempt).await {
+            Ok(result) => result,
+            Err(_) => Err(Failure::Transport {
+                detail: format!("no answer within {} s", limit.as_secs_f32()),
+            }),
+        },
+        None => attempt.await,
     }
 }
