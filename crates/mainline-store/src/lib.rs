@@ -79,6 +79,13 @@ pub trait Store: Send + Sync {
     /// Does the store hold this blob? (Registry: `HEAD /v2/<name>/blobs/<digest>`.)
     fn blob_exists(&self, digest: &Digest) -> Result<bool, StoreError>;
 
+    /// Is the blob present and intact? Before a push answers "already present" every blob is
+    /// checked so. Registry: `HEAD` (the registry verified the digest on upload); an image
+    /// layout overrides this to read and hash the file.
+    fn blob_intact(&self, digest: &Digest) -> Result<bool, StoreError> {
+        self.blob_exists(digest)
+    }
+
     /// Upload the blob in the file at `path` (exactly `size` bytes with digest `digest`),
     /// streaming it: memory use must not grow with `size`. `progress` is called with the number
     /// of bytes sent so far. The store verifies the digest; a mismatch is an Integrity error.
@@ -112,6 +119,20 @@ pub trait Store: Send + Sync {
 
     /// All tags in the repository (used for evidence lookups and listings).
     fn list_tags(&self) -> Result<Vec<Tag>, StoreError>;
+}
+
+/// Open the store at `location` for reading only: an image layout must already exist
+/// (nothing is created at a mistyped path); a registry opens as with [`open`].
+pub fn open_existing(
+    location: &Location,
+    options: &registry::RegistryOptions,
+) -> Result<Box<dyn Store>, StoreError> {
+    match location {
+        Location::Layout { .. } => Ok(Box::new(layout::LayoutStore::open_existing(
+            location.clone(),
+        )?)),
+        Location::Registry { .. } => open(location, options),
+    }
 }
 
 /// Open the store at `location`. `options` apply to registries only (explicit credentials,
