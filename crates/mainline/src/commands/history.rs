@@ -44,7 +44,7 @@ pub fn run(ctx: &Context, args: &HistoryArgs, out: &mut dyn Write) -> Result<u8,
         .as_deref()
         .map(|s| parse_time(s, now, "--at"))
         .transpose()?;
-    let o = Opened::open(ctx, &args.channel)?;
+    let o = Opened::open_read_only(ctx, &args.channel)?;
     let exec = o.executor();
     let journal = exec.journal();
     let all = journal
