@@ -212,7 +212,11 @@ fn force_restore_never_deploys_a_repointed_artifact_tag(store: &str, tmp: &Path)
     }
     // Nor does `tag` copy the re-pointed tag's bytes anywhere.
     let r = mainline(&["tag", &format!("{store}:sha-{new}"), "copy"]);
-    assert_eq!(r.code, 8, "tag from a re-pointed artifact tag: {}", r.stderr);
+    assert_eq!(
+        r.code, 8,
+        "tag from a re-pointed artifact tag: {}",
+        r.stderr
+    );
     assert_eq!(ch.digest("copy"), None);
     assert_eq!(ch.digest("latest"), Some(prod), "prod was rolled back");
     assert_eq!(q.refs_under("refs/mainline/journal/"), journal_before);
