@@ -31,6 +31,7 @@ pub fn apply(facts: &Facts, mv: &Move) -> Facts {
                 deploy_tree: Known::unknown("not gathered"),
                 artifact: Known::Known(None),
                 signed: Known::Known(false),
+                empty_tree: Known::unknown("not gathered"),
             });
             entry.artifact = Known::Known(Some(digest.clone()));
             entry.signed = Known::Known(false);

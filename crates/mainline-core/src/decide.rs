@@ -9,7 +9,8 @@
 //!   never moves the channel behind a landed merge, and it never overwrites a live candidate;
 //! - an unreadable fact yields UNKNOWN/Hold or a `facts_unknown` refusal, never a move;
 //! - a hand-moved channel is held (UNKNOWN with a hint) unless the operator asks for
-//!   `force_restore`.
+//!   `force_restore`;
+//! - a deploy path absent at mainline's tip decides nothing (`deploy_path_missing`).
 //!
 //! Must never: perform I/O, read a clock, or return a move computed from a guessed fact.
 
@@ -29,6 +30,9 @@ use crate::target::{commit_target, pin_evidence};
 /// does not act on it). `Request::Unpin` returns [`Plan::ClearPin`] when a pin is recorded;
 /// the executor removes it and then runs a `Reconcile` on fresh facts.
 pub fn decide(facts: &Facts, request: &Request) -> Decision {
+    if let Some(refusal) = deploy_path_missing(facts) {
+        return refusal;
+    }
     match request {
         Request::Status => reconcile(facts, false),
         Request::Reconcile { force_restore } => reconcile(facts, *force_restore),
@@ -38,6 +42,24 @@ pub fn decide(facts: &Facts, request: &Request) -> Decision {
         Request::Promote { commit } => promote(facts, commit),
         Request::Pin { pin } => crate::pinning::pin(facts, pin),
         Request::Unpin => crate::pinning::unpin(facts),
+    }
+}
+
+/// A deploy path that does not exist at mainline's tip is a mistyped `--path` (or a deploy
+/// folder removed from mainline): every verdict on it would compare two absent trees, so no
+/// request is decided — UNKNOWN, refused `deploy_path_missing`, nothing written.
+fn deploy_path_missing(facts: &Facts) -> Option<Decision> {
+    let m = facts.mainline.known()?;
+    match facts.commits.get(m)?.deploy_tree {
+        Known::Known(None) => Some(refuse(
+            Verdict::Unknown,
+            RefuseReason::DeployPathMissing,
+            format!(
+                "the deploy path does not exist at mainline {}; check --path",
+                m.short()
+            ),
+        )),
+        _ => None,
     }
 }
 

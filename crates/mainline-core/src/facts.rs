@@ -17,6 +17,10 @@ use std::collections::BTreeMap;
 pub struct Policy {
     /// The channel may only name digests with evidence (signature or attestation).
     pub require_signature: bool,
+    /// The channel may name an artifact whose deploy tree holds no file. Off by default: Flux
+    /// with `prune: true` would delete everything the channel deployed before.
+    #[serde(default)]
+    pub allow_empty: bool,
 }
 
 /// What the channel tag names right now.
@@ -68,6 +72,9 @@ pub struct CommitFacts {
     /// Whether evidence exists for that artifact digest (consulted only when the policy
     /// requires signatures).
     pub signed: Known<bool>,
+    /// Whether the deploy tree holds no file at all (absent, or only empty folders and
+    /// submodules): an artifact of it would make Flux prune everything.
+    pub empty_tree: Known<bool>,
 }
 
 /// Whether a pin is a plain operator pin or a rollback to an earlier mainline commit.
@@ -200,6 +207,17 @@ impl Facts {
     pub fn deploy_tree(&self, commit: &CommitId) -> Result<Option<&str>, MissingFact> {
         match &self.commit_facts(commit)?.deploy_tree {
             Known::Known(tree) => Ok(tree.as_deref()),
+            Known::Unknown { reason } => Err(MissingFact::DeployTree {
+                commit: commit.clone(),
+                reason: reason.clone(),
+            }),
+        }
+    }
+
+    /// Whether the deploy tree of `commit` holds no file.
+    pub fn empty_tree(&self, commit: &CommitId) -> Result<bool, MissingFact> {
+        match &self.commit_facts(commit)?.empty_tree {
+            Known::Known(empty) => Ok(*empty),
             Known::Unknown { reason } => Err(MissingFact::DeployTree {
                 commit: commit.clone(),
                 reason: reason.clone(),

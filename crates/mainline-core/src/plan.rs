@@ -106,6 +106,12 @@ pub enum RefuseReason {
     ChannelForeign,
     /// The requested pin has already expired.
     PinExpired,
+    /// The target's deploy tree holds no file: Flux with `prune: true` would delete
+    /// everything. Only `--allow-empty` lets the channel name it.
+    EmptyTree,
+    /// The deploy path does not exist at mainline's tip (a mistyped `--path`): invalid input,
+    /// nothing is decided and nothing is written.
+    DeployPathMissing,
 }
 
 impl RefuseReason {
@@ -123,6 +129,8 @@ impl RefuseReason {
             RefuseReason::ArtifactMissing => "artifact_missing",
             RefuseReason::ChannelForeign => "channel_foreign",
             RefuseReason::PinExpired => "pin_expired",
+            RefuseReason::EmptyTree => "empty_tree",
+            RefuseReason::DeployPathMissing => "deploy_path_missing",
         }
     }
 }

@@ -1,10 +1,11 @@
 //! Checks on a move's target before the plan may name it: which digest to write (or that the
 //! artifact must be packed first), and whether the evidence policy allows it (S1).
 //!
-//! Invariants: under `require_signature` a target is allowed only with evidence read as
-//! present; evidence read as absent refuses `evidence_missing`, evidence that could not be
-//! read refuses `facts_unknown`, and an artifact that must still be packed is unsigned by
-//! definition and refused.
+//! Invariants: a target whose deploy tree holds no file is refused `empty_tree` unless the
+//! policy allows empty trees (Flux would prune everything); under `require_signature` a
+//! target is allowed only with evidence read as present; evidence read as absent refuses
+//! `evidence_missing`, evidence that could not be read refuses `facts_unknown`, and an
+//! artifact that must still be packed is unsigned by definition and refused.
 //! Must never: let a move through on unknown evidence or an unknown artifact.
 
 use crate::facts::{Facts, Pin};
@@ -34,6 +35,12 @@ pub(crate) enum TargetError {
         .digest.short()
     )]
     NoEvidenceKnown { digest: Digest },
+    #[error(
+        "the deploy tree of {} holds no file, and an empty artifact would make Flux prune \
+         everything it deployed; add the manifests, or pass --allow-empty if that is intended",
+        .commit.short()
+    )]
+    EmptyTree { commit: CommitId },
 }
 
 impl TargetError {
@@ -44,16 +51,22 @@ impl TargetError {
             TargetError::Unsigned { .. }
             | TargetError::UnsignedPack { .. }
             | TargetError::NoEvidenceKnown { .. } => RefuseReason::EvidenceMissing,
+            TargetError::EmptyTree { .. } => RefuseReason::EmptyTree,
         }
     }
 }
 
 /// The digest to write for a move to `commit`'s artifact (`None`: pack it from git first),
-/// after the evidence policy allowed it.
+/// after the empty-tree rule and the evidence policy allowed it.
 pub(crate) fn commit_target(
     facts: &Facts,
     commit: &CommitId,
 ) -> Result<Option<Digest>, TargetError> {
+    if !facts.policy.allow_empty && facts.empty_tree(commit)? {
+        return Err(TargetError::EmptyTree {
+            commit: commit.clone(),
+        });
+    }
     let artifact = facts.artifact(commit)?;
     if facts.policy.require_signature {
         match artifact {

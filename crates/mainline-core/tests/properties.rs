@@ -7,7 +7,7 @@ mod common;
 use common::*;
 use mainline_core::{
     apply, decide, Action, ChannelHead, Decision, Facts, Group, Known, Move, Pin, PinKind, Plan,
-    Request, Timestamp, Verdict,
+    RefuseReason, Request, Timestamp, Verdict,
 };
 use proptest::prelude::*;
 use proptest::sample::Index;
@@ -483,8 +483,20 @@ proptest! {
         } else {
             f.mainline.is_unknown() || f.channel.is_unknown() || f.groups.is_unknown()
         };
+        // A deploy path absent at a known mainline tip is invalid input, refused before any
+        // other fact is consulted.
+        let path_missing = f.mainline.known().is_some_and(|m| {
+            f.commits.get(m).is_some_and(|c| c.deploy_tree == Known::Known(None))
+        });
         if needed_unknown && matches!(case.request, Request::Status | Request::Reconcile { .. }) {
-            prop_assert_eq!(&d.plan, &Plan::Hold);
+            if path_missing {
+                prop_assert_eq!(
+                    d.plan.as_refusal().map(|r| r.reason),
+                    Some(RefuseReason::DeployPathMissing)
+                );
+            } else {
+                prop_assert_eq!(&d.plan, &Plan::Hold);
+            }
             prop_assert_eq!(d.verdict, Verdict::Unknown);
         }
         reconcile_targets(&case, &case.injected, &d)?;

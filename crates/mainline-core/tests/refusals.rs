@@ -336,3 +336,58 @@ fn pin_that_already_expired_is_refused() {
         d.explanation
     );
 }
+
+#[test]
+fn empty_deploy_tree_of_mainline_refuses_the_promotion_unless_allowed() {
+    // The channel is behind (QUIET's tree A, mainline's B), but mainline's tree holds no file.
+    let mut f = facts_with_channel(at(QUIET));
+    commit_mut(&mut f, MAIN).empty_tree = Known::Known(true);
+    let d = decide(
+        &f,
+        &Request::Reconcile {
+            force_restore: false,
+        },
+    );
+    assert_eq!(d.verdict, Verdict::Behind);
+    let r = d.plan.as_refusal().expect("refused");
+    assert_eq!(r.reason, RefuseReason::EmptyTree);
+    assert!(r.message.contains("--allow-empty"), "{}", r.message);
+    f.policy.allow_empty = true;
+    let d = decide(
+        &f,
+        &Request::Reconcile {
+            force_restore: false,
+        },
+    );
+    assert_eq!(
+        d.plan.as_move().map(|m| m.to_commit.clone()),
+        Some(Some(c(MAIN)))
+    );
+}
+
+#[test]
+fn empty_deploy_tree_of_a_candidate_refuses_the_deploy() {
+    let mut f = facts_with_channel(at(MAIN));
+    commit_mut(&mut f, PR7).empty_tree = Known::Known(true);
+    refused(&decide(&f, &deploy("pr-7", PR7)), RefuseReason::EmptyTree);
+}
+
+#[test]
+fn deploy_path_missing_at_mainline_refuses_every_request() {
+    let mut f = facts_with_channel(at(QUIET));
+    commit_mut(&mut f, MAIN).deploy_tree = Known::Known(None);
+    for request in [
+        Request::Status,
+        Request::Reconcile {
+            force_restore: true,
+        },
+        Request::Promote { commit: c(MAIN) },
+        deploy("pr-7", PR7),
+        Request::Unpin,
+    ] {
+        let d = decide(&f, &request);
+        assert_eq!(d.verdict, Verdict::Unknown, "{request:?}");
+        let r = d.plan.as_refusal().expect("refused");
+        assert_eq!(r.reason, RefuseReason::DeployPathMissing, "{request:?}");
+    }
+}

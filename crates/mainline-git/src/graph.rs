@@ -19,8 +19,8 @@ use std::path::{Path, PathBuf};
 
 /// A read view of the cache at the moment it was opened (plus anything gix finds later).
 pub struct Snapshot {
-    repo: gix::Repository,
-    path: PathBuf,
+    pub(crate) repo: gix::Repository,
+    pub(crate) path: PathBuf,
     /// Where commits come from, for `CommitNotFound` messages (a redacted URL).
     remote: String,
     commit_graph: Option<gix::commitgraph::Graph>,
@@ -308,7 +308,7 @@ pub(crate) fn to_commit_id(id: ObjectId) -> CommitId {
 }
 
 /// `k8s/`, `./k8s`, `k8s//base` → `["k8s", "base"]`; `""`/`"."` → root. Rejects `..`.
-fn split_path(path: &str) -> Result<Vec<&str>, GitError> {
+pub(crate) fn split_path(path: &str) -> Result<Vec<&str>, GitError> {
     let parts: Vec<&str> = path
         .split('/')
         .filter(|c| !c.is_empty() && *c != ".")

@@ -22,6 +22,7 @@ mod graph;
 mod refs;
 mod refs_parse;
 mod remote;
+mod tree;
 mod url;
 
 pub use error::{GitError, GitErrorKind};

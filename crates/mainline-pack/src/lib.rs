@@ -21,7 +21,9 @@ pub mod flux;
 pub mod pack;
 mod symlink;
 
-pub use extract::{extract, list, EntryInfo, EntryKind, ExtractError, ExtractSummary};
+pub use extract::{
+    extract, extract_within, list, EntryInfo, EntryKind, ExtractError, ExtractSummary, Limits,
+};
 pub use flux::{
     manifest_bytes, parse_manifest, ArtifactMeta, Descriptor, FluxManifest, FormatError,
     ANNOTATION_CREATED, ANNOTATION_REVISION, ANNOTATION_SOURCE, FLUX_CONFIG_BYTES,

@@ -82,6 +82,13 @@ pub trait Store: Send + Sync {
     /// Does the store hold this blob? (Registry: `HEAD /v2/<name>/blobs/<digest>`.)
     fn blob_exists(&self, digest: &Digest) -> Result<bool, StoreError>;
 
+    /// Is the blob present and intact? Before a push answers "already present" every blob is
+    /// checked so. Registry: `HEAD` (the registry verified the digest on upload); an image
+    /// layout overrides this to read and hash the file.
+    fn blob_intact(&self, digest: &Digest) -> Result<bool, StoreError> {
+        self.blob_exists(digest)
+    }
+
     /// Upload the blob in the file at `path` (exactly `size` bytes with digest `digest`),
     /// streaming it: memory use must not grow with `size`. `progress` is called with the number
     /// of bytes sent so far. The store verifies the digest; a mismatch is an Integrity error.
@@ -119,23 +126,19 @@ pub trait Store: Send + Sync {
     /// [`Store::put_manifest`] under a fence: `fence.admit()` is asked right before every
     /// attempt (the first and each retry) and bounds that attempt's duration; when it refuses,
     /// no further attempt starts and the error is [`ErrorKind::Fenced`]. This is how a channel
-    /// write never starts unless the writer's lock covers the attempt's whole duration
+    /// write never starts unless the writer's lock covers the attempt's whole bounded duration
     /// (DESIGN.md, "Fencing").
     ///
-    /// The default admits once and writes: right for stores whose write is one local,
-    /// short operation (an image layout). Stores that retry over a network override it.
+    /// No default on purpose: a wrapper that forwarded only `put_manifest` would silently drop
+    /// the fence. A store whose write is one short local operation admits once and writes
+    /// ([`admit_once`]); a wrapper forwards this call.
     fn put_manifest_fenced(
         &self,
         tag: &Tag,
         media_type: &str,
         bytes: &[u8],
         fence: &dyn WriteFence,
-    ) -> Result<Digest, StoreError> {
-        fence
-            .admit()
-            .map_err(|reason| StoreError::new(ErrorKind::Fenced, reason.to_string()))?;
-        self.put_manifest(tag, media_type, bytes)
-    }
+    ) -> Result<Digest, StoreError>;
 }
 
 /// Why a fence refused an attempt (a sentence naming the lock and what to do).
@@ -155,12 +158,37 @@ pub trait WriteFence {
     fn note_uncertain(&self) {}
 }
 
+/// For stores whose write is one short local operation: ask `fence` once, then write.
+pub fn admit_once(
+    fence: &dyn WriteFence,
+    write: impl FnOnce() -> Result<Digest, StoreError>,
+) -> Result<Digest, StoreError> {
+    fence
+        .admit()
+        .map_err(|reason| StoreError::new(ErrorKind::Fenced, reason.to_string()))?;
+    write()
+}
+
 /// A fence that admits every attempt with no bound of its own (unlocked writes).
 pub struct NoFence;
 
 impl WriteFence for NoFence {
     fn admit(&self) -> Result<std::time::Duration, FenceRefused> {
         Ok(std::time::Duration::MAX)
+    }
+}
+
+/// Open the store at `location` for reading only: an image layout must already exist
+/// (nothing is created at a mistyped path); a registry opens as with [`open`].
+pub fn open_existing(
+    location: &Location,
+    options: &registry::RegistryOptions,
+) -> Result<Box<dyn Store>, StoreError> {
+    match location {
+        Location::Layout { .. } => Ok(Box::new(layout::LayoutStore::open_existing(
+            location.clone(),
+        )?)),
+        Location::Registry { .. } => open(location, options),
     }
 }
 

@@ -299,3 +299,46 @@ fn skopeo_reads_what_we_write_and_we_read_what_skopeo_copies() {
     assert_eq!(fetched.bytes, bytes);
     assert_eq!(fetched.media_type, OCI_MANIFEST_MEDIA_TYPE);
 }
+
+#[test]
+fn open_existing_refuses_a_path_that_is_not_a_layout_and_creates_nothing() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let missing = tmp.path().join("typo");
+    let err = LayoutStore::open_existing(layout(&missing)).expect_err("not a layout");
+    assert_eq!(err.kind, ErrorKind::InvalidInput, "{err}");
+    assert!(err.to_string().contains("no OCI image layout"), "{err}");
+    assert!(
+        !missing.exists(),
+        "open_existing created {}",
+        missing.display()
+    );
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir(&empty).expect("mkdir");
+    assert!(LayoutStore::open_existing(layout(&empty)).is_err());
+    assert!(entries(&empty).is_empty(), "wrote into an empty directory");
+    // A real layout opens.
+    LayoutStore::open(layout(&empty)).expect("create");
+    LayoutStore::open_existing(layout(&empty)).expect("now it is one");
+}
+
+#[test]
+fn blob_intact_reads_and_hashes_the_blob() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let store = LayoutStore::open(layout(&tmp.path().join("store"))).expect("open");
+    let (path, digest) = write_blob_file(tmp.path(), "blob", 1024, 3);
+    assert!(!store.blob_intact(&digest).expect("check"), "absent blob");
+    store
+        .push_blob(&digest, 1024, &path, &mut |_| {})
+        .expect("push");
+    assert!(store.blob_intact(&digest).expect("check"));
+    let file = tmp.path().join("store/blobs/sha256").join(digest.hex());
+    std::fs::write(&file, b"corrupt").expect("corrupt");
+    assert!(
+        store.blob_exists(&digest).expect("exists"),
+        "the file is there"
+    );
+    assert!(
+        !store.blob_intact(&digest).expect("check"),
+        "corrupt is not intact"
+    );
+}

@@ -5,7 +5,9 @@
 //! byte for byte (so the digest, and every signature on it, is preserved), and every tag write
 //! is read back and compared before it counts as done. An immutable artifact tag (`sha-<commit>`)
 //! is never moved: pushing different bytes for a commit that already has an artifact is a
-//! conflict, not an overwrite.
+//! conflict, not an overwrite; nor is it ever pointed at a manifest whose revision records
+//! another commit. "Already present" is said only after every blob was verified present
+//! (registry: a HEAD each; layout: a digest check) and the manifest read back whole.
 
 use crate::error::{CliError, Kind};
 use mainline_core::{Digest, Revision, Tag};
@@ -47,12 +49,8 @@ pub fn push_packed(
         blobs_skipped: 0,
         already_present: false,
     };
-    if let Some(existing) = store.resolve(&tag)? {
-        if existing == packed.manifest_digest {
-            outcome.already_present = true;
-            outcome.blobs_skipped = 2;
-            return Ok(outcome);
-        }
+    let existing = store.resolve(&tag)?;
+    if let Some(existing) = existing.as_ref().filter(|d| **d != packed.manifest_digest) {
         return Err(CliError::new(
             Kind::Conflict,
             format!(
@@ -82,7 +80,9 @@ pub fn push_packed(
     ];
     let mut sent_before = 0u64;
     for (desc, path) in blobs {
-        if store.blob_exists(&desc.digest)? {
+        // Verified, not just named: a blob deleted from a registry, or a layout blob that is
+        // missing or corrupt, is uploaded again — even under a tag that already names it.
+        if store.blob_intact(&desc.digest)? {
             outcome.blobs_skipped += 1;
             continue;
         }
@@ -99,18 +99,41 @@ pub fn push_packed(
         media_type: OCI_MANIFEST_MEDIA_TYPE.to_owned(),
         bytes: packed.manifest_bytes.clone(),
     };
-    write_tag(store, &manifest, &tag)?;
+    // The tag already names these bytes: "already present" only when every blob was found
+    // intact and the manifest itself reads back whole (a layout keeps it as a blob too).
+    if existing.is_some() && outcome.blobs_uploaded == 0 && manifest_intact(store, &manifest)? {
+        outcome.already_present = true;
+        return Ok(outcome);
+    }
+    // The tag is absent or names these very bytes (checked above): no artifact-tag check.
+    write_tag_fenced(store, &manifest, &tag, &mainline_store::NoFence)?;
     Ok(outcome)
 }
 
+/// Whether the store returns exactly `manifest`'s bytes for its digest (a missing or corrupt
+/// manifest answers `false`, so the push writes it again).
+fn manifest_intact(store: &dyn Store, manifest: &StoredManifest) -> Result<bool, CliError> {
+    match store.fetch_manifest(&ReferenceTarget::Digest(manifest.digest.clone())) {
+        Ok(Some(m)) => Ok(m.bytes == manifest.bytes),
+        Ok(None) => Ok(false),
+        Err(e) if e.kind == mainline_store::ErrorKind::Integrity => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Point `tag` at exactly `manifest.bytes`, then read the tag back and fail unless it names
-/// `manifest.digest`. Two requests on a registry: one PUT, one HEAD.
+/// `manifest.digest`. Two requests on a registry: one PUT, one HEAD. An artifact tag
+/// (`sha-<commit>`) is immutable: see [`check_artifact_tag`] (one more HEAD for those only).
 pub fn write_tag(store: &dyn Store, manifest: &StoredManifest, tag: &Tag) -> Result<(), CliError> {
+    if check_artifact_tag(store, manifest, tag)? == ArtifactTag::AlreadyNamesIt {
+        return Ok(());
+    }
     write_tag_fenced(store, manifest, tag, &mainline_store::NoFence)
 }
 
-/// [`write_tag`] with every attempt of the PUT admitted and bounded by `fence` (the channel
-/// lock, for channel writes).
+/// The PUT of [`write_tag`] and its read-back, with every attempt of the PUT admitted and
+/// bounded by `fence` (the channel lock, for channel writes). No artifact-tag check: channel
+/// tags are never artifact tags (refused when the channel is configured).
 pub fn write_tag_fenced(
     store: &dyn Store,
     manifest: &StoredManifest,
@@ -143,6 +166,52 @@ pub fn write_tag_fenced(
     }
 }
 
+#[derive(Debug, PartialEq, Eq)]
+enum ArtifactTag {
+    /// Not an artifact tag, or one that does not exist yet: write it.
+    Write,
+    /// The artifact tag already names exactly these bytes: nothing to write (idempotent).
+    AlreadyNamesIt,
+}
+
+/// The rules for writing `sha-<commit>`: an existing tag is never moved to other bytes
+/// (conflict, exit 9; the same bytes again is a no-op), and a new one only names a manifest
+/// that records that commit as its revision (a tag name is never trusted without it).
+fn check_artifact_tag(
+    store: &dyn Store,
+    manifest: &StoredManifest,
+    tag: &Tag,
+) -> Result<ArtifactTag, CliError> {
+    let Some(commit) = tag.artifact_commit() else {
+        return Ok(ArtifactTag::Write);
+    };
+    match store.resolve(tag)? {
+        None => {}
+        Some(d) if d == manifest.digest => return Ok(ArtifactTag::AlreadyNamesIt),
+        Some(d) => {
+            let message = format!(
+                "{}:{tag} already names {d}, not {}; artifact tags are immutable and are \
+                 never re-pointed",
+                store.location(),
+                manifest.digest
+            );
+            return Err(CliError::new(Kind::Conflict, message)
+                .with_hint("use the existing artifact, or push the change as a new commit"));
+        }
+    }
+    let recorded = recorded_commit(manifest);
+    if recorded.as_ref() != Some(&commit) {
+        let what = describe(recorded.as_ref());
+        return Err(CliError::invalid(format!(
+            "{}:{tag} is the immutable artifact tag of commit {commit}, but manifest {} {what}",
+            store.location(),
+            manifest.digest
+        ))
+        .with_hint("artifact tags only ever name their own commit's artifact; tag a channel (e.g. latest) instead, or push that commit with `mainline push`"));
+    }
+    Ok(ArtifactTag::Write)
+}
+
 /// Fetch the manifest a reference names, or a clear error when it does not exist.
 pub fn fetch_existing(
     store: &dyn Store,
@@ -166,6 +235,44 @@ pub fn retag(
     new_tag: &Tag,
 ) -> Result<StoredManifest, CliError> {
     let manifest = fetch_existing(store, source)?;
+    if let ReferenceTarget::Tag(tag) = source {
+        // A source named by its artifact tag must be that commit's artifact (never trust a
+        // tag name): a re-pointed `sha-<c>` is not copied anywhere.
+        if let Some(commit) = tag.artifact_commit() {
+            let recorded = recorded_commit(&manifest);
+            if recorded.as_ref() != Some(&commit) {
+                return Err(CliError::new(
+                    Kind::Integrity,
+                    format!(
+                        "{}:{tag} names {}, whose manifest {}, not commit {commit}: the artifact \
+                         tag was re-pointed; nothing was tagged",
+                        store.location(),
+                        manifest.digest,
+                        describe(recorded.as_ref())
+                    ),
+                )
+                .with_hint(
+                    "name the source by digest (STORE@sha256:…) if you really mean those bytes",
+                ));
+            }
+        }
+    }
     write_tag(store, &manifest, new_tag)?;
     Ok(manifest)
+}
+
+/// The commit a manifest records as its revision, if it records a readable one.
+fn recorded_commit(manifest: &StoredManifest) -> Option<mainline_core::CommitId> {
+    mainline_pack::parse_manifest(&manifest.bytes)
+        .ok()
+        .and_then(|m| m.revision())
+        .and_then(Result::ok)
+        .map(|r| r.commit)
+}
+
+fn describe(recorded: Option<&mainline_core::CommitId>) -> String {
+    recorded.map_or_else(
+        || "records no revision".to_owned(),
+        |c| format!("records commit {c}"),
+    )
 }

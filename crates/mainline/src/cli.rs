@@ -106,7 +106,7 @@ pub enum Command {
     Push(PushArgs),
     /// Show an artifact: digest, media types, annotations and the files in its layer.
     Inspect(InspectArgs),
-    /// Extract an artifact's files into a directory, safely.
+    /// Extract an artifact's files into a directory, safely and within size limits.
     Pull(PullArgs),
     /// Point a tag at the identical manifest bytes of another tag or digest, then read it back.
     #[command(after_help = TAG_HELP)]
@@ -205,7 +205,8 @@ pub struct DeployArgs {
     #[arg(long)]
     pub candidate: bool,
     /// The merge group: its queue ref (gh-readonly-queue/main/pr-7-<sha>) or, with
-    /// --queue lease, any id. Read from GITHUB_REF in a merge_group run.
+    /// --queue lease, any id (one line, at most 200 characters). Read from GITHUB_REF in a
+    /// merge_group run.
     #[arg(long, value_name = "ID")]
     pub group: Option<String>,
     /// The commit to deploy (a group's head, or a mainline commit). Read from GITHUB_SHA in CI.
@@ -237,7 +238,7 @@ pub struct PinArgs {
     /// artifact exists.
     #[arg(value_name = "DIGEST|COMMIT")]
     pub target: String,
-    /// Why (recorded with the pin and shown by status).
+    /// Why (recorded with the pin and shown by status); one non-empty line.
     #[arg(long)]
     pub reason: String,
     /// Lift the pin automatically after this long (e.g. 2h, 30m). Default: until unpin.
@@ -258,7 +259,7 @@ pub struct RollbackArgs {
     /// An earlier mainline commit whose artifact the channel should name.
     #[arg(value_name = "COMMIT")]
     pub commit: String,
-    /// Why (recorded with the rollback pin).
+    /// Why (recorded with the rollback pin); one non-empty line.
     #[arg(long)]
     pub reason: String,
     /// Lift the rollback automatically after this long. Default: until unpin.
@@ -306,7 +307,10 @@ Examples:
 
 STORE is oci://HOST[:PORT]/REPO (a registry) or oci-layout:PATH (an OCI image-layout directory).
 The artifact is reproducible: the same tree, revision, source and created time give the same
-digest on any machine. `created` defaults to the commit time when packing from git.";
+digest on any machine. `created` defaults to the commit time when packing from git.
+An empty deploy tree is refused (exit 2) unless --allow-empty: Flux would prune everything.
+\"already present\" is reported only after every blob was verified in the store (registry: a
+HEAD each; layout: a digest check); a missing or corrupt blob is uploaded again.";
 
 const TAG_HELP: &str = "\
 Examples:
@@ -314,7 +318,10 @@ Examples:
   mainline tag oci-layout:./store@sha256:4f1c... latest
 
 The manifest bytes are copied unchanged, so the digest (and every signature on it) is kept.
-Cost on a registry: one GET of the source manifest, one PUT, one HEAD to read the tag back.";
+Cost on a registry: one GET of the source manifest, one PUT, one HEAD to read the tag back.
+Artifact tags (sha-<commit>) are immutable: re-pointing one to other bytes is refused (exit 9;
+the same bytes again is a no-op), and one is only ever written with a manifest whose revision
+records that commit (exit 2 otherwise).";
 
 #[derive(Debug, Args)]
 pub struct PushArgs {
@@ -356,6 +363,11 @@ pub struct PushArgs {
     /// With --git: the deploy folder inside the repository ("" or . for the whole tree).
     #[arg(long, value_name = "SUBDIR", requires = "git", default_value = ".")]
     pub path: String,
+
+    /// Push even when the deploy tree holds no file. Refused by default (exit 2): Flux with
+    /// `prune: true` deletes everything an empty artifact does not name.
+    #[arg(long)]
+    pub allow_empty: bool,
 }
 
 #[derive(Debug, Args)]
@@ -376,6 +388,35 @@ pub struct PullArgs {
     /// Extract into a non-empty directory, replacing files of the same name.
     #[arg(long)]
     pub force: bool,
+    /// Refuse (exit 2, nothing extracted) a layer holding more file content than this, as its
+    /// tar headers declare it: a few MiB of gzip can inflate to gigabytes. Suffixes K, M, G
+    /// (KiB, MiB, GiB) [default: 100M, Flux's own untar limit]
+    #[arg(long, value_name = "BYTES", value_parser = parse_size)]
+    pub max_size: Option<u64>,
+    /// Refuse (exit 2, nothing extracted) a layer with more entries (files, folders, links)
+    /// than this [default: 100000]
+    #[arg(long, value_name = "N")]
+    pub max_files: Option<u64>,
+}
+
+/// `123`, `512K`, `100M`, `1G` (also `KiB`, `MiB`, `GiB`; binary units) as bytes.
+fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size such as 100M or 1048576"))?;
+    let shift = match unit.trim().to_ascii_uppercase().as_str() {
+        "" | "B" => 0,
+        "K" | "KB" | "KIB" => 10,
+        "M" | "MB" | "MIB" => 20,
+        "G" | "GB" | "GIB" => 30,
+        _ => return Err(format!("{s:?}: unknown unit {unit:?}; use K, M or G")),
+    };
+    n.checked_mul(1u64 << shift)
+        .filter(|b| *b > 0)
+        .ok_or_else(|| format!("{s:?} must be a positive size below 16 EiB"))
 }
 
 #[derive(Debug, Args)]

@@ -42,6 +42,11 @@ pub struct ChannelArgs {
     /// Refuse to let the channel name a digest without a cosign signature (sha256-<hex>.sig).
     #[arg(long, env = "MAINLINE_REQUIRE_SIGNATURE")]
     pub require_signature: bool,
+    /// Let the channel name an artifact whose deploy tree holds no file. Off by default: Flux
+    /// with `prune: true` would delete everything the channel deployed before, so such a
+    /// move is refused (exit 5, recorded in the journal).
+    #[arg(long, env = "MAINLINE_ALLOW_EMPTY")]
+    pub allow_empty: bool,
     /// Where in-flight groups come from [default: github-refs]
     #[arg(long, env = "MAINLINE_QUEUE", value_enum)]
     pub queue: Option<QueueArg>,
@@ -104,6 +109,7 @@ pub struct FileConfig {
     pub branch: Option<String>,
     pub source: Option<String>,
     pub require_signature: Option<bool>,
+    pub allow_empty: Option<bool>,
     pub queue: Option<QueueArg>,
     pub lease_ttl: Option<String>,
     pub lock: Option<LockArg>,
@@ -136,7 +142,7 @@ impl FileConfig {
         };
         let cfg: FileConfig = toml::from_str(&text)
             .map_err(|e| CliError::invalid(format!("{}: {}", path.display(), e.message().trim()))
-                .with_hint("keys are channel, git, path, branch, source, require_signature, queue, lease_ttl, lock, cache_dir"))?;
+                .with_hint("keys are channel, git, path, branch, source, require_signature, allow_empty, queue, lease_ttl, lock, cache_dir"))?;
         if let Some(g) = &cfg.git {
             if has_password(g) {
                 return Err(CliError::invalid(format!(
@@ -208,6 +214,14 @@ pub fn resolve_from(
             )))
         }
     };
+    if let Some(commit) = tag.artifact_commit() {
+        return Err(CliError::invalid(format!(
+            "--channel {channel}: {tag} is the immutable artifact tag of commit {}; a channel \
+             is a mutable tag that mainline moves, and artifact tags never move",
+            commit.short()
+        ))
+        .with_hint("name the channel something else, e.g. latest or prod"));
+    }
     let git = args.git.clone().or(file.git).ok_or_else(|| {
         CliError::invalid("no git remote given")
             .with_hint("pass --git REMOTE (a path or URL), set MAINLINE_GIT, or add git = \"…\" to mainline.toml")
@@ -248,6 +262,7 @@ pub fn resolve_from(
         path,
         policy: Policy {
             require_signature: args.require_signature || file.require_signature.unwrap_or(false),
+            allow_empty: args.allow_empty || file.allow_empty.unwrap_or(false),
         },
         queue,
         lease_ttl,

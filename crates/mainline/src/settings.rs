@@ -23,7 +23,27 @@ impl Context {
             insecure_tls_hosts: g.registry.insecure_skip_tls_verify_host.clone(),
             ..RegistryOptions::default()
         };
+        let env_password = std::env::var_os("MAINLINE_REGISTRY_PASSWORD").is_some();
+        if g.registry.registry_username.is_none()
+            && (g.registry.registry_password_stdin || env_password)
+        {
+            let given = if g.registry.registry_password_stdin {
+                "--registry-password-stdin"
+            } else {
+                "MAINLINE_REGISTRY_PASSWORD"
+            };
+            return Err(CliError::invalid(format!(
+                "{given} gives a registry password but no user name; a password alone is never used"
+            ))
+            .with_hint("pass --registry-username USER (or set MAINLINE_REGISTRY_USERNAME), or drop the password to use docker's config.json"));
+        }
         if let Some(user) = &g.registry.registry_username {
+            if user.trim().is_empty() || user.chars().any(char::is_control) {
+                return Err(CliError::invalid(format!(
+                    "--registry-username {user:?} is empty or holds control characters"
+                ))
+                .with_hint("pass the registry user name, e.g. --registry-username ci-bot"));
+            }
             let password = if g.registry.registry_password_stdin {
                 let mut s = String::new();
                 std::io::stdin().read_to_string(&mut s).map_err(|e| {
@@ -71,5 +91,14 @@ impl Context {
             }
         }
         Ok(mainline_store::open(location, &opts)?)
+    }
+
+    /// [`Context::open_store`] for commands that only read: an image layout must already exist
+    /// (a mistyped `oci-layout:` path is invalid input, and nothing is created there).
+    pub fn open_store_read_only(&self, location: &Location) -> Result<Box<dyn Store>, CliError> {
+        if let Location::Layout { .. } = location {
+            return Ok(mainline_store::open_existing(location, &self.registry)?);
+        }
+        self.open_store(location)
     }
 }

@@ -56,6 +56,8 @@ fn status_json_has_the_contract_keys() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let q = Queue::new(tmp.path());
     let ch = Channel::new(&layout_store(tmp.path(), "store"), &q, "cache");
+    // status only reads: the layout must exist (the first push or promote creates it).
+    empty_layout(&tmp.path().join("store"));
     let absent = ch.status(3);
     assert_eq!(verdict(&absent), "BEHIND", "an absent channel: {absent}");
     for key in ["channel_digest", "channel_commit"] {
@@ -239,6 +241,9 @@ fn settings_precedence_is_flags_then_env_then_mainline_toml() {
     let q = Queue::new(root);
     let store = |name: &str| format!("oci-layout:{}:latest", root.join(name).display());
     let cache = root.join("cache").display().to_string();
+    for name in ["file-store", "env-store", "flag-store"] {
+        empty_layout(&root.join(name));
+    }
     std::fs::write(
         root.join("mainline.toml"),
         format!(

@@ -257,6 +257,8 @@ fn single_channel_commands_still_read_a_file_that_configures_the_guard() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (repo, _) = support::fixture_repo(dir.path());
     let store = format!("oci-layout:{}", dir.path().join("store").display());
+    // status only reads: the layout must exist.
+    support::empty_layout(&dir.path().join("store"));
     let config = format!(
         "git = \"{}\"\npath = \"k8s\"\n\n[guard]\ninterval = \"1m\"\n\n[[channels]]\nname = \"x\"\nchannel = \"{store}:latest\"\n",
         repo.display()

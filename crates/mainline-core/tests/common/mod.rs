@@ -165,6 +165,7 @@ impl Model {
                     deploy_tree: Known::Known(self.trees[i].clone()),
                     artifact: Known::Known(self.artifacts[i].clone()),
                     signed: Known::Known(self.signed[i]),
+                    empty_tree: Known::Known(self.trees[i].is_none()),
                 };
                 (c(i), facts)
             })

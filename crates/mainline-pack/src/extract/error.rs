@@ -36,6 +36,10 @@ pub enum ExtractError {
     ParentNotDir { entry: String, parent: String },
     #[error("invalid layer: entry {entry:?} appears twice")]
     Duplicate { entry: String },
+    #[error("the layer holds more than {limit} entries; refusing to extract it (raise --max-files if the artifact really is that large)")]
+    TooManyEntries { limit: u64 },
+    #[error("the layer holds more than {limit} bytes of file content (reached at entry {entry:?}); refusing to extract it (raise --max-size if the artifact really is that large)")]
+    TooLarge { limit: u64, entry: String },
     #[error("{dest} is not empty; pass --force to overwrite")]
     DestNotEmpty { dest: PathBuf },
     #[error("{dest} exists and is not a folder; pass a folder to extract into")]

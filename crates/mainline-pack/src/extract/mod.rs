@@ -7,7 +7,8 @@
 //! the private folder is removed and the destination is untouched. Without `overwrite`, a
 //! non-empty destination is refused before anything is read or written. With `overwrite`,
 //! each top-level entry of the archive replaces the same-named entry of the destination
-//! (other entries of the destination are kept).
+//! (other entries of the destination are kept). Extraction stops, writing nothing into the
+//! destination, once the archive declares more content or entries than its [`Limits`].
 //!
 //! Must never: write outside the destination, follow a symlink while writing, create device
 //! or fifo nodes, or leave a half-extracted tree visible in the destination.
@@ -60,11 +61,42 @@ pub struct ExtractSummary {
     pub bytes: u64,
 }
 
+/// How much one extraction may write: a small gzip layer can inflate to gigabytes, or hold
+/// hundreds of thousands of entries. Checked against each tar header before the entry is
+/// written, so a layer over a limit writes nothing to the destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Bytes of file content, summed over the archive (as the headers declare them).
+    pub max_bytes: u64,
+    /// Entries of any kind (files, folders, links).
+    pub max_entries: u64,
+}
+
+impl Limits {
+    /// 100 MiB, as Flux's own untar (`fluxcd/pkg/tar` `DefaultMaxUntarSize`) allows.
+    pub const DEFAULT_MAX_BYTES: u64 = 100 * 1024 * 1024;
+    pub const DEFAULT_MAX_ENTRIES: u64 = 100_000;
+    /// No limit (listing only reads).
+    pub const NONE: Limits = Limits {
+        max_bytes: u64::MAX,
+        max_entries: u64::MAX,
+    };
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_bytes: Limits::DEFAULT_MAX_BYTES,
+            max_entries: Limits::DEFAULT_MAX_ENTRIES,
+        }
+    }
+}
+
 /// The entries of a gzip tar layer, sorted by path. Fails on anything [`extract`] would
 /// refuse.
 pub fn list(layer: impl Read) -> Result<Vec<EntryInfo>, ExtractError> {
     let mut entries = Vec::new();
-    walk(layer, |checked, _| {
+    walk(layer, Limits::NONE, |checked, _| {
         entries.push(EntryInfo {
             path: checked.path.clone(),
             kind: checked.kind,
@@ -78,11 +110,22 @@ pub fn list(layer: impl Read) -> Result<Vec<EntryInfo>, ExtractError> {
     Ok(entries)
 }
 
-/// Extracts a gzip tar layer into `dest` (created if missing), all or nothing.
+/// Extracts a gzip tar layer into `dest` (created if missing), all or nothing, within the
+/// default [`Limits`].
 pub fn extract(
     layer: impl Read,
     dest: &Path,
     overwrite: bool,
+) -> Result<ExtractSummary, ExtractError> {
+    extract_within(layer, dest, overwrite, Limits::default())
+}
+
+/// [`extract`] with explicit limits; a layer over one is refused and nothing is installed.
+pub fn extract_within(
+    layer: impl Read,
+    dest: &Path,
+    overwrite: bool,
+    limits: Limits,
 ) -> Result<ExtractSummary, ExtractError> {
     let target = Destination::prepare(dest, overwrite)?;
     let staging = tempfile::Builder::new()
@@ -94,7 +137,7 @@ pub fn extract(
         })?;
     let root = staging.path().to_owned();
     let mut summary = ExtractSummary::default();
-    let dirs = walk(layer, |checked, data| {
+    let dirs = walk(layer, limits, |checked, data| {
         write_entry(&root, checked, data, &mut summary).map_err(|e| match e {
             CopyError::Read(source) => ExtractError::Read(source),
             CopyError::Write(source) => ExtractError::Write {
@@ -113,13 +156,28 @@ pub fn extract(
 /// Returns the number of folders seen or implied.
 fn walk(
     layer: impl Read,
+    limits: Limits,
     mut each: impl FnMut(&Checked, &mut dyn Read) -> Result<(), ExtractError>,
 ) -> Result<u64, ExtractError> {
     let mut archive = tar::Archive::new(GzDecoder::new(layer));
     let mut validator = Validator::default();
+    let (mut count, mut bytes) = (0u64, 0u64);
     for entry in archive.entries().map_err(ExtractError::Read)? {
         let mut entry = entry.map_err(ExtractError::Read)?;
         if let Some(checked) = validator.check(&entry)? {
+            count += 1;
+            bytes = bytes.saturating_add(checked.size);
+            if count > limits.max_entries {
+                return Err(ExtractError::TooManyEntries {
+                    limit: limits.max_entries,
+                });
+            }
+            if bytes > limits.max_bytes {
+                return Err(ExtractError::TooLarge {
+                    limit: limits.max_bytes,
+                    entry: checked.path.clone(),
+                });
+            }
             each(&checked, &mut entry)?;
         }
     }

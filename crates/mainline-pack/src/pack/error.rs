@@ -74,6 +74,8 @@ pub enum PackError {
     SubdirNotFound { commit: CommitId, subdir: String },
     #[error("{subdir} at commit {commit} is not a folder; pass the folder to deploy")]
     SubdirNotATree { commit: CommitId, subdir: String },
+    #[error("{root} holds no file: an empty artifact would make Flux (with prune: true) delete everything it deployed before; add the manifests, check the path, or pass --allow-empty if an empty deploy is intended")]
+    EmptyTree { root: String },
     #[error("{kind} {object} ({path}) of commit {commit} is not in the object database of {repo} (a partial clone?); fetch it (e.g. git fetch origin {commit}) and retry")]
     MissingObject {
         repo: PathBuf,

@@ -45,6 +45,25 @@ pub struct Packed {
     pub content_bytes: u64,
 }
 
+impl Packed {
+    /// Whether the layer holds no entry at all (no file, folder or symlink).
+    pub fn is_empty(&self) -> bool {
+        self.entries == 0
+    }
+
+    /// Refuse an empty artifact: Flux with `prune: true` deletes everything an empty artifact
+    /// does not name. `root` names what was packed, for the message. Callers skip this only
+    /// when the user asked for an empty deploy (`--allow-empty`).
+    pub fn refuse_empty(&self, root: &str) -> Result<(), PackError> {
+        if self.is_empty() {
+            return Err(PackError::EmptyTree {
+                root: root.to_owned(),
+            });
+        }
+        Ok(())
+    }
+}
+
 /// A commit and its committer time.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommitInfo {

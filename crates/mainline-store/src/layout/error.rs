@@ -13,6 +13,8 @@ pub enum LayoutError {
         "{path} is not an OCI image layout (no oci-layout file); pick an empty or new directory"
     )]
     NotALayout { path: PathBuf },
+    #[error("there is no OCI image layout at {path} (no oci-layout file); check the path — this command only reads, so it creates none")]
+    NoLayout { path: PathBuf },
     #[error("{path} is not a directory; pick an empty or new directory for the OCI image layout")]
     NotADirectory { path: PathBuf },
     #[error("{path} declares OCI image layout version {found:?}, but mainline reads version 1.0.0; pick an empty or new directory")]
@@ -69,6 +71,7 @@ impl LayoutError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             LayoutError::NotALayout { .. }
+            | LayoutError::NoLayout { .. }
             | LayoutError::NotADirectory { .. }
             | LayoutError::Version { .. }
             | LayoutError::BlobMissing { .. } => ErrorKind::InvalidInput,

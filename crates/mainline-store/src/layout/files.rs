@@ -21,11 +21,20 @@ pub(crate) const TEMP_PREFIX: &str = ".mainline-tmp-";
 /// The bytes we read or write at a time when streaming a blob; memory use is bounded by it.
 pub(crate) const CHUNK: usize = 256 * 1024;
 
+/// A temporary file in `dir` created with mode 0666 less the user's umask — the mode any
+/// ordinary file gets — not tempfile's private 0600: a layout is shared with skopeo, Flux
+/// tooling and other users the way the user's umask says.
+pub(crate) fn temp_file_in(dir: &Path) -> io::Result<tempfile::NamedTempFile> {
+    use std::os::unix::fs::PermissionsExt;
+    tempfile::Builder::new()
+        .prefix(TEMP_PREFIX)
+        .permissions(std::fs::Permissions::from_mode(0o666))
+        .tempfile_in(dir)
+}
+
 /// Replaces `dir/name` with `bytes`, atomically and durably.
 pub(crate) fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
-    let mut temp = tempfile::Builder::new()
-        .prefix(TEMP_PREFIX)
-        .tempfile_in(dir)?;
+    let mut temp = temp_file_in(dir)?;
     temp.write_all(bytes)?;
     temp.as_file().sync_all()?;
     temp.persist(dir.join(name)).map_err(|e| e.error)?;

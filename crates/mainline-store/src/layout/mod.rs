@@ -11,7 +11,9 @@
 //! - a blob is verified (size and sha256) before it gets its final name, and on every read;
 //! - each read-modify-write of `index.json` holds an exclusive `flock` on `index.json.lock`,
 //!   so concurrent writers, in this process or others, never lose each other's tags;
-//! - opening never writes into a directory that is neither empty nor already a layout.
+//! - opening never writes into a directory that is neither empty nor already a layout, and
+//!   [`LayoutStore::open_existing`] (read-only commands) never creates anything;
+//! - files get mode 0666 less the user's umask, like any file the user creates.
 //!
 //! Must never: expose a partially written blob or index; return bytes whose digest is not the
 //! one asked for.
@@ -61,6 +63,45 @@ impl LayoutStore {
         };
         store.prepare()?;
         Ok(store)
+    }
+
+    /// Opens the layout at `location` only if it already is one: for read-only commands,
+    /// which must never create a layout at a mistyped path (nothing is written at all).
+    pub fn open_existing(location: Location) -> Result<LayoutStore, StoreError> {
+        let Location::Layout { path } = &location else {
+            return Err(StoreError::new(
+                crate::ErrorKind::Internal,
+                format!("{location} is not an oci-layout: location; open it as a registry"),
+            ));
+        };
+        let layout_file = path.join(LAYOUT_FILE);
+        match fs::metadata(path) {
+            Ok(meta) if !meta.is_dir() => {
+                return Err(LayoutError::NotADirectory { path: path.clone() }.into())
+            }
+            Ok(_) if layout_file.is_file() => {}
+            Ok(_) | Err(_) => return Err(LayoutError::NoLayout { path: path.clone() }.into()),
+        }
+        let store = LayoutStore {
+            root: path.clone(),
+            location: location.clone(),
+        };
+        store.check_version(&layout_file)?;
+        Ok(store)
+    }
+
+    /// Whether the blob is present with exactly the content its digest names (read and
+    /// hashed in full): a missing or corrupt blob answers `false`.
+    fn blob_intact(&self, digest: &Digest) -> Result<bool, LayoutError> {
+        let path = self.blob_path(digest);
+        let mut file = match File::open(&path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(LayoutError::io("read", path, e)),
+        };
+        let copied = copy_hashed(&mut file, &mut io::sink(), u64::MAX, &mut |_| {})
+            .map_err(|e| LayoutError::io("read", &path, e))?;
+        Ok(&Digest::from_sha256(copied.sha256) == digest)
     }
 
     /// The layout directory.
@@ -217,9 +258,7 @@ impl LayoutStore {
     ) -> Result<(), LayoutError> {
         let dir = self.blob_dir();
         let mut from = File::open(source).map_err(|e| LayoutError::io("read", source, e))?;
-        let mut temp = tempfile::Builder::new()
-            .prefix(TEMP_PREFIX)
-            .tempfile_in(&dir)
+        let mut temp = files::temp_file_in(&dir)
             .map_err(|e| LayoutError::io("create a temporary file in", &dir, e))?;
         let copied = copy_hashed(&mut from, temp.as_file_mut(), size, progress)
             .map_err(|e| LayoutError::io("copy into the layout", source, e))?;
@@ -321,6 +360,10 @@ impl Store for LayoutStore {
         }
     }
 
+    fn blob_intact(&self, digest: &Digest) -> Result<bool, StoreError> {
+        Ok(LayoutStore::blob_intact(self, digest)?)
+    }
+
     fn push_blob(
         &self,
         digest: &Digest,
@@ -369,6 +412,17 @@ impl Store for LayoutStore {
             )
         })?;
         Ok(digest)
+    }
+
+    fn put_manifest_fenced(
+        &self,
+        tag: &Tag,
+        media_type: &str,
+        bytes: &[u8],
+        fence: &dyn crate::WriteFence,
+    ) -> Result<Digest, StoreError> {
+        // One local write with no retries: one admission covers it.
+        crate::admit_once(fence, || self.put_manifest(tag, media_type, bytes))
     }
 
     fn list_tags(&self) -> Result<Vec<Tag>, StoreError> {

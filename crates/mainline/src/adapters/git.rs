@@ -65,6 +65,16 @@ impl GitRepo {
         f(snap).map_err(to_repo_err)
     }
 
+    /// For a deploy path absent at `commit`: its deepest existing folder and the folders in
+    /// it (the hint for a mistyped `--path`).
+    pub fn nearest_folders(
+        &self,
+        commit: &CommitId,
+        path: &str,
+    ) -> Result<(String, Vec<String>), RepoError> {
+        self.with_snapshot(|s| s.nearest_folders(commit, path))
+    }
+
     fn invalidate(&self) {
         *self.snapshot.lock().unwrap_or_else(|p| p.into_inner()) = None;
     }
@@ -128,6 +138,11 @@ impl Repo for GitRepo {
         self.with_snapshot(|s| s.deploy_tree(commit, path))
     }
 
+    fn deploy_tree_empty(&self, commit: &CommitId, path: &str) -> Result<bool, RepoError> {
+        self.with_snapshot(|s| s.deploy_tree_has_files(commit, path))
+            .map(|has| !has)
+    }
+
     fn commit_time(&self, commit: &CommitId) -> Result<i64, RepoError> {
         self.with_snapshot(|s| s.commit_time(commit))
     }
@@ -188,6 +203,8 @@ pub struct GitBuilder {
     repo: GitRepo,
     path: String,
     source: String,
+    /// `--allow-empty`: pack a deploy tree that holds no file (refused otherwise).
+    allow_empty: bool,
 }
 
 impl GitBuilder {
@@ -196,6 +213,7 @@ impl GitBuilder {
             repo: repo.clone(),
             path: config.path.clone(),
             source: config.source.clone(),
+            allow_empty: config.policy.allow_empty,
         }
     }
 }
@@ -244,6 +262,11 @@ impl Builder for GitBuilder {
             &mut |_| {},
         )
         .map_err(crate::commands::push::pack_err)?;
+        if !self.allow_empty {
+            packed
+                .refuse_empty(&format!("{}:{}", commit.short(), self.path))
+                .map_err(crate::commands::push::pack_err)?;
+        }
         match push_packed(store, &packed, &revision, &mut |_| {}) {
             Ok(o) => Ok(o.digest),
             // Someone (CI) pushed this commit's artifact meanwhile: use theirs, it is immutable.

@@ -131,13 +131,27 @@ impl Sources<'_> {
                 Some(e) => format!("commit {} could not be fetched: {e}", c.short()),
                 None => format!("commit {} is not on {}", c.short(), self.config.git_display),
             };
-            let deploy_tree = if local {
-                match self.repo.deploy_tree(c, &self.config.path) {
+            let (deploy_tree, empty_tree) = if local {
+                let tree = match self.repo.deploy_tree(c, &self.config.path) {
                     Ok(t) => Known::Known(t),
                     Err(e) => Known::unknown(e.to_string()),
-                }
+                };
+                let empty = match &tree {
+                    Known::Known(None) => Known::Known(true),
+                    Known::Known(Some(_)) => {
+                        match self.repo.deploy_tree_empty(c, &self.config.path) {
+                            Ok(empty) => Known::Known(empty),
+                            Err(e) => Known::unknown(e.to_string()),
+                        }
+                    }
+                    Known::Unknown { reason } => Known::unknown(reason.clone()),
+                };
+                (tree, empty)
             } else {
-                Known::unknown(absent_reason())
+                (
+                    Known::unknown(absent_reason()),
+                    Known::unknown(absent_reason()),
+                )
             };
             let artifact = self.artifact(c, depth, &mut deferred);
             let signed = match (&artifact, self.config.policy.require_signature) {
@@ -164,6 +178,7 @@ impl Sources<'_> {
                     deploy_tree,
                     artifact,
                     signed,
+                    empty_tree,
                 },
             );
         }

@@ -18,6 +18,7 @@ pub mod lock;
 pub mod ports;
 mod record;
 pub mod refs;
+pub mod verified;
 
 use mainline_core::{Policy, Tag};
 use mainline_store::Location;

@@ -66,6 +66,9 @@ pub trait Repo: Send + Sync {
     fn is_ancestor(&self, a: &CommitId, d: &CommitId) -> Result<bool, RepoError>;
     /// The git tree id of `path` at `commit`; `None` when the path is absent there.
     fn deploy_tree(&self, commit: &CommitId, path: &str) -> Result<Option<String>, RepoError>;
+    /// Whether the deploy tree of `path` at `commit` holds no file (absent, or only folders
+    /// and submodules): what an empty artifact would be packed from.
+    fn deploy_tree_empty(&self, commit: &CommitId, path: &str) -> Result<bool, RepoError>;
     /// The committer time of `commit`, unix seconds.
     fn commit_time(&self, commit: &CommitId) -> Result<i64, RepoError>;
     /// Create a record commit (empty tree, fixed identity) locally; push it with `cas_ref`.
@@ -107,6 +110,9 @@ pub trait RepoWrapper: Send + Sync {
     }
     fn deploy_tree(&self, commit: &CommitId, path: &str) -> Result<Option<String>, RepoError> {
         self.inner().deploy_tree(commit, path)
+    }
+    fn deploy_tree_empty(&self, commit: &CommitId, path: &str) -> Result<bool, RepoError> {
+        self.inner().deploy_tree_empty(commit, path)
     }
     fn commit_time(&self, commit: &CommitId) -> Result<i64, RepoError> {
         self.inner().commit_time(commit)
@@ -150,6 +156,9 @@ impl<T: RepoWrapper> Repo for T {
     }
     fn deploy_tree(&self, commit: &CommitId, path: &str) -> Result<Option<String>, RepoError> {
         RepoWrapper::deploy_tree(self, commit, path)
+    }
+    fn deploy_tree_empty(&self, commit: &CommitId, path: &str) -> Result<bool, RepoError> {
+        RepoWrapper::deploy_tree_empty(self, commit, path)
     }
     fn commit_time(&self, commit: &CommitId) -> Result<i64, RepoError> {
         RepoWrapper::commit_time(self, commit)

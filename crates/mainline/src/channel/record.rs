@@ -8,30 +8,54 @@
 
 use super::exec::{Executor, Report};
 use super::journal::{settlement, Entry, EntryKind};
-use mainline_core::Request;
+use mainline_core::{RefuseReason, Request};
 
 impl Executor<'_> {
     /// Journal the refusal of an explicit request (deploy, promote, pin). A reconcile's refusal
-    /// is a standing state, reported by `status`, not a new event. Returns warnings.
+    /// is a standing state, reported by `status`, not a new event — except an empty deploy
+    /// tree, which holds mainline's change back (recorded once, not per reconcile). A
+    /// mistyped `--path` is invalid input and writes nothing. Returns warnings.
     pub(super) fn journal_refusal(&self, request: &Request, report: &Report) -> Vec<String> {
         let mut warnings = Vec::new();
         let Some(refusal) = &report.refusal else {
             return warnings;
         };
+        if refusal.reason == RefuseReason::DeployPathMissing {
+            return warnings;
+        }
+        let standing = matches!(request, Request::Reconcile { .. });
         let to_commit = match request {
             Request::DeployCandidate { head, .. } => Some(head.clone()),
             Request::Promote { commit } => Some(commit.clone()),
             Request::Pin { pin } => pin.commit.clone(),
+            Request::Reconcile { .. } if refusal.reason == RefuseReason::EmptyTree => report
+                .facts
+                .as_ref()
+                .and_then(|f| f.mainline.known().cloned()),
             _ => return warnings,
         };
         if !self.journal {
             return warnings;
         }
+        let reason = format!("{}: {}", refusal.reason, refusal.message);
+        if standing {
+            // Recorded once: a reconcile repeating the same refusal adds nothing.
+            match self.journal().head() {
+                Ok(Some(last))
+                    if last.entry.kind == EntryKind::Refused
+                        && last.entry.reason == reason
+                        && last.entry.to_commit == to_commit =>
+                {
+                    return warnings
+                }
+                _ => {}
+            }
+        }
         let mut e = Entry::new(
             &self.config.channel_display(),
             EntryKind::Refused,
             &self.actor,
-            &format!("{}: {}", refusal.reason, refusal.message),
+            &reason,
             self.clock.now(),
         );
         e.verdict = Some(report.decision.verdict);

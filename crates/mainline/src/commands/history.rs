@@ -1,14 +1,17 @@
 //! `mainline history`: what prod ran when, and why it moved — read from the journal on the git
 //! remote, from any machine that can fetch it. `--verify` checks the hash chain.
 
+use crate::adapters::git::GitRepo;
+use crate::channel::journal::Journal;
 use crate::channel::journal::{verify, Break, Record};
+use crate::channel::ports::SystemClock;
 use crate::cli::HistoryArgs;
-use crate::commands::channel::Opened;
 use crate::commands::push::io_err;
 use crate::error::{chain_message, CliError, Kind};
 use crate::output::emit;
 use crate::settings::Context;
 use mainline_core::{Digest, Timestamp};
+use mainline_store::Location;
 use serde::Serialize;
 use std::io::Write;
 
@@ -47,12 +50,26 @@ pub fn run(ctx: &Context, args: &HistoryArgs, out: &mut dyn Write) -> Result<u8,
         .as_deref()
         .map(|s| parse_time(s, now, "--at"))
         .transpose()?;
-    let o = Opened::open(ctx, &args.channel)?;
-    let exec = o.executor();
-    let journal = exec.journal();
+    // The journal lives on the git remote: history needs no store, so it opens none (and
+    // never creates a layout). A layout path that is not a layout, for a channel with no
+    // journal, is a typo: invalid input rather than "never deployed".
+    let (config, cache_root) = crate::config::resolve(&args.channel)?;
+    let repo = GitRepo::open(&config, &cache_root)?;
+    let journal = Journal::new(&repo, &SystemClock, &config.key, &config.branch);
     let all = journal
         .records()
         .map_err(|e| CliError::new(Kind::Unavailable, chain_message(&e)))?;
+    if all.is_empty() {
+        if let Location::Layout { path } = &config.store {
+            if !path.join("oci-layout").is_file() {
+                return Err(CliError::invalid(format!(
+                    "there is no OCI image layout at {} and no journal for {}; check the path",
+                    path.display(),
+                    config.channel_display()
+                )));
+            }
+        }
+    }
     let verified = args.verify.then(|| verify(&all));
     let unsettled = unsettled_intents(&all);
     let at_report = at.map(|t| {
@@ -72,7 +89,7 @@ pub fn run(ctx: &Context, args: &HistoryArgs, out: &mut dyn Write) -> Result<u8,
         .filter(|r| since.is_none_or(|s| r.entry.time >= s))
         .collect();
     let report = HistoryReport {
-        channel: o.config.channel_display(),
+        channel: config.channel_display(),
         journal_ref: journal.refname.clone(),
         records,
         at: at_report,

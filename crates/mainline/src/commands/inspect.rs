@@ -104,7 +104,7 @@ fn download_layer(
 
 pub fn inspect(ctx: &Context, args: &InspectArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let reference: Reference = args.reference.parse()?;
-    let store = ctx.open_store(&reference.location)?;
+    let store = ctx.open_store_read_only(&reference.location)?;
     let (stored, flux) = load(store.as_ref(), &reference)?;
     let layer = download_layer(ctx, store.as_ref(), &flux)?;
     let files = mainline_pack::list(layer).map_err(|e| {
@@ -172,10 +172,19 @@ struct PullReport {
 
 pub fn pull(ctx: &Context, args: &PullArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let reference: Reference = args.reference.parse()?;
-    let store = ctx.open_store(&reference.location)?;
+    let store = ctx.open_store_read_only(&reference.location)?;
     let (stored, flux) = load(store.as_ref(), &reference)?;
     let layer = download_layer(ctx, store.as_ref(), &flux)?;
-    let summary = mainline_pack::extract(layer, &args.output_dir, args.force).map_err(|e| {
+    let limits = mainline_pack::Limits {
+        max_bytes: args
+            .max_size
+            .unwrap_or(mainline_pack::Limits::DEFAULT_MAX_BYTES),
+        max_entries: args
+            .max_files
+            .unwrap_or(mainline_pack::Limits::DEFAULT_MAX_ENTRIES),
+    };
+    let extracted = mainline_pack::extract_within(layer, &args.output_dir, args.force, limits);
+    let summary = extracted.map_err(|e| {
         CliError::invalid(format!(
             "{reference}: refusing to extract into {}: {}",
             args.output_dir.display(),

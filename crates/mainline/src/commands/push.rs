@@ -32,6 +32,14 @@ pub fn run(ctx: &Context, args: &PushArgs, out: &mut dyn Write) -> Result<(), Cl
         (Some(dir), None) => pack_from_dir(ctx, args, dir, scratch.path())?,
         (None, None) => return Err(CliError::invalid("push needs a DIR to pack, or --git REPO")),
     };
+    if !args.allow_empty {
+        let root = match (&args.dir, &args.git) {
+            (_, Some(repo)) => format!("{}:{} of {}", args.commit, args.path, repo.display()),
+            (Some(dir), None) => dir.display().to_string(),
+            (None, None) => String::new(),
+        };
+        packed.refuse_empty(&root).map_err(pack_err)?;
+    }
 
     // Validate the destination before uploading anything.
     let store = ctx.open_store(&location)?;

@@ -166,7 +166,11 @@ fn open_stores(ctx: &Context, settings: &GuardSettings) -> Vec<Opened> {
             scope.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(spec) = specs.get(i) else { break };
-                let opened = ctx.open_store(&spec.config.store);
+                // Artifact tags are verified against their manifests' revisions (S1).
+                let opened = ctx.open_store(&spec.config.store).map(|s| {
+                    Box::new(crate::channel::verified::VerifiedStore::new(s))
+                        as Box<dyn mainline_store::Store>
+                });
                 *results[i].lock().unwrap_or_else(|p| p.into_inner()) = Some(opened);
             });
         }

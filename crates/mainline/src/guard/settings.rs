@@ -429,6 +429,7 @@ fn resolve_entries(
             branch: e.branch.clone().or_else(|| top.branch.clone()),
             source: e.source.clone().or_else(|| top.source.clone()),
             require_signature: e.require_signature.or(top.require_signature),
+            allow_empty: top.allow_empty,
             queue: match e.queue {
                 Some(EntryQueue::Lease) => Some(QueueArg::Lease),
                 Some(EntryQueue::GithubRefs | EntryQueue::GithubApi) => Some(QueueArg::GithubRefs),

@@ -258,6 +258,11 @@ impl Repo for SimRepo {
         })
     }
 
+    fn deploy_tree_empty(&self, commit: &CommitId, path: &str) -> Result<bool, RepoError> {
+        // Simulated trees always hold files; only an absent path is empty.
+        Ok(self.deploy_tree(commit, path)?.is_none())
+    }
+
     fn commit_time(&self, commit: &CommitId) -> Result<i64, RepoError> {
         self.local(commit, |s, i| s.git.objs[i].time_s)
     }

@@ -179,7 +179,10 @@ pub fn channel_config(strategy: Strategy, require_signature: bool) -> ChannelCon
         branch: "main".into(),
         path: "k8s".into(),
         source: "https://github.sim.invalid/acme/app".into(),
-        policy: Policy { require_signature },
+        policy: Policy {
+            require_signature,
+            allow_empty: false,
+        },
         queue: QueueSource::GithubRefs,
         lease_ttl: std::time::Duration::from_secs(30 * 60),
         lock: match strategy {

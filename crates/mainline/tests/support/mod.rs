@@ -74,6 +74,18 @@ pub fn layout_store(dir: &Path, name: &str) -> String {
     format!("oci-layout:{}", dir.join(name).display())
 }
 
+/// Create an empty OCI image layout at `dir` (what the first push or promote would create):
+/// read-only commands such as `status` refuse a path that is not a layout yet.
+pub fn empty_layout(dir: &Path) {
+    std::fs::create_dir_all(dir.join("blobs/sha256")).expect("mkdir layout");
+    std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).expect("write");
+    std::fs::write(
+        dir.join("index.json"),
+        r#"{"schemaVersion":2,"manifests":[]}"#,
+    )
+    .expect("write");
+}
+
 pub struct Run {
     pub code: i32,
     pub stdout: String,

@@ -90,6 +90,11 @@ impl Queue {
         self.remote.display().to_string()
     }
 
+    /// The scratch clone where commits are made (for commits the helpers cannot express).
+    pub fn work(&self) -> &Path {
+        &self.work
+    }
+
     /// `main` on the remote now.
     pub fn main(&self) -> String {
         self.remote_ref("refs/heads/main").expect("main exists")

@@ -10,9 +10,10 @@ use crate::cli::{
 use crate::error::{CliError, Kind};
 use crate::settings::Context;
 use mainline_core::{CommitId, Digest, Pin, PinKind, Request, Timestamp};
-use mainline_store::ReferenceTarget;
+use mainline_store::{ReferenceTarget, Store};
 use std::io::Write;
 
+mod checks;
 mod open;
 mod report;
 pub use open::{actor, Opened};
@@ -20,7 +21,7 @@ use report::{check_wait, finish};
 pub use report::{verdict_exit, AppliedReport, ChannelReport, WaitReport, WAIT_TIMED_OUT};
 
 pub fn status(ctx: &Context, args: &StatusArgs, out: &mut dyn Write) -> Result<u8, CliError> {
-    let o = Opened::open(ctx, &args.channel)?;
+    let o = Opened::open_read_only(ctx, &args.channel)?;
     let report = o.executor().run(Request::Status)?;
     finish(ctx, &o, &report, out, true, None)
 }
@@ -84,6 +85,7 @@ pub fn deploy(ctx: &Context, args: &DeployArgs, out: &mut dyn Write) -> Result<u
         .strip_prefix("refs/heads/")
         .unwrap_or(&group_id)
         .to_owned();
+    check_group_id(&group_id)?;
     let group_id = if o.config.queue == QueueSource::Lease {
         let lease_id = sanitize(&group_id);
         record_lease(&o, &lease_id, &head)?;
@@ -135,6 +137,7 @@ fn record_lease(o: &Opened, id: &str, head: &CommitId) -> Result<(), CliError> {
 }
 
 pub fn pin(ctx: &Context, args: &PinArgs, out: &mut dyn Write) -> Result<u8, CliError> {
+    check_reason(&args.reason, "pin")?;
     let o = Opened::open(ctx, &args.channel)?;
     let (digest, commit) = resolve_pin_target(&o, &args.target)?;
     let pin = Pin {
@@ -150,6 +153,7 @@ pub fn pin(ctx: &Context, args: &PinArgs, out: &mut dyn Write) -> Result<u8, Cli
 }
 
 pub fn rollback(ctx: &Context, args: &RollbackArgs, out: &mut dyn Write) -> Result<u8, CliError> {
+    check_reason(&args.reason, "rollback")?;
     let o = Opened::open(ctx, &args.channel)?;
     let commit = parse_commit(&args.commit, "COMMIT")?;
     let digest = o.store.resolve(&commit.artifact_tag())?.ok_or_else(|| {
@@ -188,10 +192,8 @@ fn expiry(o: &Opened, d: Option<std::time::Duration>) -> Option<Timestamp> {
 fn resolve_pin_target(o: &Opened, target: &str) -> Result<(Digest, Option<CommitId>), CliError> {
     if target.starts_with("sha256:") {
         let digest: Digest = target.parse()?;
-        let m = crate::artifact::fetch_existing(
-            o.store.as_ref(),
-            &ReferenceTarget::Digest(digest.clone()),
-        )?;
+        let m =
+            crate::artifact::fetch_existing(&o.store, &ReferenceTarget::Digest(digest.clone()))?;
         let commit = mainline_pack::parse_manifest(&m.bytes)
             .ok()
             .and_then(|f| f.revision())
@@ -209,6 +211,50 @@ fn resolve_pin_target(o: &Opened, target: &str) -> Result<(Digest, Option<Commit
         .with_hint("pin a digest instead, or push that commit's artifact first")
     })?;
     Ok((digest, Some(commit)))
+}
+
+/// The longest group id accepted: queue refs are far shorter, and a lease id becomes part of
+/// a git ref name (and a journal record).
+pub const MAX_GROUP_ID: usize = 200;
+
+/// A group id is one non-empty line of at most [`MAX_GROUP_ID`] characters.
+fn check_group_id(id: &str) -> Result<(), CliError> {
+    let problem = if id.trim().is_empty() {
+        Some("is empty".to_owned())
+    } else if id.chars().any(char::is_control) {
+        Some("holds a line break or another control character".to_owned())
+    } else if id.chars().count() > MAX_GROUP_ID {
+        Some(format!(
+            "is {} characters long (at most {MAX_GROUP_ID})",
+            id.chars().count()
+        ))
+    } else {
+        None
+    };
+    match problem {
+        None => Ok(()),
+        Some(p) => {
+            let shown: String = id.chars().take(60).collect();
+            Err(CliError::invalid(format!("--group {shown:?} {p}")).with_hint(
+                "pass the merge group's queue ref (gh-readonly-queue/main/pr-<N>-<sha>) or, with --queue lease, a short one-line id such as pr-42",
+            ))
+        }
+    }
+}
+
+/// A pin's reason is recorded and shown by status: one non-empty line.
+fn check_reason(reason: &str, command: &str) -> Result<(), CliError> {
+    if reason.trim().is_empty() {
+        return Err(CliError::invalid(format!("{command} --reason is empty"))
+            .with_hint("say why, e.g. --reason \"INC-123: hold while we debug\""));
+    }
+    if reason.chars().any(char::is_control) {
+        return Err(CliError::invalid(format!(
+            "{command} --reason holds a line break or another control character"
+        ))
+        .with_hint("give the reason as one line"));
+    }
+    Ok(())
 }
 
 fn parse_commit(s: &str, what: &str) -> Result<CommitId, CliError> {

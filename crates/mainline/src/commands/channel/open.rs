@@ -5,16 +5,17 @@ use crate::channel::cache::FactCache;
 use crate::channel::exec::Executor;
 use crate::channel::ports::SystemClock;
 use crate::channel::refs::sanitize;
+use crate::channel::verified::VerifiedStore;
 use crate::channel::ChannelConfig;
 use crate::config::{self, ChannelArgs};
 use crate::error::CliError;
 use crate::settings::Context;
-use mainline_store::Store;
 
 /// Everything a channel command acts through.
 pub struct Opened {
     pub config: ChannelConfig,
-    pub store: Box<dyn Store>,
+    /// The channel's store; artifact tags are verified against their manifests' revisions.
+    pub store: VerifiedStore,
     pub repo: GitRepo,
     pub builder: GitBuilder,
     pub cache: FactCache,
@@ -26,9 +27,24 @@ pub struct Opened {
 }
 
 impl Opened {
+    /// Open for a command that may write (a new image layout is created on first use).
     pub fn open(ctx: &Context, args: &ChannelArgs) -> Result<Opened, CliError> {
+        Opened::open_with(ctx, args, false)
+    }
+
+    /// Open for a command that only reads (`status`, `history`): a mistyped `oci-layout:`
+    /// path is invalid input, and nothing is created there.
+    pub fn open_read_only(ctx: &Context, args: &ChannelArgs) -> Result<Opened, CliError> {
+        Opened::open_with(ctx, args, true)
+    }
+
+    fn open_with(ctx: &Context, args: &ChannelArgs, read_only: bool) -> Result<Opened, CliError> {
         let (config, cache_root) = config::resolve(args)?;
-        let store = ctx.open_store(&config.store)?;
+        let store = VerifiedStore::new(if read_only {
+            ctx.open_store_read_only(&config.store)?
+        } else {
+            ctx.open_store(&config.store)?
+        });
         let repo = GitRepo::open(&config, &cache_root)?;
         let builder = GitBuilder::new(&repo, &config);
         let cache = FactCache::load(
@@ -68,7 +84,7 @@ impl Opened {
     pub fn executor(&self) -> Executor<'_> {
         let exec = Executor::new(
             &self.config,
-            self.store.as_ref(),
+            &self.store,
             &self.repo,
             &self.builder,
             &self.clock,

@@ -258,6 +258,9 @@ pub(super) fn finish(
     status_only: bool,
     wait: Option<std::time::Duration>,
 ) -> Result<u8, CliError> {
+    if let Some(e) = super::checks::input_failure(o, report) {
+        return Err(e);
+    }
     let mut r = ChannelReport::new(&o.config, report);
     if status_only && o.config.lock != LockMode::None {
         // status shows who holds the lock (one more read; only status pays it), from the
