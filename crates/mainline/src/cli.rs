@@ -304,6 +304,8 @@ Examples:
   mainline push --git . --commit main --path k8s --to oci-layout:./store
 
 STORE is oci://HOST[:PORT]/REPO (a registry) or oci-layout:PATH (an OCI image-layout directory).
+Symlinks are refused (Flux drops them when it unpacks) unless --resolve-symlinks stores their
+targets; names with a backslash are refused (Flux rejects the whole artifact).
 The artifact is reproducible: the same tree, revision, source and created time give the same
 digest on any machine. `created` defaults to the commit time when packing from git.";
 
@@ -355,6 +357,12 @@ pub struct PushArgs {
     /// With --git: the deploy folder inside the repository ("" or . for the whole tree).
     #[arg(long, value_name = "SUBDIR", requires = "git", default_value = ".")]
     pub path: String,
+
+    /// Store what each symlink points to (a file's content, a folder's tree) under the link's
+    /// name, as `flux push artifact --resolve-symlinks` does. Without it a symlink is refused:
+    /// Flux drops symlinks when it unpacks, so the file would vanish from the cluster.
+    #[arg(long)]
+    pub resolve_symlinks: bool,
 }
 
 #[derive(Debug, Args)]
