@@ -20,6 +20,19 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
+# Flux's own Go code judges mainline's artifacts (issue 13, tests/flux-oracle): build the oracle
+# before the tests (modules come through the Go proxy and stay in GOMODCACHE, builds in GOCACHE)
+# and hand its path to them. Without Go this fails here, saying how to get it; no test skips.
+GO=$(command -v go || echo /usr/local/go/bin/go)
+if [ ! -x "$GO" ]; then
+  echo "test.sh: Go 1.26 or newer is needed to build tests/flux-oracle (Flux's own code is the test oracle). Install it from https://go.dev/dl/ (tar -C /usr/local -xzf go1.26.*.linux-amd64.tar.gz) and re-run; proxy.golang.org must be reachable." >&2
+  exit 2
+fi
+oracle_dir=${CARGO_TARGET_DIR:-target}
+case $oracle_dir in /*) ;; *) oracle_dir=$PWD/$oracle_dir ;; esac
+(cd tests/flux-oracle && GOFLAGS="${GOFLAGS:--p=2}" "$GO" build -mod=readonly -o "$oracle_dir/flux-oracle/flux-oracle" .)
+export MAINLINE_FLUX_ORACLE=$oracle_dir/flux-oracle/flux-oracle
+
 # Tests run against real registries and real git repositories; none of them skips.
 scripts/with-registry.sh cargo test --workspace --locked --no-fail-fast "$@"
 
