@@ -25,6 +25,11 @@ fn flux_pushed(i: usize) -> mainline_core::Facts {
 fn flux_pushed_latest_is_judged_by_its_revision() {
     let d = decide(&flux_pushed(MAIN), &RECONCILE);
     assert_eq!((d.verdict, d.plan), (Verdict::Converged, Plan::Hold));
+    assert!(
+        d.explanation.contains("flux push artifact"),
+        "says why a foreign digest is trusted: {}",
+        d.explanation
+    );
 
     let d = decide(&flux_pushed(ROOT), &RECONCILE);
     assert_eq!(d.verdict, Verdict::Behind);

@@ -49,7 +49,12 @@ fn file(root: &Path, rel: &str, content: &[u8], mode: u32) {
 }
 
 fn yaml(root: &Path, rel: &str) {
-    file(root, rel, format!("# {rel}\nkind: ConfigMap\n").as_bytes(), 0o644);
+    file(
+        root,
+        rel,
+        format!("# {rel}\nkind: ConfigMap\n").as_bytes(),
+        0o644,
+    );
 }
 
 fn link(root: &Path, rel: &str, target: &str) {
@@ -116,7 +121,10 @@ fn check(store: &str, tmp: &Path, case: Case) {
 
     let flux_raw = tmp.join("flux-untar");
     let report = flux_pull(store, &tag, &flux_raw, true);
-    assert_eq!(report["annotations"]["org.opencontainers.image.revision"], revision);
+    assert_eq!(
+        report["annotations"]["org.opencontainers.image.revision"],
+        revision
+    );
     let flux_applied = tmp.join("flux-applied");
     let report = flux_pull(store, &tag, &flux_applied, false);
     let ours = tmp.join("mainline-pull");
@@ -134,7 +142,10 @@ fn check(store: &str, tmp: &Path, case: Case) {
     assert_same_tree(&pulled, &source, "mainline pull vs the source tree");
     let mut applied_want = source.clone();
     for path in case.ignored {
-        assert!(applied_want.remove(*path).is_some(), "{path} is in the tree");
+        assert!(
+            applied_want.remove(*path).is_some(),
+            "{path} is in the tree"
+        );
     }
     assert_same_tree(
         &snapshot(&flux_applied, false),
@@ -255,7 +266,12 @@ fn sourceignore_files(store: &str, tmp: &Path) {
         tmp,
         Case {
             build: |r| {
-                file(r, ".sourceignore", b"# not deployed\nsecret.yaml\ndocs/\n", 0o644);
+                file(
+                    r,
+                    ".sourceignore",
+                    b"# not deployed\nsecret.yaml\ndocs/\n",
+                    0o644,
+                );
                 file(r, ".gitignore", b"*.log\n", 0o644);
                 yaml(r, "secret.yaml");
                 yaml(r, "docs/readme.yaml");

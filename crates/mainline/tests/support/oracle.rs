@@ -119,7 +119,10 @@ pub fn snapshot(root: &Path, follow: bool) -> BTreeMap<String, Node> {
 }
 
 fn walk(root: &Path, rel: &str, follow: bool, out: &mut BTreeMap<String, Node>, depth: u32) {
-    assert!(depth < 64, "tree deeper than 64 levels below {rel}: a cycle?");
+    assert!(
+        depth < 64,
+        "tree deeper than 64 levels below {rel}: a cycle?"
+    );
     let dir = root.join(rel);
     for entry in std::fs::read_dir(&dir).expect("read_dir") {
         let entry = entry.expect("dir entry");
@@ -152,11 +155,7 @@ fn walk(root: &Path, rel: &str, follow: bool, out: &mut BTreeMap<String, Node>, 
 
 /// Asserts two snapshots are equal, naming the first differing paths (not megabytes of
 /// content).
-pub fn assert_same_tree(
-    got: &BTreeMap<String, Node>,
-    want: &BTreeMap<String, Node>,
-    what: &str,
-) {
+pub fn assert_same_tree(got: &BTreeMap<String, Node>, want: &BTreeMap<String, Node>, what: &str) {
     let only_got: Vec<&String> = got.keys().filter(|k| !want.contains_key(*k)).collect();
     let only_want: Vec<&String> = want.keys().filter(|k| !got.contains_key(*k)).collect();
     let differ: Vec<&String> = got
