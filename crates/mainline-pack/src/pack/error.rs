@@ -41,7 +41,7 @@ pub enum PackError {
         problem: LinkProblem,
         root: String,
     },
-    #[error("{path} in {root} is a symlink (-> {target}); Flux's source-controller drops symlinks when it unpacks, so it would vanish from the cluster. Replace it by the file, or pass --resolve-symlinks to store what it points to")]
+    #[error("{path} in {root} is a symlink (-> {target}); Flux's source-controller drops symlinks when it unpacks, so it would vanish from the cluster. Replace it by the file, or push with `mainline push --resolve-symlinks` to store what it points to (channel commands then reuse that artifact)")]
     SymlinkRefused {
         path: String,
         target: String,
