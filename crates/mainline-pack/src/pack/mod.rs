@@ -48,7 +48,7 @@ pub struct Packed {
     pub config_bytes: Vec<u8>,
     pub manifest_bytes: Vec<u8>,
     pub manifest_digest: Digest,
-    /// Tar entries written: files, folders and symlinks.
+    /// Tar entries written: files and folders (never symlinks).
     pub entries: u64,
     /// Sum of the sizes of the files packed (uncompressed).
     pub content_bytes: u64,
