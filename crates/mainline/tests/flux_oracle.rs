@@ -119,6 +119,15 @@ fn check(store: &str, tmp: &Path, case: Case) {
         "a folder and its commit pack alike"
     );
 
+    // Flux's metadata reader (oci.MetadataFromAnnotations) sees what mainline recorded.
+    let seen = oracle::run_oracle(&["inspect", &oracle::oracle_ref(store, &tag)]);
+    assert_eq!(seen["metadata"]["source_revision"], revision.as_str());
+    assert_eq!(seen["metadata"]["created"], CREATED);
+    assert_eq!(
+        seen["manifest"]["config"]["mediaType"],
+        "application/vnd.cncf.flux.config.v1+json"
+    );
+
     let flux_raw = tmp.join("flux-untar");
     let report = flux_pull(store, &tag, &flux_raw, true);
     assert_eq!(
