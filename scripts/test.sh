@@ -29,6 +29,19 @@ if ! command -v npm >/dev/null || ! command -v node >/dev/null; then
 fi
 (cd tests/github-schemas && npm ci --no-audit --no-fund --loglevel=error && npm test)
 
+# Flux's own Go code judges mainline's artifacts (issue 13, tests/flux-oracle): build the oracle
+# before the tests (modules come through the Go proxy and stay in GOMODCACHE, builds in GOCACHE)
+# and hand its path to them. Without Go this fails here, saying how to get it; no test skips.
+GO=$(command -v go || echo /usr/local/go/bin/go)
+if [ ! -x "$GO" ]; then
+  echo "test.sh: Go 1.26 or newer is needed to build tests/flux-oracle (Flux's own code is the test oracle). Install the Go toolchain (1.26+, in /usr/local/go or on PATH) and re-run; the Go module proxy must be reachable." >&2
+  exit 2
+fi
+oracle_dir=${CARGO_TARGET_DIR:-target}
+case $oracle_dir in /*) ;; *) oracle_dir=$PWD/$oracle_dir ;; esac
+(cd tests/flux-oracle && GOFLAGS="${GOFLAGS:--p=2}" "$GO" build -mod=readonly -o "$oracle_dir/flux-oracle/flux-oracle" .)
+export MAINLINE_FLUX_ORACLE=$oracle_dir/flux-oracle/flux-oracle
+
 # Tests run against real registries and real git repositories; none of them skips.
 scripts/with-registry.sh cargo test --workspace --locked --no-fail-fast "$@"
 

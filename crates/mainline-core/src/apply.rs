@@ -44,5 +44,7 @@ pub fn apply(facts: &Facts, mv: &Move) -> Facts {
         None => Known::unknown("the pinned artifact names no commit"),
     };
     next.channel = Known::Known(ChannelHead::Names { digest, commit });
+    // The channel now names an artifact mainline wrote.
+    next.channel_made_elsewhere = false;
     next
 }

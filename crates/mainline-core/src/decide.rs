@@ -121,7 +121,11 @@ pub(crate) fn current(facts: &Facts) -> (Verdict, String) {
         Some(pin) => pinned_view(facts, pin),
         None => {
             let state = classify(facts);
-            let line = explain::state(&facts.channel_name, &state);
+            let line = format!(
+                "{}{}",
+                explain::state(&facts.channel_name, &state),
+                explain::made_elsewhere_note(facts)
+            );
             (state.verdict(), line)
         }
     }
@@ -166,8 +170,9 @@ fn reconcile(facts: &Facts, force_restore: bool) -> Decision {
     let state = classify(facts);
     let verdict = state.verdict();
     let line = format!(
-        "{}{}",
+        "{}{}{}",
         explain::state(&facts.channel_name, &state),
+        explain::made_elsewhere_note(facts),
         explain::expired_pin_note(facts)
     );
     match &state {

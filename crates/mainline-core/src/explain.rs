@@ -93,6 +93,16 @@ fn mainline(m: &CommitId) -> String {
     format!("mainline {}", m.short())
 }
 
+/// A note for a channel another tool pushed (`Facts::channel_made_elsewhere`), else empty.
+pub(crate) fn made_elsewhere_note(facts: &Facts) -> &'static str {
+    if facts.channel_made_elsewhere {
+        " (an artifact another tool pushed, e.g. `flux push artifact`: judged by the commit its \
+         revision records)"
+    } else {
+        ""
+    }
+}
+
 /// What the channel names, relative to mainline, without the conclusion.
 pub(crate) fn state(channel: &str, state: &State<'_>) -> String {
     match state {

@@ -121,6 +121,14 @@ pub struct Facts {
     pub pin: Option<Pin>,
     /// Facts for every commit in [`crate::commits_of_interest`].
     pub commits: BTreeMap<CommitId, CommitFacts>,
+    /// The channel names a Flux artifact that another tool made — `flux push artifact`
+    /// writes an image config where mainline writes `{}` — so its digest can never be
+    /// mainline's artifact of the commit its revision records. Such a channel is judged by that
+    /// commit (CONVERGED, BEHIND, DIVERGED, ...) instead of as foreign (UNKNOWN): teams that
+    /// adopt mainline start from a `latest` their pipeline pushed with flux. A manifest shaped
+    /// like mainline's that is not mainline's artifact of its commit stays foreign.
+    #[serde(default)]
+    pub channel_made_elsewhere: bool,
     /// `ancestry[(a, d)]`: is `a` equal to or an ancestor of `d`. Serialised as a list, since
     /// JSON object keys cannot be pairs.
     #[serde(with = "ancestry_serde")]

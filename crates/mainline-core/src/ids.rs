@@ -19,7 +19,7 @@ pub enum IdError {
     )]
     Tag(String),
     #[error(
-        "invalid revision {0:?}: expected <ref>@sha1:<commit> (as flux writes it), sha1:<commit>, or a bare 40-hex commit"
+        "invalid revision {0:?}: expected <ref>@sha1:<commit> (as flux writes it), sha1:<commit>, a bare 40-hex commit, or the legacy <ref>/<commit>"
     )]
     Revision(String),
 }
@@ -180,7 +180,9 @@ impl fmt::Display for Tag {
 }
 
 /// A source revision as flux records it: `<ref>@sha1:<commit>`, or `sha1:<commit>` when no
-/// ref is known. A bare commit id parses too and is written back in the `sha1:` form.
+/// ref is known. A bare commit id parses too and is written back in the `sha1:` form, and so
+/// does the legacy `<ref>/<commit>` that `flux push artifact --revision` took before Flux 2.0
+/// (and that pipelines still write), written back as `<ref>@sha1:<commit>`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct Revision {
@@ -212,8 +214,21 @@ impl FromStr for Revision {
             Some(("sha1", h)) if h.len() == 40 => h,
             Some(("sha256", h)) if h.len() == 64 => h,
             Some(_) => return Err(bad()),
-            None if reference.is_none() => rest,
-            None => return Err(bad()),
+            None if reference.is_some() => return Err(bad()),
+            None => match rest.rsplit_once('/') {
+                // The legacy `<ref>/<commit>` form.
+                Some((r, h)) => {
+                    if r.is_empty() || r.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                        return Err(bad());
+                    }
+                    let commit = h.parse::<CommitId>().map_err(|_| bad())?;
+                    return Ok(Revision {
+                        reference: Some(r.to_owned()),
+                        commit,
+                    });
+                }
+                None => rest,
+            },
         };
         let commit = hex.parse::<CommitId>().map_err(|_| bad())?;
         Ok(Revision { reference, commit })

@@ -4,7 +4,9 @@
 //! Invariants: every fact the classification needs is looked up through a `Result`, so a
 //! single unreadable fact yields [`State::Unreadable`] (verdict UNKNOWN) and never a guess;
 //! a channel whose digest is not the artifact of the commit it claims is [`State::Foreign`]
-//! (also UNKNOWN), since mainline only ever names its own artifacts.
+//! (also UNKNOWN), since mainline only ever names its own artifacts — unless the facts say
+//! another tool made it (`Facts::channel_made_elsewhere`: a `flux push artifact` latest), in
+//! which case its revision is taken at its word, as Flux itself does.
 //! Must never: consult the pin (the caller handles pins first) or decide what to do.
 
 use crate::facts::{ChannelHead, Facts, Group};
@@ -101,7 +103,7 @@ fn classify_inner(facts: &Facts) -> Result<State<'_>, MissingFact> {
         },
     };
     let artifact = facts.artifact(x)?;
-    if artifact != Some(digest) {
+    if artifact != Some(digest) && !facts.channel_made_elsewhere {
         return Ok(State::Foreign {
             m,
             digest,

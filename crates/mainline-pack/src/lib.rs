@@ -12,6 +12,11 @@
 //! - **Nothing half-written.** [`extract()`] validates the whole archive in a private
 //!   directory beside the destination and only then moves entries into place.
 //!
+//! - **Flux applies what was packed.** An artifact never holds a symlink (Flux's
+//!   source-controller drops them when it unpacks) or a path Flux refuses (a backslash, a
+//!   `../`): packing refuses them, or stores a symlink's target with [`Symlinks::Resolve`].
+//!   `tests/flux-oracle` (Flux's own Go code) checks this in `crates/mainline/tests`.
+//!
 //! Must never: follow a symlink out of the packed or extracted tree, write outside the
 //! destination, embed anything machine-specific (time of packing, user, host) in an artifact,
 //! or run the `git` CLI (objects are read in-process with gix).
@@ -29,5 +34,8 @@ pub use flux::{
     ANNOTATION_CREATED, ANNOTATION_REVISION, ANNOTATION_SOURCE, FLUX_CONFIG_BYTES,
     FLUX_CONFIG_MEDIA_TYPE, FLUX_LAYER_MEDIA_TYPE, OCI_MANIFEST_MEDIA_TYPE,
 };
-pub use pack::{git_commit_info, pack_dir, pack_git, CommitInfo, PackError, Packed};
+pub use pack::{
+    git_commit_info, pack_dir, pack_dir_with, pack_git, pack_git_with, CommitInfo, PackError,
+    PackOptions, Packed, Symlinks,
+};
 pub use symlink::LinkProblem;

@@ -1,5 +1,5 @@
-//! Decides whether a symlink stays inside the tree it belongs to, the same way for a folder,
-//! a git tree and a tar archive.
+//! Decides whether a symlink stays inside the tree it belongs to, and where it really leads,
+//! the same way for a folder, a git tree and a tar archive.
 //!
 //! A target is resolved component by component from the link's directory, replacing every
 //! component that is itself a symlink of the tree by its target (as the kernel does), so a
@@ -26,6 +26,10 @@ pub enum LinkProblem {
     Outside,
     #[error("passes through more than 40 symlinks")]
     TooManyHops,
+    #[error("points to nothing (dangling)")]
+    Dangling,
+    #[error("leads back into a folder that contains it (a cycle)")]
+    Cycle,
 }
 
 /// Resolves `target` of the symlink at `link` (a `/`-separated path relative to the root).
@@ -36,14 +40,24 @@ pub(crate) fn check_link<E>(
     target: &str,
     lookup: &mut dyn FnMut(&str) -> Result<Option<String>, E>,
 ) -> Result<Option<LinkProblem>, E> {
+    Ok(resolve_link(link, target, lookup)?.err())
+}
+
+/// Like [`check_link`], but answers where the link leads: the `/`-separated path relative to
+/// the root (`""` for the root itself) of something that is not a symlink, or does not exist.
+pub(crate) fn resolve_link<E>(
+    link: &str,
+    target: &str,
+    lookup: &mut dyn FnMut(&str) -> Result<Option<String>, E>,
+) -> Result<Result<String, LinkProblem>, E> {
     if target.is_empty() {
-        return Ok(Some(LinkProblem::Empty));
+        return Ok(Err(LinkProblem::Empty));
     }
     if target.contains('\0') {
-        return Ok(Some(LinkProblem::Nul));
+        return Ok(Err(LinkProblem::Nul));
     }
     if target.starts_with('/') {
-        return Ok(Some(LinkProblem::Absolute));
+        return Ok(Err(LinkProblem::Absolute));
     }
     let mut current: Vec<String> = link.split('/').map(str::to_owned).collect();
     current.pop();
@@ -52,7 +66,7 @@ pub(crate) fn check_link<E>(
     while let Some(component) = pending.pop() {
         if component == ".." {
             if current.pop().is_none() {
-                return Ok(Some(LinkProblem::Outside));
+                return Ok(Err(LinkProblem::Outside));
             }
             continue;
         }
@@ -60,16 +74,16 @@ pub(crate) fn check_link<E>(
         if let Some(next) = lookup(&current.join("/"))? {
             hops += 1;
             if hops > MAX_HOPS {
-                return Ok(Some(LinkProblem::TooManyHops));
+                return Ok(Err(LinkProblem::TooManyHops));
             }
             if next.starts_with('/') {
-                return Ok(Some(LinkProblem::Absolute));
+                return Ok(Err(LinkProblem::Absolute));
             }
             current.pop();
             pending.extend(components_reversed(&next));
         }
     }
-    Ok(None)
+    Ok(Ok(current.join("/")))
 }
 
 /// Path components to process, last first (so `pop` yields them in order); `.` and empty

@@ -4,14 +4,26 @@ mod common;
 
 use common::{meta, symlink, write_file};
 use mainline_core::{CommitId, Revision};
-use mainline_pack::{pack_dir, ArtifactMeta, FormatError, LinkProblem, PackError};
+use mainline_pack::{
+    pack_dir, pack_dir_with, ArtifactMeta, FormatError, LinkProblem, PackError, PackOptions,
+    Symlinks,
+};
 use std::ffi::OsStr;
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
+const RESOLVE: PackOptions = PackOptions {
+    symlinks: Symlinks::Resolve,
+};
+
 fn pack_err(dir: &Path, scratch: &Path) -> PackError {
-    let err = pack_dir(dir, &meta(), scratch, &mut |_| {}).expect_err("packing must fail");
+    pack_err_with(dir, scratch, PackOptions::default())
+}
+
+fn pack_err_with(dir: &Path, scratch: &Path, options: PackOptions) -> PackError {
+    let err =
+        pack_dir_with(dir, &meta(), scratch, options, &mut |_| {}).expect_err("packing must fail");
     assert_eq!(
         fs::read_dir(scratch)
             .expect("ls scratch")
@@ -63,7 +75,7 @@ fn symlink_problem(target: &str, extra: impl Fn(&Path)) -> (String, String, Link
     write_file(&root, "apps/a.yaml", b"a: 1\n", 0o644);
     extra(&root);
     symlink(&root, "apps/link", target);
-    match pack_err(&root, tmp.path()) {
+    match pack_err_with(&root, tmp.path(), RESOLVE) {
         PackError::Symlink {
             path,
             target,
@@ -106,31 +118,87 @@ fn symlink_escaping_through_another_symlink_is_refused() {
 }
 
 #[test]
-fn symlinks_inside_are_kept_even_when_dangling_or_to_folders() {
+fn symlinks_are_refused_by_default_naming_the_path() {
+    // Flux's source-controller drops symlinks when it unpacks: shipping one would make the
+    // file vanish from the cluster.
     let tmp = tempfile::tempdir().expect("tempdir");
     let root = tmp.path().join("t");
     write_file(&root, "apps/a.yaml", b"a: 1\n", 0o644);
-    symlink(&root, "apps/to-root", "..");
-    symlink(&root, "apps/via-root", "to-root/apps/a.yaml");
-    symlink(&root, "dangling", "not/there.yaml");
-    let packed = pack_dir(&root, &meta(), tmp.path(), &mut |_| {}).expect("inside links are fine");
+    symlink(&root, "apps/current.yaml", "a.yaml");
+    match pack_err(&root, tmp.path()) {
+        PackError::SymlinkRefused { path, target, .. } => {
+            assert_eq!(
+                (path.as_str(), target.as_str()),
+                ("apps/current.yaml", "a.yaml")
+            );
+        }
+        other => panic!("expected SymlinkRefused, got {other:?}"),
+    }
+    let shown = pack_err(&root, tmp.path()).to_string();
+    assert!(
+        shown.contains("apps/current.yaml") && shown.contains("--resolve-symlinks"),
+        "{shown}"
+    );
+}
+
+#[test]
+fn resolving_refuses_dangling_links_and_cycles() {
+    assert_eq!(
+        symlink_problem("not/there.yaml", |_| {}).2,
+        LinkProblem::Dangling
+    );
+    assert_eq!(symlink_problem("..", |_| {}).2, LinkProblem::Cycle);
+    assert_eq!(symlink_problem(".", |_| {}).2, LinkProblem::Cycle);
+}
+
+#[test]
+fn resolving_stores_file_and_folder_targets_as_regular_entries() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let root = tmp.path().join("t");
+    write_file(&root, "apps/a.yaml", b"a: 1\n", 0o644);
+    write_file(&root, "bin/run.sh", b"#!/bin/sh\n", 0o755);
+    symlink(&root, "apps/current.yaml", "a.yaml");
+    symlink(&root, "apps/run", "../bin/run.sh");
+    symlink(&root, "web", "apps");
+    let packed = pack_dir_with(&root, &meta(), tmp.path(), RESOLVE, &mut |_| {})
+        .expect("inside links resolve");
     let entries = common::raw_entries(&common::layer_bytes(&packed));
-    let links: Vec<(String, Option<String>)> = entries
-        .into_iter()
-        .filter(|e| e.kind == '2')
-        .map(|e| (e.name, e.link))
+    assert!(entries.iter().all(|e| e.kind != '2'), "no symlink entry");
+    let files: Vec<(&str, u32, &[u8])> = entries
+        .iter()
+        .filter(|e| e.kind == '0')
+        .map(|e| (e.name.as_str(), e.mode, e.contents.as_slice()))
         .collect();
     assert_eq!(
-        links,
+        files,
         [
-            ("apps/to-root".to_owned(), Some("..".to_owned())),
-            (
-                "apps/via-root".to_owned(),
-                Some("to-root/apps/a.yaml".to_owned())
-            ),
-            ("dangling".to_owned(), Some("not/there.yaml".to_owned())),
+            ("apps/a.yaml", 0o644, &b"a: 1\n"[..]),
+            ("apps/current.yaml", 0o644, b"a: 1\n"),
+            ("apps/run", 0o755, b"#!/bin/sh\n"),
+            ("bin/run.sh", 0o755, b"#!/bin/sh\n"),
+            ("web/a.yaml", 0o644, b"a: 1\n"),
+            ("web/current.yaml", 0o644, b"a: 1\n"),
+            ("web/run", 0o755, b"#!/bin/sh\n"),
         ]
     );
+}
+
+#[test]
+fn names_flux_would_refuse_are_refused() {
+    for (name, dir) in [("back\\slash.yaml", false), ("dots..", true)] {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let root = tmp.path().join("t");
+        let rel = if dir {
+            format!("{name}/a.yaml")
+        } else {
+            name.to_owned()
+        };
+        write_file(&root, &rel, b"a: 1\n", 0o644);
+        match pack_err(&root, tmp.path()) {
+            PackError::FluxUnsafeName { path, .. } => assert_eq!(path, name),
+            other => panic!("expected FluxUnsafeName for {name:?}, got {other:?}"),
+        }
+    }
 }
 
 #[test]

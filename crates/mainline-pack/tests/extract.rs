@@ -338,7 +338,8 @@ fn overwrite_replaces_same_named_top_level_entries_and_keeps_others() {
     );
 }
 
-/// A tree with every kind of entry packing produces.
+/// A tree with every kind of entry packing produces, and symlinks that packing resolves
+/// (see [`pack`]).
 fn sample_tree(root: &Path) {
     write_file(root, "kustomization.yaml", b"resources:\n- apps\n", 0o644);
     write_file(root, "apps/web/deploy.yaml", b"kind: Deployment\n", 0o600);
@@ -353,17 +354,28 @@ fn sample_tree(root: &Path) {
     );
 }
 
+/// Packs with symlinks resolved (`--resolve-symlinks`): artifacts never hold symlinks.
+fn pack(src: &Path, scratch: &Path) -> mainline_pack::Packed {
+    let options = mainline_pack::PackOptions {
+        symlinks: mainline_pack::Symlinks::Resolve,
+    };
+    mainline_pack::pack_dir_with(src, &meta(), scratch, options, &mut |_| {}).expect("pack")
+}
+
 #[test]
-fn round_trip_reproduces_files_modes_and_symlinks() {
+fn round_trip_reproduces_files_modes_and_resolved_symlinks() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let src = tmp.path().join("src");
     sample_tree(&src);
-    let packed = mainline_pack::pack_dir(&src, &meta(), tmp.path(), &mut |_| {}).expect("pack");
+    let packed = pack(&src, tmp.path());
     let out = tmp.path().join("out/nested/dest");
     let summary =
         extract(&layer_bytes(&packed)[..], &out, false).expect("extract into a missing dest");
-    assert_eq!((summary.files, summary.symlinks), (4, 2));
-    assert_eq!(summary.dirs, 4, "apps, apps/web, apps/web/hooks, nnn…");
+    assert_eq!((summary.files, summary.symlinks), (8, 0));
+    assert_eq!(
+        summary.dirs, 6,
+        "apps, apps/web, apps/web/hooks, nnn…, web, web/hooks"
+    );
     assert_eq!(
         fs::read(out.join("apps/web/deploy.yaml")).expect("file"),
         b"kind: Deployment\n"
@@ -378,19 +390,18 @@ fn round_trip_reproduces_files_modes_and_symlinks() {
     assert_eq!(mode("apps/web/hooks/pre.sh"), 0o755);
     assert_eq!(mode("apps/web/deploy.yaml"), 0o644);
     assert_eq!(mode("."), 0o755);
-    assert_eq!(
-        fs::read_link(out.join("web")).expect("link"),
-        Path::new("apps/web")
-    );
-    assert_eq!(
-        fs::read_link(out.join("apps/web/current.yaml")).expect("link"),
-        Path::new("deploy.yaml")
-    );
-    assert_eq!(
-        fs::read(out.join("web/current.yaml")).expect("through links"),
-        b"kind: Deployment\n"
-    );
-    // The extracted tree packs to the very same artifact.
+    assert_eq!(mode("web/hooks/pre.sh"), 0o755);
+    for copy in [
+        "apps/web/current.yaml",
+        "web/current.yaml",
+        "web/deploy.yaml",
+    ] {
+        assert!(!fs::symlink_metadata(out.join(copy))
+            .expect("stat")
+            .is_symlink());
+        assert_eq!(fs::read(out.join(copy)).expect(copy), b"kind: Deployment\n");
+    }
+    // The extracted tree (no symlinks left) packs to the very same artifact.
     let again = mainline_pack::pack_dir(&out, &meta(), tmp.path(), &mut |_| {}).expect("repack");
     assert_eq!(again.manifest_digest, packed.manifest_digest);
     assert_eq!(layer_bytes(&again), layer_bytes(&packed));
@@ -401,19 +412,13 @@ fn list_returns_sorted_entries_with_kinds_sizes_and_modes() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let src = tmp.path().join("src");
     sample_tree(&src);
-    let packed = mainline_pack::pack_dir(&src, &meta(), tmp.path(), &mut |_| {}).expect("pack");
+    let packed = pack(&src, tmp.path());
     let entries = list(&layer_bytes(&packed)[..]).expect("list");
     let long_dir = "n".repeat(140);
     let expected = [
         ("apps", EntryKind::Dir, 0, 0o755, None),
         ("apps/web", EntryKind::Dir, 0, 0o755, None),
-        (
-            "apps/web/current.yaml",
-            EntryKind::Symlink,
-            0,
-            0o777,
-            Some("deploy.yaml"),
-        ),
+        ("apps/web/current.yaml", EntryKind::File, 17, 0o644, None),
         ("apps/web/deploy.yaml", EntryKind::File, 17, 0o644, None),
         ("apps/web/hooks", EntryKind::Dir, 0, 0o755, None),
         ("apps/web/hooks/pre.sh", EntryKind::File, 17, 0o755, None),
@@ -426,7 +431,11 @@ fn list_returns_sorted_entries_with_kinds_sizes_and_modes() {
             0o644,
             None,
         ),
-        ("web", EntryKind::Symlink, 0, 0o777, Some("apps/web")),
+        ("web", EntryKind::Dir, 0, 0o755, None),
+        ("web/current.yaml", EntryKind::File, 17, 0o644, None),
+        ("web/deploy.yaml", EntryKind::File, 17, 0o644, None),
+        ("web/hooks", EntryKind::Dir, 0, 0o755, None),
+        ("web/hooks/pre.sh", EntryKind::File, 17, 0o755, None),
     ];
     let got: Vec<_> = entries
         .iter()

@@ -5,7 +5,10 @@ mod common;
 
 use common::{layer_bytes, meta_for, symlink, write_file, Git};
 use mainline_core::CommitId;
-use mainline_pack::{git_commit_info, pack_dir, pack_git, PackError, Packed};
+use mainline_pack::{
+    git_commit_info, pack_dir_with, pack_git, pack_git_with, PackError, PackOptions, Packed,
+    Symlinks,
+};
 use std::fs;
 use std::path::Path;
 
@@ -105,13 +108,20 @@ fn commit_id(hex: &str) -> CommitId {
     hex.parse().expect("git prints commit ids")
 }
 
+/// The fixture holds symlinks (to a file, to a folder): both walkers resolve them, the same
+/// way, so a checkout and its commit still pack alike.
+const RESOLVE: PackOptions = PackOptions {
+    symlinks: Symlinks::Resolve,
+};
+
 fn git_pack(f: &Fixture, commit: &str, subdir: &str, scratch: &Path) -> Packed {
-    pack_git(
+    pack_git_with(
         &f.git.dir,
         &commit_id(commit),
         subdir,
         &meta_for(commit),
         scratch,
+        RESOLVE,
         &mut |_| {},
     )
     .expect("pack_git succeeds")
@@ -144,8 +154,14 @@ fn pack_git_equals_pack_dir_of_a_checkout_for_every_commit() {
                     .path()
                     .join(format!("co-{i}-{}", subdir.replace('/', "_"))),
             );
-            let from_dir = pack_dir(&checkout, &meta_for(commit), scratch.path(), &mut |_| {})
-                .expect("pack_dir of checkout");
+            let from_dir = pack_dir_with(
+                &checkout,
+                &meta_for(commit),
+                scratch.path(),
+                RESOLVE,
+                &mut |_| {},
+            )
+            .expect("pack_dir of checkout");
             let from_git = git_pack(&f, commit, subdir, scratch.path());
             assert_same(
                 &from_git,
@@ -192,8 +208,10 @@ fn same_deploy_tree_gives_same_layer_across_commits() {
         .collect();
     assert!(!names.iter().any(|n| n.starts_with("apps/db")), "{names:?}");
     assert!(!names.iter().any(|n| n.starts_with("vendor")), "{names:?}");
+    // The links resolve: `web -> apps/web` becomes a folder, `current.yaml` a file.
     assert!(
-        names.contains(&"web".to_owned()) && names.contains(&"apps/web/current.yaml".to_owned())
+        names.contains(&"web/".to_owned()) && names.contains(&"apps/web/current.yaml".to_owned()),
+        "{names:?}"
     );
 }
 
@@ -324,6 +342,18 @@ fn symlink_leaving_the_subdir_is_refused_but_fine_for_the_whole_tree() {
         tmp.path(),
         &mut |_| {},
     ) {
+        Err(PackError::SymlinkRefused { path, .. }) => assert_eq!(path, "docs"),
+        other => panic!("symlinks are refused by default, got {other:?}"),
+    }
+    match pack_git_with(
+        &git.dir,
+        &commit_id(&c),
+        "k8s",
+        &meta,
+        tmp.path(),
+        RESOLVE,
+        &mut |_| {},
+    ) {
         Err(PackError::Symlink {
             path,
             target,
@@ -335,8 +365,25 @@ fn symlink_leaving_the_subdir_is_refused_but_fine_for_the_whole_tree() {
         }
         other => panic!("expected Symlink error, got {other:?}"),
     }
-    pack_git(&git.dir, &commit_id(&c), "", &meta, tmp.path(), &mut |_| {})
-        .expect("inside the whole tree the link is fine");
+    let whole = pack_git_with(
+        &git.dir,
+        &commit_id(&c),
+        "",
+        &meta,
+        tmp.path(),
+        RESOLVE,
+        &mut |_| {},
+    )
+    .expect("inside the whole tree the link resolves");
+    let files: Vec<(String, Vec<u8>)> = common::raw_entries(&layer_bytes(&whole))
+        .into_iter()
+        .filter(|e| e.kind == '0')
+        .map(|e| (e.name, e.contents))
+        .collect();
+    assert!(
+        files.contains(&("k8s/docs".to_owned(), b"docs\n".to_vec())),
+        "the link is stored as a copy of its target: {files:?}"
+    );
 }
 
 #[test]

@@ -1,10 +1,15 @@
 //! Issue 2's benchmark: push, re-push, requests per `tag`, and peak memory of `mainline` on a
 //! generated tree of ~20,000 YAML files / ~200 MiB, side by side with `tar | gzip -6` on the
-//! same tree and with skopeo copying the same artifact — ratios measured in one run.
+//! same tree and with skopeo copying the same artifact — ratios measured in one run. Issue 13
+//! adds Go peers: `crane tag` (requests and time beside `mainline tag`) and Flux's own push
+//! (`tests/flux-oracle push`, i.e. `flux push artifact`) of the same tree.
 //!
 //! Run: scripts/with-registry.sh cargo bench -p mainline --bench artifacts
 //! (MAINLINE_BENCH_FILES / MAINLINE_BENCH_FILE_KIB scale the tree.)
 //! Prints figures; asserts nothing about speed (a noisy 2-core machine makes timed asserts flaky).
+
+#[path = "common/go_tools.rs"]
+mod go_tools;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -86,6 +91,27 @@ fn main() {
         &format!("docker://{src}-skopeo:{tag}"),
     ]));
 
+    // Go peers (issue 13): crane re-tags the same artifact; Flux's push packs the same tree.
+    let crane = go_tools::crane();
+    let before = count_requests(&log);
+    let crane_tag = measure(Command::new(&crane).args([
+        "tag",
+        "--insecure",
+        &format!("{src}:{tag}"),
+        "latest-crane",
+    ]));
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let crane_requests = count_requests(&log) - before;
+    let flux_push = measure(Command::new(go_tools::flux_oracle()).args([
+        "push",
+        tree.to_str().unwrap(),
+        &format!("{src}-flux:v1"),
+        "--source",
+        "https://example.com/bench",
+        "--revision",
+        rev,
+    ]));
+
     println!();
     println!(
         "{:<44} {:>9} {:>12} {:>10}",
@@ -104,7 +130,9 @@ fn main() {
     row("mainline re-push, unchanged tree", &second);
     row("mainline push -> oci-layout", &layout_push);
     row("skopeo copy of the same artifact (peer)", &skopeo);
+    row("flux push artifact (Flux's Client.Push, peer)", &flux_push);
     row("mainline tag (re-tag)", &retag);
+    row("crane tag (re-tag, peer)", &crane_tag);
     println!();
     println!(
         "push uploaded {} bytes; re-push uploaded {} bytes; layer {:.1} MiB",
@@ -112,7 +140,12 @@ fn main() {
         repushed["bytes_uploaded"],
         mib(pushed["layer_bytes"].as_u64().unwrap_or(0))
     );
-    println!("registry requests for one `mainline tag`: {tag_requests}");
+    println!("registry requests for one `mainline tag`: {tag_requests}; for one `crane tag`: {crane_requests}");
+    println!(
+        "re-tag: mainline {:.2}x crane's time; push: mainline {:.2}x flux push artifact's time",
+        retag.seconds / crane_tag.seconds,
+        first.seconds / flux_push.seconds
+    );
     println!(
         "push vs skopeo copy: {:.2}x the time; push throughput {:.1} MiB/s of tree",
         first.seconds / skopeo.seconds,

@@ -306,6 +306,8 @@ Examples:
   mainline push --git . --commit main --path k8s --to oci-layout:./store
 
 STORE is oci://HOST[:PORT]/REPO (a registry) or oci-layout:PATH (an OCI image-layout directory).
+Symlinks are refused (Flux drops them when it unpacks) unless --resolve-symlinks stores their
+targets; names with a backslash are refused (Flux rejects the whole artifact).
 The artifact is reproducible: the same tree, revision, source and created time give the same
 digest on any machine. `created` defaults to the commit time when packing from git.
 An empty deploy tree is refused (exit 2) unless --allow-empty: Flux would prune everything.
@@ -368,6 +370,12 @@ pub struct PushArgs {
     /// `prune: true` deletes everything an empty artifact does not name.
     #[arg(long)]
     pub allow_empty: bool,
+
+    /// Store what each symlink points to (a file's content, a folder's tree) under the link's
+    /// name, as `flux push artifact --resolve-symlinks` does. Without it a symlink is refused:
+    /// Flux drops symlinks when it unpacks, so the file would vanish from the cluster.
+    #[arg(long)]
+    pub resolve_symlinks: bool,
 }
 
 #[derive(Debug, Args)]

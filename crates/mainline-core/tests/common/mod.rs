@@ -179,6 +179,7 @@ impl Model {
             groups: Known::Known(groups),
             pin,
             commits,
+            channel_made_elsewhere: false,
             ancestry,
         }
     }

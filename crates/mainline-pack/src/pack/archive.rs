@@ -1,13 +1,14 @@
 //! The reproducible layer writer: tar entries → fixed-size chunks → gzip → sha256 → temp file.
 //!
 //! Invariants: every header is normalised (uid/gid 0, no user or group names, mtime 0, mode
-//! 0755 for folders and executables, 0644 for other files, 0777 for symlinks); paths longer
+//! 0755 for folders and executables, 0644 for other files); paths longer
 //! than a header holds use GNU long-name entries; the gzip header has mtime 0 and no file
 //! name; the compressor always sees the same sequence of input chunks for the same byte
 //! stream, so its output cannot depend on how sources happened to be read. A folder entry is
 //! written lazily, just before its first descendant, so empty folders never appear.
 //!
-//! Must never: flush the compressor mid-stream (a sync flush changes the bytes), buffer more
+//! Must never: write a symlink or hard-link entry (Flux drops them when it unpacks), flush
+//! the compressor mid-stream (a sync flush changes the bytes), buffer more
 //! than one chunk, or keep a partly written layer (the temp file is deleted on drop).
 
 use super::error::PackError;
@@ -130,17 +131,6 @@ impl<'p> ArchiveWriter<'p> {
         self.entries += 1;
         self.content_bytes += size;
         (self.progress)(self.content_bytes);
-        Ok(())
-    }
-
-    /// Writes a symlink entry; the caller has checked that `target` stays inside the tree.
-    pub fn symlink(&mut self, path: &str, target: &str) -> Result<(), PackError> {
-        self.write_pending_dirs()?;
-        let mut header = normalised_header(EntryType::Symlink, 0o777);
-        self.tar
-            .append_link(&mut header, path, target)
-            .map_err(|e| self.scratch_error(e))?;
-        self.entries += 1;
         Ok(())
     }
 

@@ -2,16 +2,19 @@
 //!
 //! Invariants: the walk visits children in [`super::entry_order`] (the order of the entry
 //! names, folders spelled with a trailing `/`), which is also git's tree order, so a checkout
-//! packs exactly like its commit; only names, file contents, the executable bit and symlink
-//! targets reach the archive. `.git` at any level is skipped.
+//! packs exactly like its commit; only names, file contents and the executable bit reach the
+//! archive. `.git` at any level is skipped. A symlink is refused, or with
+//! [`Symlinks::Resolve`] resolved inside the tree (by [`crate::symlink::resolve_link`], never
+//! by the kernel) and what it leads to is packed under the link's name.
 //!
-//! Must never: follow a symlink (files are opened with `O_NOFOLLOW`), pack anything but
-//! files, folders and symlinks, or hold more than one directory listing per level.
+//! Must never: follow a symlink out of the tree (files are opened with `O_NOFOLLOW`, at their
+//! resolved path), write a symlink entry, pack anything but files and folders, or hold more
+//! than one directory listing per level.
 
 use super::archive::ArchiveWriter;
 use super::error::PackError;
-use super::{entry_order, join};
-use crate::symlink::check_link;
+use super::{entry_order, flux_unsafe_name, join, Symlinks};
+use crate::symlink::{resolve_link, LinkProblem};
 use std::fs::{self, File, FileType};
 use std::io::{self, Read};
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt, PermissionsExt};
@@ -19,6 +22,9 @@ use std::path::Path;
 
 pub(crate) struct DirWalker<'a, 'p> {
     pub root: &'a Path,
+    pub symlinks: Symlinks,
+    /// The source folders being walked, outermost first: a link into one of them is a cycle.
+    pub walking: Vec<String>,
     pub out: ArchiveWriter<'p>,
 }
 
@@ -40,9 +46,10 @@ impl DirWalker<'_, '_> {
         }
     }
 
-    /// Writes everything below the folder `rel` ("" for the root).
-    pub fn walk(&mut self, rel: &str) -> Result<(), PackError> {
-        let abs = self.root.join(rel);
+    /// Writes everything below the folder `src` ("" for the root) as the folder `rel` of the
+    /// archive (they differ below a resolved symlink to a folder).
+    pub fn walk(&mut self, src: &str, rel: &str) -> Result<(), PackError> {
+        let abs = self.root.join(src);
         let read_err = |source| PackError::Read {
             path: abs.clone(),
             source,
@@ -66,29 +73,53 @@ impl DirWalker<'_, '_> {
             children.push((name, kind));
         }
         children.sort_by(|a, b| entry_order(&a.0, a.1.is_dir(), &b.0, b.1.is_dir()));
+        self.walking.push(src.to_owned());
         for (name, kind) in children {
             let path = join(rel, &name);
+            let from = join(src, &name);
+            if let Some(reason) = flux_unsafe_name(&name, false) {
+                return Err(self.unsafe_name(path, reason));
+            }
             if kind.is_dir() {
-                self.out.enter_dir(&path);
-                self.walk(&path)?;
-                self.out.leave_dir();
+                self.dir(&from, &path)?;
             } else if kind.is_file() {
-                self.file(&path)?;
+                self.file(&from, &path)?;
             } else if kind.is_symlink() {
-                self.symlink(&path)?;
+                self.symlink(&from, &path)?;
             } else {
                 return Err(PackError::UnsupportedFileType {
-                    path: self.root.join(&path),
+                    path: self.root.join(&from),
                     kind: describe(kind),
                     root: self.root.display().to_string(),
                 });
             }
         }
+        self.walking.pop();
         Ok(())
     }
 
-    fn file(&mut self, path: &str) -> Result<(), PackError> {
-        let abs = self.root.join(path);
+    fn unsafe_name(&self, path: String, reason: &'static str) -> PackError {
+        PackError::FluxUnsafeName {
+            path,
+            root: self.root.display().to_string(),
+            reason,
+        }
+    }
+
+    fn dir(&mut self, src: &str, path: &str) -> Result<(), PackError> {
+        let name = path.rsplit('/').next().unwrap_or(path);
+        if let Some(reason) = flux_unsafe_name(name, true) {
+            return Err(self.unsafe_name(path.to_owned(), reason));
+        }
+        self.out.enter_dir(path);
+        self.walk(src, path)?;
+        self.out.leave_dir();
+        Ok(())
+    }
+
+    /// Packs the file at `src` as `path`.
+    fn file(&mut self, src: &str, path: &str) -> Result<(), PackError> {
+        let abs = self.root.join(src);
         let read_err = |source| PackError::Read {
             path: abs.clone(),
             source,
@@ -116,9 +147,17 @@ impl DirWalker<'_, '_> {
         Ok(())
     }
 
-    fn symlink(&mut self, path: &str) -> Result<(), PackError> {
-        let abs = self.root.join(path);
+    /// The symlink at `src`, to be packed as `path`: refused, or what it leads to is packed.
+    fn symlink(&mut self, src: &str, path: &str) -> Result<(), PackError> {
+        let abs = self.root.join(src);
         let target = read_link_utf8(&abs)?;
+        if self.symlinks == Symlinks::Refuse {
+            return Err(PackError::SymlinkRefused {
+                path: path.to_owned(),
+                target,
+                root: self.root.display().to_string(),
+            });
+        }
         let root = self.root;
         let mut lookup = |rel: &str| -> Result<Option<String>, PackError> {
             let candidate = root.join(rel);
@@ -140,15 +179,40 @@ impl DirWalker<'_, '_> {
                 }),
             }
         };
-        if let Some(problem) = check_link(path, &target, &mut lookup)? {
-            return Err(PackError::Symlink {
-                path: path.to_owned(),
-                target,
-                problem,
-                root: self.root.display().to_string(),
-            });
+        let problem = |problem| PackError::Symlink {
+            path: path.to_owned(),
+            target: target.clone(),
+            problem,
+            root: root.display().to_string(),
+        };
+        let resolved = resolve_link(src, &target, &mut lookup)?.map_err(problem)?;
+        let at = root.join(&resolved);
+        match fs::symlink_metadata(&at) {
+            Ok(md) if md.is_dir() => {
+                // The root is always on the stack, so a link to it is a cycle too.
+                let holds_link =
+                    |w: &String| *w == resolved || w.starts_with(&format!("{resolved}/"));
+                if self.walking.iter().any(holds_link) {
+                    return Err(problem(LinkProblem::Cycle));
+                }
+                self.dir(&resolved, path)
+            }
+            Ok(md) if md.is_file() => self.file(&resolved, path),
+            Ok(md) => Err(PackError::UnsupportedFileType {
+                path: at,
+                kind: describe(md.file_type()),
+                root: root.display().to_string(),
+            }),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+                ) =>
+            {
+                Err(problem(LinkProblem::Dangling))
+            }
+            Err(source) => Err(PackError::Read { path: at, source }),
         }
-        self.out.symlink(path, &target)
     }
 }
 

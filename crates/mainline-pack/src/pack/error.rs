@@ -41,6 +41,18 @@ pub enum PackError {
         problem: LinkProblem,
         root: String,
     },
+    #[error("{path} in {root} is a symlink (-> {target}); Flux's source-controller drops symlinks when it unpacks, so it would vanish from the cluster. Replace it by the file, or push with `mainline push --resolve-symlinks` to store what it points to (channel commands then reuse that artifact)")]
+    SymlinkRefused {
+        path: String,
+        target: String,
+        root: String,
+    },
+    #[error("{path} in {root} cannot be shipped: {reason}, and Flux's source-controller refuses every artifact with a backslash or `../` in a path; rename it")]
+    FluxUnsafeName {
+        path: String,
+        root: String,
+        reason: &'static str,
+    },
     #[error("invalid subdirectory {subdir:?}: it must be a relative path inside the repository without `..` (use \"\" or \".\" for the whole tree)")]
     InvalidSubdir { subdir: String },
     #[error("cannot write the layer into scratch folder {scratch}; check that it exists, is writable and has free space")]

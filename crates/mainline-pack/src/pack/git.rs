@@ -2,8 +2,9 @@
 //! no `git` CLI, no index.
 //!
 //! Invariants: git modes map as a checkout would materialise them (100644 → file 0644,
-//! 100755 → file 0755, 120000 → symlink, 040000 → folder; 160000 submodules are skipped, as
-//! a checkout leaves an empty folder and empty folders are not packed), in the same order as
+//! 100755 → file 0755, 120000 → symlink (refused, or resolved inside the tree as
+//! [`super::dir`] resolves it), 040000 → folder; 160000 submodules are skipped, as a checkout
+//! leaves an empty folder and empty folders are not packed), in the same order as
 //! [`super::dir`] walks a checkout, so both give the same digest. A blob or tree absent from
 //! the object database is reported as [`PackError::MissingObject`], distinct from corruption,
 //! so callers can fetch and retry.
@@ -15,9 +16,9 @@
 
 use super::archive::ArchiveWriter;
 use super::error::{GitSource, PackError};
-use super::{entry_order, join, CommitInfo};
+use super::{entry_order, flux_unsafe_name, join, CommitInfo, Symlinks};
 use crate::flux::format_utc;
-use crate::symlink::check_link;
+use crate::symlink::{resolve_link, LinkProblem};
 use gix::objs::tree::EntryKind;
 use gix::ObjectId;
 use mainline_core::CommitId;
@@ -89,6 +90,9 @@ pub(crate) struct GitWalker<'a, 'p> {
     pub root_name: String,
     /// The tree at SUBDIR, the root of the archive.
     pub root: ObjectId,
+    pub symlinks: Symlinks,
+    /// The source folders being walked, outermost first: a link into one of them is a cycle.
+    pub walking: Vec<String>,
     pub out: ArchiveWriter<'p>,
 }
 
@@ -150,39 +154,79 @@ impl GitWalker<'_, '_> {
         }
     }
 
-    /// Writes everything below the tree `tree` found at `rel` ("" for the root).
-    pub fn walk(&mut self, tree: ObjectId, rel: &str) -> Result<(), PackError> {
-        for entry in self.reader().tree(tree, rel)? {
+    /// Writes everything below the tree `tree`, found at `src` ("" for the root), as the folder
+    /// `rel` of the archive (they differ below a resolved symlink to a folder).
+    pub fn walk(&mut self, tree: ObjectId, src: &str, rel: &str) -> Result<(), PackError> {
+        self.walking.push(src.to_owned());
+        for entry in self.reader().tree(tree, src)? {
             let path = join(rel, &entry.name);
-            match entry.kind {
-                EntryKind::Tree => {
-                    self.out.enter_dir(&path);
-                    self.walk(entry.id, &path)?;
-                    self.out.leave_dir();
-                }
-                EntryKind::Blob | EntryKind::BlobExecutable => {
-                    let data = self.reader().blob(entry.id, &path)?;
-                    let executable = entry.kind == EntryKind::BlobExecutable;
-                    let origin = Path::new(&path);
-                    self.out.file(
-                        &path,
-                        executable,
-                        data.len() as u64,
-                        &mut data.as_slice(),
-                        origin,
-                    )?;
-                }
-                EntryKind::Link => self.symlink(entry.id, &path)?,
-                // A submodule: a checkout leaves an empty folder, which is not packed.
-                EntryKind::Commit => {}
+            let from = join(src, &entry.name);
+            if let Some(reason) = flux_unsafe_name(&entry.name, false) {
+                return Err(self.unsafe_name(path, reason));
             }
+            self.entry(entry.kind, entry.id, &from, &path)?;
+        }
+        self.walking.pop();
+        Ok(())
+    }
+
+    fn unsafe_name(&self, path: String, reason: &'static str) -> PackError {
+        PackError::FluxUnsafeName {
+            path,
+            root: self.root_name.clone(),
+            reason,
+        }
+    }
+
+    /// Packs the object `id` of kind `kind`, found at `src`, as `path`.
+    fn entry(
+        &mut self,
+        kind: EntryKind,
+        id: ObjectId,
+        src: &str,
+        path: &str,
+    ) -> Result<(), PackError> {
+        match kind {
+            EntryKind::Tree => {
+                let name = path.rsplit('/').next().unwrap_or(path);
+                if let Some(reason) = flux_unsafe_name(name, true) {
+                    return Err(self.unsafe_name(path.to_owned(), reason));
+                }
+                self.out.enter_dir(path);
+                self.walk(id, src, path)?;
+                self.out.leave_dir();
+            }
+            EntryKind::Blob | EntryKind::BlobExecutable => {
+                let data = self.reader().blob(id, src)?;
+                let executable = kind == EntryKind::BlobExecutable;
+                let origin = Path::new(src);
+                self.out.file(
+                    path,
+                    executable,
+                    data.len() as u64,
+                    &mut data.as_slice(),
+                    origin,
+                )?;
+            }
+            EntryKind::Link => self.symlink(id, src, path)?,
+            // A submodule: a checkout leaves an empty folder, which is not packed.
+            EntryKind::Commit => {}
         }
         Ok(())
     }
 
-    fn symlink(&mut self, blob: ObjectId, path: &str) -> Result<(), PackError> {
+    /// The symlink blob `blob` at `src`, to be packed as `path`: refused, or what it leads to
+    /// is packed.
+    fn symlink(&mut self, blob: ObjectId, src: &str, path: &str) -> Result<(), PackError> {
         let reader = self.reader();
-        let target = reader.link_target(blob, path)?;
+        let target = reader.link_target(blob, src)?;
+        if self.symlinks == Symlinks::Refuse {
+            return Err(PackError::SymlinkRefused {
+                path: path.to_owned(),
+                target,
+                root: self.root_name.clone(),
+            });
+        }
         let root = self.root;
         let mut lookup = |rel: &str| -> Result<Option<String>, PackError> {
             match reader.lookup(root, rel)? {
@@ -192,15 +236,31 @@ impl GitWalker<'_, '_> {
                 _ => Ok(None),
             }
         };
-        if let Some(problem) = check_link(path, &target, &mut lookup)? {
-            return Err(PackError::Symlink {
-                path: path.to_owned(),
-                target,
-                problem,
-                root: self.root_name.clone(),
-            });
+        let problem = |problem| PackError::Symlink {
+            path: path.to_owned(),
+            target: target.clone(),
+            problem,
+            root: self.root_name.clone(),
+        };
+        let resolved = resolve_link(src, &target, &mut lookup)?.map_err(problem)?;
+        let found = if resolved.is_empty() {
+            Some((EntryKind::Tree, root))
+        } else {
+            reader.lookup(root, &resolved)?.map(|e| (e.kind, e.id))
+        };
+        match found {
+            Some((EntryKind::Tree, id)) => {
+                // The root is always on the stack, so a link to it is a cycle too.
+                let holds_link =
+                    |w: &String| *w == resolved || w.starts_with(&format!("{resolved}/"));
+                if self.walking.iter().any(holds_link) {
+                    return Err(problem(LinkProblem::Cycle));
+                }
+                self.entry(EntryKind::Tree, id, &resolved, path)
+            }
+            Some((kind, id)) => self.entry(kind, id, &resolved, path),
+            None => Err(problem(LinkProblem::Dangling)),
         }
-        self.out.symlink(path, &target)
     }
 }
 

@@ -6,11 +6,20 @@
 //! bytewise by that name, which is the same as git's tree order, and a folder comes before
 //! its contents. Only folders that hold at least one entry are written (git cannot hold
 //! empty folders, and a checkout must pack like its commit). Files are 0644, or 0755 when any
-//! executable bit is set; symlinks are 0777 and must stay inside the packed folder;
-//! uid/gid 0, no user/group names, mtime 0. `.git` at any level is skipped.
+//! executable bit is set; uid/gid 0, no user/group names, mtime 0. `.git` at any level is
+//! skipped.
+//!
+//! What Flux applies is what was packed. Flux's source-controller unpacks with
+//! `tar.Untar(.., WithSkipSymlinks())` and refuses any path with a backslash or `../` in it,
+//! so an artifact never holds a symlink or such a name: by default ([`Symlinks::Refuse`]) a
+//! symlink fails the pack naming its path; with [`Symlinks::Resolve`] (`--resolve-symlinks`,
+//! as `flux push artifact --resolve-symlinks`) it is stored as a copy of what it points to, a
+//! file or a whole folder, which must be inside the packed folder. A backslash in a name, or
+//! a folder whose name ends in `..`, fails the pack ([`PackError::FluxUnsafeName`]).
 //!
 //! Must never: produce different bytes for the same tree on another machine, read a whole
-//! tree into memory, or leave a layer file behind on error.
+//! tree into memory, leave a layer file behind on error, or write a symlink entry or a name
+//! that Flux would unpack differently from how it was packed.
 
 mod archive;
 mod dir;
@@ -39,7 +48,7 @@ pub struct Packed {
     pub config_bytes: Vec<u8>,
     pub manifest_bytes: Vec<u8>,
     pub manifest_digest: Digest,
-    /// Tar entries written: files, folders and symlinks.
+    /// Tar entries written: files and folders (never symlinks).
     pub entries: u64,
     /// Sum of the sizes of the files packed (uncompressed).
     pub content_bytes: u64,
@@ -72,33 +81,80 @@ pub struct CommitInfo {
     pub time: String,
 }
 
-/// Packs folder `dir`. The layer is written to a temp file in `scratch`; `progress` is called
-/// after each file with the number of content bytes packed so far.
+/// What packing does with a symlink in the tree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Symlinks {
+    /// Fail, naming the link: Flux would silently drop it when it unpacks.
+    #[default]
+    Refuse,
+    /// Store what the link points to (a file's content and executable bit, or a folder's
+    /// whole tree) under the link's name. The target must be inside the packed folder, exist,
+    /// and not contain the link (no cycles).
+    Resolve,
+}
+
+/// How to pack. `PackOptions::default()` refuses symlinks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PackOptions {
+    pub symlinks: Symlinks,
+}
+
+/// Packs folder `dir` with the default options (symlinks refused). The layer is written to a
+/// temp file in `scratch`; `progress` is called after each file with the number of content
+/// bytes packed so far.
 pub fn pack_dir(
     dir: &Path,
     meta: &ArtifactMeta,
     scratch: &Path,
     progress: &mut dyn FnMut(u64),
 ) -> Result<Packed, PackError> {
+    pack_dir_with(dir, meta, scratch, PackOptions::default(), progress)
+}
+
+/// [`pack_dir`] with explicit [`PackOptions`].
+pub fn pack_dir_with(
+    dir: &Path,
+    meta: &ArtifactMeta,
+    scratch: &Path,
+    options: PackOptions,
+    progress: &mut dyn FnMut(u64),
+) -> Result<Packed, PackError> {
     dir::DirWalker::check_root(dir)?;
     let mut walker = dir::DirWalker {
         root: dir,
+        symlinks: options.symlinks,
+        walking: Vec::new(),
         out: ArchiveWriter::create(scratch, progress)?,
     };
-    walker.walk("")?;
+    walker.walk("", "")?;
     Ok(assemble(walker.out.finish()?, meta))
 }
 
 /// Packs folder `subdir` (`""` or `"."` for the whole tree) of `commit` in the git repository
 /// at `repo`, reading objects directly. Gives the same bytes as [`pack_dir`] on a checkout of
 /// that folder. A blob or tree missing from the object database (a blob-less partial clone)
-/// gives [`PackError::MissingObject`]; fetch it and retry.
+/// gives [`PackError::MissingObject`]; fetch it and retry. Symlinks are refused.
 pub fn pack_git(
     repo: &Path,
     commit: &CommitId,
     subdir: &str,
     meta: &ArtifactMeta,
     scratch: &Path,
+    progress: &mut dyn FnMut(u64),
+) -> Result<Packed, PackError> {
+    let options = PackOptions::default();
+    pack_git_with(repo, commit, subdir, meta, scratch, options, progress)
+}
+
+/// [`pack_git`] with explicit [`PackOptions`]; gives the same bytes as [`pack_dir_with`] with
+/// the same options on a checkout.
+pub fn pack_git_with(
+    repo: &Path,
+    commit: &CommitId,
+    subdir: &str,
+    meta: &ArtifactMeta,
+    scratch: &Path,
+    options: PackOptions,
     progress: &mut dyn FnMut(u64),
 ) -> Result<Packed, PackError> {
     let subdir = normalise_subdir(subdir)?;
@@ -110,9 +166,11 @@ pub fn pack_git(
         commit,
         root_name: git::root_name(commit, &subdir),
         root,
+        symlinks: options.symlinks,
+        walking: Vec::new(),
         out: ArchiveWriter::create(scratch, progress)?,
     };
-    walker.walk(root, "")?;
+    walker.walk(root, "", "")?;
     Ok(assemble(walker.out.finish()?, meta))
 }
 
@@ -157,6 +215,18 @@ pub(crate) fn entry_order(a: &str, a_dir: bool, b: &str, b_dir: bool) -> Orderin
     let a_key = a.bytes().chain(a_dir.then_some(b'/'));
     let b_key = b.bytes().chain(b_dir.then_some(b'/'));
     a_key.cmp(b_key)
+}
+
+/// Why Flux's source-controller would unpack an entry named `name` (a folder when `dir`)
+/// differently from how it was packed — it refuses the whole artifact — or `None`.
+pub(crate) fn flux_unsafe_name(name: &str, dir: bool) -> Option<&'static str> {
+    if name.contains('\\') {
+        Some("its name contains a backslash")
+    } else if dir && name.ends_with("..") {
+        Some("it is a folder whose name ends in `..`, so its paths contain `../`")
+    } else {
+        None
+    }
 }
 
 /// `rel/name`, or `name` at the root.

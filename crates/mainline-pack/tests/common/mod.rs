@@ -48,8 +48,13 @@ pub fn set_mtime(root: &Path, rel: &str, secs: u64) {
         .expect("set mtime");
 }
 
+/// Packs with symlinks resolved (`--resolve-symlinks`), so trees with links pack.
 pub fn pack_dir(dir: &Path, scratch: &Path) -> Packed {
-    mainline_pack::pack_dir(dir, &meta(), scratch, &mut |_| {}).expect("pack_dir succeeds")
+    let options = mainline_pack::PackOptions {
+        symlinks: mainline_pack::Symlinks::Resolve,
+    };
+    mainline_pack::pack_dir_with(dir, &meta(), scratch, options, &mut |_| {})
+        .expect("pack_dir succeeds")
 }
 
 pub fn layer_bytes(packed: &Packed) -> Vec<u8> {

@@ -208,6 +208,7 @@ impl Sources<'_> {
             ancestry.insert((a, d), answer);
         }
 
+        let channel_made_elsewhere = self.made_elsewhere(&channel, &commits);
         Gathered {
             facts: Facts {
                 now,
@@ -218,6 +219,7 @@ impl Sources<'_> {
                 groups,
                 pin,
                 commits,
+                channel_made_elsewhere,
                 ancestry,
             },
             view: view.ok(),
@@ -260,6 +262,38 @@ impl Sources<'_> {
                 digest,
                 why: "its manifest has no readable org.opencontainers.image.revision".into(),
             },
+        })
+    }
+
+    /// Whether the channel names a Flux artifact another tool made (see
+    /// `Facts::channel_made_elsewhere`): it records a commit whose artifact it is not, and its
+    /// config blob is not mainline's. Only then is the manifest read again (one GET); any
+    /// doubt answers false, which leaves the channel foreign (UNKNOWN).
+    fn made_elsewhere(
+        &self,
+        channel: &Known<ChannelHead>,
+        commits: &BTreeMap<CommitId, CommitFacts>,
+    ) -> bool {
+        let Known::Known(ChannelHead::Names {
+            digest,
+            commit: Known::Known(x),
+        }) = channel
+        else {
+            return false;
+        };
+        match commits.get(x).map(|f| &f.artifact) {
+            Some(Known::Known(artifact)) if artifact.as_ref() != Some(digest) => {}
+            _ => return false,
+        }
+        let Ok(Some(stored)) = self
+            .store
+            .fetch_manifest(&ReferenceTarget::Digest(digest.clone()))
+        else {
+            return false;
+        };
+        mainline_pack::parse_manifest(&stored.bytes).is_ok_and(|m| {
+            m.is_flux()
+                && m.config.digest != mainline_core::Digest::of(mainline_pack::FLUX_CONFIG_BYTES)
         })
     }
 

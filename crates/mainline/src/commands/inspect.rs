@@ -59,6 +59,12 @@ struct InspectReport {
     layers: Vec<DescriptorReport>,
     annotations: BTreeMap<String, String>,
     revision: Option<String>,
+    /// The commit the revision records, in any form Flux users write (`<ref>@sha1:<sha>`,
+    /// `sha1:<sha>`, a bare sha, the legacy `<ref>/<sha>`); `None` when absent or unreadable.
+    commit: Option<String>,
+    /// `mainline` when the config blob is mainline's `{}`; `another tool` otherwise (e.g.
+    /// `flux push artifact`, which writes an image config: same tree, another digest).
+    made_by: &'static str,
     files: Vec<FileReport>,
 }
 
@@ -128,6 +134,15 @@ pub fn inspect(ctx: &Context, args: &InspectArgs, out: &mut dyn Write) -> Result
             .annotations
             .get(mainline_pack::ANNOTATION_REVISION)
             .cloned(),
+        commit: flux
+            .revision()
+            .and_then(Result::ok)
+            .map(|r| r.commit.to_string()),
+        made_by: if flux.config.digest == Digest::of(mainline_pack::FLUX_CONFIG_BYTES) {
+            "mainline"
+        } else {
+            "another tool"
+        },
         annotations: flux.annotations.clone(),
         files: files.into_iter().map(FileReport::from).collect(),
     };
@@ -150,6 +165,10 @@ pub fn inspect(ctx: &Context, args: &InspectArgs, out: &mut dyn Write) -> Result
         for (k, v) in &report.annotations {
             writeln!(w, "  {k} = {v}")?;
         }
+        if let Some(c) = &report.commit {
+            writeln!(w, "  commit      {c}")?;
+        }
+        writeln!(w, "  made by     {}", report.made_by)?;
         writeln!(w, "  files ({}):", report.files.len())?;
         for f in &report.files {
             writeln!(w, "    {:o} {:>10} {}", f.mode, f.size, f.path)?;

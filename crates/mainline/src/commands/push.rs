@@ -103,9 +103,15 @@ fn pack_from_git(
     let source = source_for(args, Some(repo))?;
     let meta = ArtifactMeta::new(source, revision, &created).map_err(format_err)?;
     let bar = bytes_bar(ctx, None, "pack");
-    let packed = mainline_pack::pack_git(repo, &info.id, &args.path, &meta, scratch, &mut |n| {
-        bar.set_position(n)
-    })
+    let packed = mainline_pack::pack_git_with(
+        repo,
+        &info.id,
+        &args.path,
+        &meta,
+        scratch,
+        pack_options(args),
+        &mut |n| bar.set_position(n),
+    )
     .map_err(pack_err)?;
     bar.finish_and_clear();
     Ok((meta, packed))
@@ -146,10 +152,21 @@ fn pack_from_dir(
     let source = source_for(args, None)?;
     let meta = ArtifactMeta::new(source, revision, &created).map_err(format_err)?;
     let bar = bytes_bar(ctx, None, "pack");
-    let packed = mainline_pack::pack_dir(dir, &meta, scratch, &mut |n| bar.set_position(n))
-        .map_err(pack_err)?;
+    let packed = mainline_pack::pack_dir_with(dir, &meta, scratch, pack_options(args), &mut |n| {
+        bar.set_position(n)
+    })
+    .map_err(pack_err)?;
     bar.finish_and_clear();
     Ok((meta, packed))
+}
+
+fn pack_options(args: &PushArgs) -> mainline_pack::PackOptions {
+    let symlinks = if args.resolve_symlinks {
+        mainline_pack::Symlinks::Resolve
+    } else {
+        mainline_pack::Symlinks::Refuse
+    };
+    mainline_pack::PackOptions { symlinks }
 }
 
 /// The revision recorded when packing from git without --revision: `<ref>@sha1:<id>` for a
