@@ -422,20 +422,24 @@ fn a_run_whose_lock_was_taken_over_stops_before_writing() {
         .records()
         .expect("journal")
         .len();
-    let exec = Executor::new(
-        &config,
-        store.as_ref(),
-        &repo,
-        &builder,
-        &clock,
-        &cache,
-        "stalled-run".into(),
-    )
-    .with_lock(LockMode::Git {
-        ttl_ms: TTL,
-        wait_ms: 0,
-    })
-    .with_journal(true);
+    // The same run, waiting for the lock up to `wait_ms` (by the manual clock).
+    let executor = |wait_ms: u64| {
+        Executor::new(
+            &config,
+            store.as_ref(),
+            &repo,
+            &builder,
+            &clock,
+            &cache,
+            "stalled-run".into(),
+        )
+        .with_lock(LockMode::Git {
+            ttl_ms: TTL,
+            wait_ms,
+        })
+        .with_journal(true)
+    };
+    let exec = executor(0);
 
     let err = exec
         .run(Request::Reconcile {
@@ -487,20 +491,7 @@ fn a_run_whose_lock_was_taken_over_stops_before_writing() {
     );
 
     // Control: the same run with its lock intact (it waits out the thief's hold) writes.
-    let exec = Executor::new(
-        &config,
-        store.as_ref(),
-        &repo,
-        &builder,
-        &clock,
-        &cache,
-        "stalled-run".into(),
-    )
-    .with_lock(LockMode::Git {
-        ttl_ms: TTL,
-        wait_ms: 1_200_000,
-    })
-    .with_journal(true);
+    let exec = executor(1_200_000);
     let report = exec
         .run(Request::Reconcile {
             force_restore: false,
