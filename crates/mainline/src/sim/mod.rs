@@ -34,8 +34,10 @@
 
 pub mod actors;
 pub mod ci;
+pub mod clauses;
 pub mod faults;
 pub mod git;
+pub mod glue;
 pub mod monitor;
 pub mod plot;
 pub mod ports;
@@ -64,16 +66,18 @@ pub enum Strategy {
     DeployNoHeal,
     HealOnFailure,
     HealOnFailureOrCancel,
+    HealPlusCron,
     PromoteAfterMerge,
     Mainline,
     MainlineUnlocked,
 }
 
 impl Strategy {
-    pub const ALL: [Strategy; 6] = [
+    pub const ALL: [Strategy; 7] = [
         Strategy::DeployNoHeal,
         Strategy::HealOnFailure,
         Strategy::HealOnFailureOrCancel,
+        Strategy::HealPlusCron,
         Strategy::PromoteAfterMerge,
         Strategy::Mainline,
         Strategy::MainlineUnlocked,
@@ -84,6 +88,7 @@ impl Strategy {
             Strategy::DeployNoHeal => "deploy-no-heal",
             Strategy::HealOnFailure => "heal-on-failure",
             Strategy::HealOnFailureOrCancel => "heal-on-failure-or-cancel",
+            Strategy::HealPlusCron => "heal-plus-cron",
             Strategy::PromoteAfterMerge => "promote-after-merge",
             Strategy::Mainline => "mainline",
             Strategy::MainlineUnlocked => "mainline-unlocked",
@@ -102,7 +107,8 @@ pub enum Event {
     Job(usize, ci::Step),
     Cancel(usize),
     RunnerLost(usize),
-    Sign(usize),
+    /// The hourly "restore stranded prod" cron of `heal-plus-cron`.
+    RestoreCron(u64),
     Push(usize),
     Schedule(u64),
     Webhook,
@@ -113,6 +119,8 @@ pub enum Event {
     Observe,
     /// Wake a process whose call or sleep is over.
     Resume(usize),
+    /// A held channel write reaches the registry (index into `Registry::held`).
+    LateWrite(usize),
 }
 
 /// Run one event: world moves inline; anything that calls a port as a new process.
@@ -124,8 +132,9 @@ pub(crate) fn dispatch(w: &Arc<World>, ev: Event) {
         Event::RunnerLost(j) => ci::runner_lost(w, j),
         Event::Observe => w.with(monitor::observe),
         Event::Resume(_) => {} // the scheduler resumes processes itself
+        Event::LateWrite(k) => w.with(|s| store::land_held(w, s, k)),
         Event::Job(j, step) => w.spawn(move || ci::step(&w2, j, step)),
-        Event::Sign(c) => w.spawn(move || actors::sign_run(&w2, c)),
+        Event::RestoreCron(k) => w.spawn(move || actors::restore_cron(&w2, k)),
         Event::Push(c) => w.spawn(move || actors::push_run(&w2, c)),
         Event::Schedule(k) => w.spawn(move || actors::schedule_tick(&w2, k)),
         Event::Webhook => w.spawn(move || actors::webhook(&w2)),
@@ -159,6 +168,9 @@ pub struct HistoryOutcome {
     pub s2_races: u32,
     /// Time main's artifact failed the evidence policy (no heal was allowed).
     pub evidence_gap_ms: Ms,
+    /// S3/L1 episodes over the bound excused by faults or the evidence gap, and their length.
+    pub fault_excused_episodes: u32,
+    pub fault_excused_ms: Ms,
     /// The event log (empty unless `SimConfig::log`).
     pub log: Vec<String>,
 }
@@ -206,7 +218,11 @@ pub fn run_history(seed: u64, strategy: Strategy, cfg: &SimConfig) -> HistoryOut
         registry: store::Registry::default(),
         agenda: world::Agenda::default(),
         actors: Vec::new(),
-        faults: faults::Faults::new(rng::Rng::stream(seed, "faults", 0), params.faults.clone()),
+        faults: faults::Faults::new(
+            rng::Rng::stream(seed, "faults", 0),
+            rng::Rng::stream(seed, "skew", 0),
+            params.faults.clone(),
+        ),
         queue: queue::Queue::default(),
         ci: ci::Ci::default(),
         monitor,
@@ -238,6 +254,8 @@ pub fn run_history(seed: u64, strategy: Strategy, cfg: &SimConfig) -> HistoryOut
             faults: s.faults.injected,
             s2_races: s.monitor.s2_races,
             evidence_gap_ms: s.monitor.evidence_gap_ms,
+            fault_excused_episodes: s.monitor.fault_excused_episodes,
+            fault_excused_ms: s.monitor.fault_excused_ms,
             log: s.log.take().unwrap_or_default(),
         }
     })

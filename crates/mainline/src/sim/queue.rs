@@ -65,6 +65,9 @@ pub struct Group {
     pub passed: bool,
     /// The group's CI run passed its pre-merge deploy step.
     pub deployed: bool,
+    /// When (and by whose write) the channel stopped naming this group's candidate before its
+    /// checks concluded (`clauses`, G).
+    pub gate_broken: Option<(Ms, String)>,
 }
 
 /// The queue's state.
@@ -232,6 +235,7 @@ pub fn form(w: &World, s: &mut State) {
             ended_tick: 0,
             passed: false,
             deployed: false,
+            gate_broken: None,
         });
         s.queue.in_flight.push(serial);
         s.at(

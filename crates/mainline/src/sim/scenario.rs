@@ -24,6 +24,13 @@ pub struct SimConfig {
     pub faults: bool,
     /// Keep an event log per history.
     pub log: bool,
+    /// Per-mille chance that a channel write is held by the network past its attempt's limit
+    /// and lands later (`None`: the history's drawn rate).
+    pub stall_writes_pm: Option<u32>,
+    /// DEMONSTRATION ONLY: the sim registry ignores the executor's write fence (no bound per
+    /// attempt, no report of an unanswered attempt), as mainline behaved before fencing, so a
+    /// test can show that the checker finds the late landing. Never set by `simulate`.
+    pub unfenced_writes: bool,
 }
 
 impl Default for SimConfig {
@@ -34,6 +41,8 @@ impl Default for SimConfig {
             schedule_minutes: 5,
             faults: true,
             log: false,
+            stall_writes_pm: None,
+            unfenced_writes: false,
         }
     }
 }
@@ -68,6 +77,8 @@ pub struct Params {
     pub faults: FaultProfile,
     /// Deaths of reconcile runs (per mille), when faults are on.
     pub reconcile_death_pm: u32,
+    /// Demonstration only: see `SimConfig::unfenced_writes`.
+    pub unfenced_writes: bool,
 }
 
 impl Params {
@@ -85,11 +96,14 @@ impl Params {
             unpin_after: r.chance(500).then(|| r.range(3, 9) * MINUTE),
         });
         let mut fr = Rng::stream(seed, "fault-profile", 0);
-        let faults = if cfg.faults {
+        let mut faults = if cfg.faults {
             FaultProfile::draw(&mut fr, end)
         } else {
             FaultProfile::none()
         };
+        if let Some(pm) = cfg.stall_writes_pm {
+            faults.stall_pm = pm;
+        }
         Params {
             seed,
             arrivals_until,
@@ -106,6 +120,7 @@ impl Params {
             operator,
             faults,
             reconcile_death_pm: if cfg.faults { 10 } else { 0 },
+            unfenced_writes: cfg.unfenced_writes,
         }
     }
 }
