@@ -62,7 +62,7 @@ fn new_actor(w: &World, label: &str) -> usize {
         let (n, mut r) = run_rng(w, s, label);
         let die_at = r
             .chance(w.params.reconcile_death_pm)
-            .then(|| r.range(1, 10) as u32);
+            .then(|| r.range(1, 40) as u32);
         s.add_actor(format!("{label}#{n}"), die_at, s.now)
     })
 }

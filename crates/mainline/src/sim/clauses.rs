@@ -40,9 +40,8 @@ pub fn check_lost_update(
         return;
     }
     let older = after
-        .and_then(|c| s.queue.groups.iter().rev().find(|g| g.head == c))
-        .map(|g| g.serial)
-        .filter(|&serial| serial < s.queue.groups[gb].serial);
+        .and_then(|c| live_group(s, c))
+        .filter(|&g| s.queue.groups[g].serial < s.queue.groups[gb].serial);
     let name = s.actors[actor].name.clone();
     let to = after.map_or_else(|| "an unknown commit".to_owned(), |c| s.git.id(c).short().to_owned());
     let detail = match older {

@@ -14,21 +14,27 @@
 //! [`actors`] (each strategy's CI glue, reconcilers, operator), [`monitor`] (the invariant
 //! checkers), [`report`] and [`plot`] (figures).
 //!
-//! The baselines and the named scenarios each is known to fail (`tests/sim_baselines.rs`; each
-//! test also runs the very same history under `mainline` and asserts it breaks nothing):
+//! The baselines are the GitHub Actions workflows in `docs/simulate-baselines/` ([`glue`]
+//! is their model, checked against the YAML by `tests/sim_glue.rs`): every strategy signs
+//! before it deploys, concurrency groups behave as GitHub's, a heal job runs on its own runner.
+//! The named scenarios each still fails (`tests/sim_baselines.rs`, `tests/sim_clauses.rs`;
+//! each also runs the same history under `mainline`):
 //! - `deploy-no-heal`: S3, prod stays on a group that failed after deploying
 //!   (`deploy_no_heal_leaves_prod_on_ejected_code`); S4, a run evicted at the check timeout
-//!   deploys afterwards (`evicted_group_deploys_after_eviction`); S1, a candidate is deployed
-//!   before its signature exists (`unsigned_candidates_reach_prod_without_mainline`).
-//! - `heal-on-failure`: S3 after a cancelled run or a dead runner, where the heal never runs
-//!   (`heal_on_failure_skips_cancelled_runs`); L1/S2 when a late heal from an older failed
-//!   group overwrites a newer group that then merges (`heal_on_failure_overwrites_a_newer_group`).
-//! - `heal-on-failure-or-cancel`: the CI lock orders writers but the heal still writes the main
-//!   it read before waiting (`locked_heal_still_writes_a_stale_main`); force-cancel and runner
-//!   death still skip the heal (`heal_on_failure_or_cancel_skips_force_cancel_and_dead_runners`).
+//!   deploys afterwards (`evicted_group_deploys_after_eviction`); S5, a stalled older run
+//!   deploys behind a newer group (`a_backward_deploy_is_s5`).
+//! - `heal-on-failure`: S3 after a cancelled run or a dead runner, where the heal step never
+//!   runs (`heal_on_failure_skips_cancelled_runs`); S5/L1/S2 when a late heal from an older
+//!   failed group overwrites a newer group (`heal_on_failure_overwrites_a_newer_group`).
+//! - `heal-on-failure-or-cancel`: the concurrency group orders writers but the heal still
+//!   writes the main it read before waiting (`locked_heal_still_writes_a_stale_main`);
+//!   force-cancel skips the heal job (`heal_on_failure_or_cancel_skips_force_cancel`).
+//! - `heal-plus-cron`: the hourly restore re-tags main over a live candidate (S5,
+//!   `heal_plus_cron_restores_over_a_live_candidate`), and an hour is far past T.
 //! - `promote-after-merge`: no pre-merge gate (`promote_after_merge_has_no_premerge_gate`);
 //!   push runs finishing out of order leave prod behind main
 //!   (`promote_after_merge_runs_finish_out_of_order`).
+//! - `mainline-unlocked`: gives up S5 (`unlocked_mode_loses_updates_the_lock_prevents`).
 //!
 //! Must never: give the executor a fake of anything it reads through a port; decide for it.
 

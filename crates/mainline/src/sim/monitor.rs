@@ -87,6 +87,19 @@ impl Invariant {
     }
 }
 
+/// How a group ended, as the trace says it.
+pub fn end_words(end: End) -> &'static str {
+    match end {
+        End::Merged => "merged",
+        End::Failed => "failed",
+        End::Cancelled => "was cancelled",
+        End::RunnerLost => "lost its runner",
+        End::TimedOut => "timed out in the queue",
+        End::Dequeued => "was dequeued",
+        End::Invalidated => "was invalidated",
+    }
+}
+
 impl std::fmt::Display for Cause {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "last written by {}", if self.writer.is_empty() { "nobody" } else { &self.writer })?;
@@ -98,7 +111,7 @@ impl std::fmt::Display for Cause {
         }
         match self.group {
             Some((g, None)) => write!(f, "; names group {g}, in flight"),
-            Some((g, Some(end))) => write!(f, "; names group {g}, which ended: {end:?}"),
+            Some((g, Some(end))) => write!(f, "; names group {g}, which {}", end_words(end)),
             None => Ok(()),
         }
     }

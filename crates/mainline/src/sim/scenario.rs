@@ -188,7 +188,8 @@ pub fn job_draw(seed: u64, serial: u64, faults: bool) -> JobDraw {
         flaky: r.chance(60),
         cancel_after: cancel.then(|| r.range(MINUTE, 12 * MINUTE)),
         force: r.chance(300),
-        die_at: (faults && r.chance(60)).then(|| r.range(1, 14) as u32),
+        // Any port call of the run, up to past the quarantine and read-back of a fenced write.
+        die_at: (faults && r.chance(60)).then(|| r.range(1, 40) as u32),
         stall: r.chance(50).then(|| r.range(25 * MINUTE, 45 * MINUTE)),
         heal_rebuild: r.range(MINUTE, 5 * MINUTE),
         heal_fails: r.chance(250),
