@@ -119,6 +119,7 @@ fn json_output_is_exactly_the_contract_and_byte_identical() {
                 "keeps_premerge_gate",
                 "merged_never_deployed",
                 "name",
+                "pin_skew_writes",
                 "s2_races",
                 "unmerged_minutes",
                 "violations"

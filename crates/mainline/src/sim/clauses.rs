@@ -15,7 +15,7 @@
 //! Must never: consult what an actor believes, or excuse a write because of when its writer
 //! decided — a lost update is lost whatever the writer saw.
 
-use super::monitor::{cause_now, pinned, violation, Invariant, Violation};
+use super::monitor::{cause_now, pinned, violation, Cause, Invariant, Violation};
 use super::world::{ActorId, State};
 
 /// The live group whose head is `c`, if any.
@@ -75,8 +75,9 @@ pub fn check_gates(s: &mut State, c: Option<usize>) {
         if c.is_some_and(|c| s.git.is_ancestor(grp.head, c)) {
             continue;
         }
-        let writer = s.monitor_last_writer();
-        s.queue.groups[g].gate_broken = Some((now, writer.clone()));
+        let cause = cause_now(s, c);
+        let writer = cause.writer.clone();
+        s.queue.groups[g].gate_broken = Some((now, cause));
         s.note(|_| {
             format!("group {g}: the channel no longer names its candidate (last written by {writer}) before its checks concluded")
         });
@@ -85,24 +86,22 @@ pub fn check_gates(s: &mut State, c: Option<usize>) {
 
 /// G at the end: every merged group whose window broke.
 pub fn finish_gates(s: &mut State) {
-    let broken: Vec<(usize, i64, String, i64)> = s
+    let broken: Vec<(usize, i64, Cause, i64)> = s
         .queue
         .groups
         .iter()
         .filter_map(|g| {
-            let (at, who) = g.gate_broken.clone()?;
+            let (at, cause) = g.gate_broken.clone()?;
             match g.ended {
                 Some((merged_at, super::queue::End::Merged)) => {
-                    Some((g.serial, at, who, merged_at))
+                    Some((g.serial, at, cause, merged_at))
                 }
                 _ => None,
             }
         })
         .collect();
-    for (g, at, who, merged_at) in broken {
-        let mut cause = cause_now(s, None);
-        cause.writer = who.clone();
-        cause.group = Some((g, Some(super::queue::End::Merged)));
+    for (g, at, cause, merged_at) in broken {
+        let who = cause.writer.clone();
         s.monitor.violations.push(Violation {
             invariant: Invariant::G,
             at,

@@ -177,6 +177,8 @@ pub struct HistoryOutcome {
     /// S3/L1 episodes over the bound excused by faults or the evidence gap, and their length.
     pub fault_excused_episodes: u32,
     pub fault_excused_ms: Ms,
+    /// Channel writes just after a pin's expiry, by runners whose clocks disagreed about it.
+    pub pin_skew_writes: u32,
     /// The event log (empty unless `SimConfig::log`).
     pub log: Vec<String>,
 }
@@ -219,6 +221,8 @@ pub fn run_history(seed: u64, strategy: Strategy, cfg: &SimConfig) -> HistoryOut
         t_bound,
         params.require_signature,
     );
+    let mut monitor = monitor;
+    monitor.pin_grace = 2 * params.faults.max_skew_ms;
     let state = State {
         git: git::Remote::new(seed),
         registry: store::Registry::default(),
@@ -262,6 +266,7 @@ pub fn run_history(seed: u64, strategy: Strategy, cfg: &SimConfig) -> HistoryOut
             evidence_gap_ms: s.monitor.evidence_gap_ms,
             fault_excused_episodes: s.monitor.fault_excused_episodes,
             fault_excused_ms: s.monitor.fault_excused_ms,
+            pin_skew_writes: s.monitor.pin_skew_writes,
             log: s.log.take().unwrap_or_default(),
         }
     })

@@ -161,6 +161,13 @@ pub struct Monitor {
     /// with the merge, not a violation; L1 bounds how long it may last).
     pub s2_races: u32,
     pin_cache: Option<(usize, Option<Ms>)>,
+    /// How long after a pin's expiry runners may still disagree about it: twice the largest
+    /// clock skew between runners (a pin's expiry is a wall-clock time, judged by each
+    /// runner's own clock — the one place mainline compares clocks across machines).
+    pub pin_grace: Ms,
+    /// Channel writes inside that window: runners flipping between "pinned" and "expired".
+    /// Not judged as S2–S5 (which clock is right is undecidable), counted here instead.
+    pub pin_skew_writes: u32,
     /// The channel's commit at the last observation.
     channel: Option<usize>,
     pub max_unmerged: Ms,
@@ -191,6 +198,8 @@ impl Monitor {
             write_decided: None,
             s2_races: 0,
             pin_cache: None,
+            pin_grace: 0,
+            pin_skew_writes: 0,
             channel: None,
             max_unmerged: 0,
             max_behind: 0,
@@ -199,13 +208,6 @@ impl Monitor {
             fault_excused_episodes: 0,
             fault_excused_ms: 0,
         }
-    }
-}
-
-impl Monitor {
-    /// The actor that last moved the channel.
-    pub fn last_writer(&self) -> &str {
-        &self.last_write.writer
     }
 }
 
@@ -225,7 +227,14 @@ pub(super) fn pinned(s: &mut State) -> bool {
             e
         }
     };
-    expires.is_none_or(|e| s.now < e)
+    expires.is_none_or(|e| s.now < e + s.monitor.pin_grace)
+}
+
+/// Is now within the grace window after a pin's expiry (runners may disagree)?
+fn in_pin_grace(s: &mut State) -> bool {
+    let grace = s.monitor.pin_grace;
+    pinned(s)
+        && matches!(s.monitor.pin_cache, Some((_, Some(e))) if e <= s.now && s.now < e + grace)
 }
 
 /// The channel's digest and the commit (object index) its artifact records.
@@ -446,6 +455,13 @@ pub fn observe(s: &mut State) {
 /// `actor` moved the channel to `digest`: check S4, then everything else.
 pub fn on_channel_write(s: &mut State, actor: ActorId, digest: &Digest) {
     let before = s.monitor.channel; // observed after every change: the previous value
+    if in_pin_grace(s) {
+        s.monitor.pin_skew_writes += 1;
+        let name = s.actors[actor].name.clone();
+        s.note(|_| {
+            format!("{name} moved the channel just after the pin's expiry, judged by its own skewed clock (counted as a pin-skew write)")
+        });
+    }
     let commit = s
         .registry
         .revisions

@@ -67,7 +67,7 @@ pub struct Group {
     pub deployed: bool,
     /// When (and by whose write) the channel stopped naming this group's candidate before its
     /// checks concluded (`clauses`, G).
-    pub gate_broken: Option<(Ms, String)>,
+    pub gate_broken: Option<(Ms, super::monitor::Cause)>,
 }
 
 /// The queue's state.

@@ -6,7 +6,7 @@
 //! "unmerged_minutes":{"p50","p99","max"}, "behind_minutes":{"p50","p99","max"},
 //! "merged_never_deployed", "keeps_premerge_gate", then (added, never renamed) "by_clause",
 //! "histories_with_violations", "s2_races", "fault_excused_episodes", "fault_excused_minutes",
-//! "evidence_gap_minutes"}]}`.
+//! "evidence_gap_minutes", "pin_skew_writes"}]}`.
 //! Must never: print anything that varies between two runs of the same seed (no timings).
 
 use super::monitor::Invariant;
@@ -36,6 +36,9 @@ struct JsonStrategy<'a> {
     fault_excused_minutes: f64,
     /// Total minutes main's artifact failed the evidence policy.
     evidence_gap_minutes: f64,
+    /// Channel writes just after a pin's expiry, by runners whose skewed clocks disagreed
+    /// about it (not judged as S2-S5).
+    pin_skew_writes: u64,
 }
 
 #[derive(Serialize)]
@@ -70,6 +73,7 @@ pub fn json(summary: &Summary) -> String {
                 fault_excused_episodes: s.fault_excused_episodes,
                 fault_excused_minutes: s.fault_excused_minutes,
                 evidence_gap_minutes: s.evidence_gap_minutes,
+                pin_skew_writes: s.pin_skew_writes,
             })
             .collect(),
     };
@@ -108,19 +112,20 @@ pub fn table(summary: &Summary, out: &mut dyn Write) -> io::Result<()> {
     writeln!(out)?;
     writeln!(
         out,
-        "{:<26} {:>20} {:>20} {:>6} {:>8} {:>16} {:>12}",
+        "{:<26} {:>20} {:>20} {:>6} {:>8} {:>16} {:>12} {:>8}",
         "minutes (p50 / p99 / max)",
         "unmerged",
         "behind",
         "lost",
         "S2 races",
         "fault-excused",
-        "evidence gap"
+        "evidence gap",
+        "pin skew"
     )?;
     for s in &summary.strategies {
         writeln!(
             out,
-            "{:<26} {:>20} {:>20} {:>6} {:>8} {:>16} {:>12}",
+            "{:<26} {:>20} {:>20} {:>6} {:>8} {:>16} {:>12} {:>8}",
             s.strategy.name(),
             spread(&s.unmerged),
             spread(&s.behind),
@@ -130,7 +135,8 @@ pub fn table(summary: &Summary, out: &mut dyn Write) -> io::Result<()> {
                 "{} / {:.0} min",
                 s.fault_excused_episodes, s.fault_excused_minutes
             ),
-            format!("{:.0} min", s.evidence_gap_minutes)
+            format!("{:.0} min", s.evidence_gap_minutes),
+            s.pin_skew_writes
         )?;
     }
     writeln!(out)?;
@@ -143,7 +149,9 @@ pub fn table(summary: &Summary, out: &mut dyn Write) -> io::Result<()> {
          (the rest is \"fault-excused\": episodes / total minutes). unmerged / behind: each \
          history's longest episode. lost: merged changes prod never got. gate: every merged \
          group was deployed and kept until its checks concluded. S2 races: a change landed \
-         after the writer decided (not counted as S2)."
+         after the writer decided (not counted as S2). pin skew: channel \
+         writes within twice the runners' clock skew after a pin expired (runners disagree \
+         whether it did; not judged as S2-S5)."
     )?;
     for s in &summary.strategies {
         if let Some(i) = s.first_violation {

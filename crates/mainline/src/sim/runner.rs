@@ -82,6 +82,8 @@ pub struct StrategySummary {
     pub fault_excused_minutes: f64,
     /// Total minutes main's artifact failed the evidence policy.
     pub evidence_gap_minutes: f64,
+    /// Channel writes just after a pin's expiry by runners whose clocks disagreed about it.
+    pub pin_skew_writes: u64,
     /// Per-history longest episodes (ms), index order, for the plot.
     pub unmerged_ms: Vec<Ms>,
     pub behind_ms: Vec<Ms>,
@@ -207,6 +209,7 @@ pub fn summarize(
             .sum(),
         fault_excused_minutes: minutes(outcomes.iter().map(|o| o.fault_excused_ms).sum()),
         evidence_gap_minutes: minutes(outcomes.iter().map(|o| o.evidence_gap_ms).sum()),
+        pin_skew_writes: outcomes.iter().map(|o| u64::from(o.pin_skew_writes)).sum(),
         unmerged_ms,
         behind_ms,
     }

@@ -52,6 +52,9 @@ pub struct HeldWrite {
     pub bytes: Vec<u8>,
     /// When the request was sent.
     pub sent: super::world::Ms,
+    /// What its writer's decision was based on when it sent it (S4 judges the write by that,
+    /// not by whatever the writer read afterwards).
+    pub decided_at: super::world::Stamp,
 }
 
 /// A held write reaches the registry now.
@@ -69,9 +72,11 @@ pub fn land_held(w: &World, s: &mut State, k: usize) {
         )
     });
     let channel = w.config.tag.clone();
+    let later = std::mem::replace(&mut s.actors[h.actor].decided_at, h.decided_at);
     if let Err(e) = put(s, h.actor, &channel, &h.tag, &h.media_type, &h.bytes) {
         s.note(|_| format!("{name}: the late write was rejected: {e}"));
     }
+    s.actors[h.actor].decided_at = later;
 }
 
 impl Registry {
@@ -188,6 +193,7 @@ impl SimStore {
                 media_type: media_type.to_owned(),
                 bytes: bytes.to_vec(),
                 sent,
+                decided_at: s.actors[actor].decided_at,
             }));
             s.at(sent + cut + after, super::Event::LateWrite(k));
             let name = s.actors[actor].name.clone();

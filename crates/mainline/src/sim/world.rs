@@ -186,11 +186,6 @@ impl State {
         }
     }
 
-    /// The actor that last moved the channel (for the G check's notes and causes).
-    pub fn monitor_last_writer(&self) -> String {
-        self.monitor.last_writer().to_owned()
-    }
-
     pub fn at(&mut self, at: Ms, event: Event) {
         self.agenda.push(at, event);
     }
