@@ -169,7 +169,10 @@ fn baselines_sign_candidates_before_deploying() {
                 .filter(|v| v.invariant == Invariant::S1 && !is_heal(v))
                 .filter(|v| v.cause.writer.starts_with("ci#"))
                 .collect();
-            assert!(unsigned.is_empty(), "{strategy:?} history {i}: {unsigned:?}");
+            assert!(
+                unsigned.is_empty(),
+                "{strategy:?} history {i}: {unsigned:?}"
+            );
         }
     }
 }

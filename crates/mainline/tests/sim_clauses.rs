@@ -24,7 +24,10 @@ fn first(
 
 /// Violations other than the known G gap (see `known_gap_restore_breaks_older_live_gates`).
 fn safety(o: &HistoryOutcome) -> Vec<&Violation> {
-    o.violations.iter().filter(|v| v.invariant != Invariant::G).collect()
+    o.violations
+        .iter()
+        .filter(|v| v.invariant != Invariant::G)
+        .collect()
 }
 
 fn held_writes(pm: u32, unfenced: bool) -> SimConfig {
@@ -46,8 +49,16 @@ fn an_unfenced_held_write_is_found_as_a_lost_update() {
     .expect("the unfenced held write breaks the invariant in some history");
     assert!(v.cause.writer.len() > 1, "history {i}: {v:?}");
     // The same histories, fenced: the late landing happens while its writer holds the lock.
-    let fenced = run_history(history_seed(SEED, i), Strategy::Mainline, &held_writes(150, false));
-    assert!(safety(&fenced).is_empty(), "history {i} fenced: {:?}", fenced.violations);
+    let fenced = run_history(
+        history_seed(SEED, i),
+        Strategy::Mainline,
+        &held_writes(150, false),
+    );
+    assert!(
+        safety(&fenced).is_empty(),
+        "history {i} fenced: {:?}",
+        fenced.violations
+    );
 }
 
 #[test]
@@ -67,7 +78,10 @@ fn a_heal_over_a_live_candidate_is_s5() {
     })
     .expect("some heal overwrites a live candidate");
     assert!(v.cause.overwrote_live_group, "{v:?}");
-    assert!(v.detail.contains("does not contain it") || v.detail.contains("backwards"), "{v:?}");
+    assert!(
+        v.detail.contains("does not contain it") || v.detail.contains("backwards"),
+        "{v:?}"
+    );
 }
 
 /// An older group's run deploys after a newer group's candidate: backwards along the queue.
@@ -88,18 +102,32 @@ fn a_gate_that_did_not_hold_is_g() {
     })
     .expect("some group merges after its candidate was overwritten");
     assert!(v.detail.contains("before its checks concluded"), "{v:?}");
-    assert!(o.merged_without_deploy >= 1, "history {i}: not counted as gated");
+    assert!(
+        o.merged_without_deploy >= 1,
+        "history {i}: not counted as gated"
+    );
 }
 
 /// Unlocked mode gives up S5 (DESIGN.md says so): the simulator shows what the lock buys.
 #[test]
 fn unlocked_mode_loses_updates_the_lock_prevents() {
-    let (i, _, v) = first(Strategy::MainlineUnlocked, &SimConfig::default(), 1_500, |v| {
-        v.invariant == Invariant::S5
-    })
+    let (i, _, v) = first(
+        Strategy::MainlineUnlocked,
+        &SimConfig::default(),
+        1_500,
+        |v| v.invariant == Invariant::S5,
+    )
     .expect("unlocked writers overwrite a live candidate in some history");
-    let locked = run_history(history_seed(SEED, i), Strategy::Mainline, &SimConfig::default());
-    assert!(safety(&locked).is_empty(), "history {i} locked: {:?}; unlocked: {v:?}", locked.violations);
+    let locked = run_history(
+        history_seed(SEED, i),
+        Strategy::Mainline,
+        &SimConfig::default(),
+    );
+    assert!(
+        safety(&locked).is_empty(),
+        "history {i} locked: {:?}; unlocked: {v:?}",
+        locked.violations
+    );
 }
 
 /// KNOWN GAP in the executor, kept visible (issue 12): a group fails whose candidate contained
@@ -115,5 +143,8 @@ fn known_gap_restore_breaks_older_live_gates() {
         v.invariant == Invariant::G
     })
     .expect("the gap shows in some history");
-    assert!(!v.cause.overwrote_live_group, "the channel named an ended group: {v:?}");
+    assert!(
+        !v.cause.overwrote_live_group,
+        "the channel named an ended group: {v:?}"
+    );
 }

@@ -126,9 +126,17 @@ fn json_output_is_exactly_the_contract_and_byte_identical() {
             ],
             "exactly these keys"
         );
-        let mut clauses: Vec<&String> = s["by_clause"].as_object().expect("an object").keys().collect();
+        let mut clauses: Vec<&String> = s["by_clause"]
+            .as_object()
+            .expect("an object")
+            .keys()
+            .collect();
         clauses.sort();
-        assert_eq!(clauses, ["G", "L1", "S1", "S2", "S3", "S4", "S5"], "every clause, always");
+        assert_eq!(
+            clauses,
+            ["G", "L1", "S1", "S2", "S3", "S4", "S5"],
+            "every clause, always"
+        );
         for spread in ["unmerged_minutes", "behind_minutes"] {
             let mut k: Vec<&String> = s[spread].as_object().expect("an object").keys().collect();
             k.sort();
@@ -184,11 +192,20 @@ fn plot_is_a_readable_svg() {
     );
     for clause in mainline::sim::monitor::Invariant::ALL {
         let name = clause.name();
-        assert!(svg.contains(&format!("{name} ")), "the plot shows {name} per strategy");
-        assert!(table.contains(&format!(" {name} ")), "the table has a {name} column");
+        assert!(
+            svg.contains(&format!("{name} ")),
+            "the plot shows {name} per strategy"
+        );
+        assert!(
+            table.contains(&format!(" {name} ")),
+            "the table has a {name} column"
+        );
     }
     // Plain language: no Rust debug structs in the table.
-    assert!(!table.contains("Cause {") && !table.contains("Some("), "{table}");
+    assert!(
+        !table.contains("Cause {") && !table.contains("Some("),
+        "{table}"
+    );
 }
 
 /// The executor's own back-off must not bring entropy in: the same history, replayed on

@@ -19,7 +19,10 @@ fn docs() -> std::path::PathBuf {
 fn needs(job: &Value) -> Vec<String> {
     match &job["needs"] {
         Value::String(s) => vec![s.clone()],
-        Value::Sequence(v) => v.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect(),
+        Value::Sequence(v) => v
+            .iter()
+            .filter_map(|x| x.as_str().map(str::to_owned))
+            .collect(),
         _ => Vec::new(),
     }
 }
@@ -51,7 +54,11 @@ fn model_of(wf: &Value, deploy: &str, heal: &str) -> Glue {
     };
     let dc = concurrency(deploy_job);
     if job_heal {
-        assert_eq!(dc, concurrency(heal_job), "deploy and heal share a concurrency group");
+        assert_eq!(
+            dc,
+            concurrency(heal_job),
+            "deploy and heal share a concurrency group"
+        );
     }
     let cron = on["schedule"][0]["cron"].as_str().map(str::to_owned);
     let restore = jobs["restore-stranded"].is_mapping();
@@ -82,7 +89,12 @@ fn every_baseline_is_the_workflow_it_models() {
         };
         let wf = load(&docs().join("simulate-baselines").join(file));
         let found = model_of(&wf, "deploy", "heal");
-        assert_eq!(found, glue(strategy), "{file} does not match the model of {}", strategy.name());
+        assert_eq!(
+            found,
+            glue(strategy),
+            "{file} does not match the model of {}",
+            strategy.name()
+        );
     }
 }
 
@@ -100,7 +112,11 @@ fn mainline_recipe_heals_from_a_separate_job() {
     let wf = load(&docs().join("github-actions/mainline.yml"));
     let heal = &wf["jobs"]["heal-on-failure"];
     assert_eq!(needs(heal), vec!["deploy-candidate".to_owned()]);
-    assert!(cond(heal).contains("failure()||cancelled()"), "{:?}", heal["if"]);
+    assert!(
+        cond(heal).contains("failure()||cancelled()"),
+        "{:?}",
+        heal["if"]
+    );
     assert!(wf["jobs"]["deploy-candidate"]["concurrency"].is_null());
     for s in [Strategy::Mainline, Strategy::MainlineUnlocked] {
         assert_eq!(glue(s).heal, Heal::JobOnFailureOrCancel);

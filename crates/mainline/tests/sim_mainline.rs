@@ -142,33 +142,27 @@ fn histories_with_the_evidence_policy_start_signed() {
     }
 }
 
-/// Found during development (seed 1, history 324), and kept as a documented limit rather than
-/// hidden: with the evidence policy on, a direct push landed and the push workflow that packs
-/// and signs main's artifact died on a registry timeout. From then on every reconcile refused
-/// to restore (evidence_missing: S1 forbids naming an unsigned digest) and prod stayed on the
-/// ejected group for 28 minutes, until a later merge brought a signed artifact. The checker
-/// does not count that time against S3's bound (no heal was allowed); it reports it as
-/// `evidence_gap_ms`.
+/// Found during development (then seed 1, history 324), and kept as a documented limit rather
+/// than hidden: with the evidence policy on, a direct push landed and the push workflow that
+/// packs and signs main's artifact died on a registry timeout. From then on every reconcile
+/// refused to restore (evidence_missing: S1 forbids naming an unsigned digest) and prod stayed
+/// on the ejected group for many minutes, until a later merge brought a signed artifact. The
+/// checker does not count that time against S3's bound (no heal was allowed); it reports it as
+/// `evidence_gap_ms`. Which history shows it shifts with the fault model, so search for one.
 #[test]
 fn restore_waits_for_the_signature_of_mains_artifact() {
-    let o = run_history(
-        history_seed(1, 324),
-        Strategy::Mainline,
-        &SimConfig::default(),
-    );
-    assert!(
-        o.max_unmerged_ms > 20 * 60_000,
-        "the long exposure is still there: {} ms",
-        o.max_unmerged_ms
-    );
-    assert!(
-        o.evidence_gap_ms > 20 * 60_000,
-        "main's artifact went unsigned: {} ms",
-        o.evidence_gap_ms
-    );
+    let found = (0..3_000u64).find_map(|i| {
+        let o = run_history(
+            history_seed(1, i),
+            Strategy::Mainline,
+            &SimConfig::default(),
+        );
+        (o.max_unmerged_ms > 20 * 60_000 && o.evidence_gap_ms > 20 * 60_000).then_some((i, o))
+    });
+    let (i, o) = found.expect("some history waits long for main's signature");
     assert!(
         o.violations.iter().all(|v| v.invariant == Invariant::G),
-        "{:?}",
+        "history {i}: {:?}",
         o.violations
     );
 }

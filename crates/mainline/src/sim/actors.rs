@@ -19,11 +19,11 @@ use super::glue::glue;
 use super::ports::{run_mainline, Ports};
 use super::rng::Rng;
 use super::world::{State, World, MINUTE, SECOND};
-use mainline_store::{ReferenceTarget, Store};
 use super::{Event, Strategy};
 use crate::channel::cache::FactCache;
 use crate::error::CliError;
 use mainline_core::{ChannelHead, Known, Pin, PinKind, Request, Timestamp};
+use mainline_store::{ReferenceTarget, Store};
 use std::sync::Arc;
 
 fn uses_mainline(strategy: Strategy) -> bool {
@@ -117,10 +117,13 @@ pub fn restore_cron(w: &Arc<World>, k: u64) {
             .and_then(|p| p.revision().and_then(Result::ok))
             .map(|r| r.commit);
         // `git merge-base --is-ancestor` in its full clone: a local read, no time.
-        let on_main = w.with(|s| match (live.as_ref().and_then(|c| s.git.idx(c)), s.git.idx(&main)) {
-            (Some(c), Some(m)) => s.git.is_ancestor(c, m),
-            _ => false,
-        });
+        let on_main =
+            w.with(
+                |s| match (live.as_ref().and_then(|c| s.git.idx(c)), s.git.idx(&main)) {
+                    (Some(c), Some(m)) => s.git.is_ancestor(c, m),
+                    _ => false,
+                },
+            );
         if on_main {
             return Ok(());
         }
@@ -137,7 +140,10 @@ pub fn restore_cron(w: &Arc<World>, k: u64) {
 pub fn schedule_reconcilers(w: &World, s: &mut State) {
     if let Some((_, period)) = glue(w.strategy).restore_cron {
         let mut r = Rng::stream(w.params.seed, "restore-cron", 0);
-        s.at(period * MINUTE + r.range(0, 10 * MINUTE), Event::RestoreCron(1));
+        s.at(
+            period * MINUTE + r.range(0, 10 * MINUTE),
+            Event::RestoreCron(1),
+        );
     }
     if !uses_mainline(w.strategy) {
         return;

@@ -18,9 +18,9 @@
 //! GitHub fails the run after its runner-lost timeout.
 //! Must never: let a dead or cancelled run's process act again.
 
+use super::glue::{glue, Heal};
 use super::ports::{run_mainline, Ports};
 use super::queue::{self, End, PrState};
-use super::glue::{glue, Heal};
 use super::scenario::{job_draw, JobDraw};
 use super::world::{ActorId, State, World, SECOND};
 use super::{Event, Strategy};
@@ -209,11 +209,21 @@ fn take_ci_lock(w: &Arc<World>, j: usize, step: Step) -> bool {
     });
     match displaced {
         Some((k, Step::Deploy)) => {
-            w.with(|s| s.note(|_| format!("ci#{k}: pending deploy job cancelled by a newer one (concurrency group)")));
+            w.with(|s| {
+                s.note(|_| {
+                    format!(
+                        "ci#{k}: pending deploy job cancelled by a newer one (concurrency group)"
+                    )
+                })
+            });
             cancel_run(w, k, false);
         }
         Some((k, _)) => w.with(|s| {
-            s.note(|_| format!("ci#{k}-heal: pending heal job cancelled by a newer one (concurrency group)"));
+            s.note(|_| {
+                format!(
+                    "ci#{k}-heal: pending heal job cancelled by a newer one (concurrency group)"
+                )
+            });
             if let Some(a) = s.ci.jobs[k].heal_actor {
                 s.actors[a].dead = true;
             }
@@ -371,7 +381,11 @@ fn start_heal(w: &World, s: &mut State, j: usize) {
     }
     s.ci.jobs[j].heal_actor = Some(heal);
     // A job waits for a runner; a step follows at once.
-    let pickup = if heal_is_a_job(w.strategy) { 20 * SECOND } else { 5 * SECOND };
+    let pickup = if heal_is_a_job(w.strategy) {
+        20 * SECOND
+    } else {
+        5 * SECOND
+    };
     s.at(s.now + pickup, Event::Job(j, Step::Heal));
 }
 

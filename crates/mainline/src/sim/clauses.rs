@@ -16,6 +16,7 @@
 //! decided — a lost update is lost whatever the writer saw.
 
 use super::monitor::{cause_now, pinned, violation, Cause, Invariant, Violation};
+use super::queue::End;
 use super::world::{ActorId, State};
 
 /// The live group whose head is `c`, if any.
@@ -43,7 +44,10 @@ pub fn check_lost_update(
         .and_then(|c| live_group(s, c))
         .filter(|&g| s.queue.groups[g].serial < s.queue.groups[gb].serial);
     let name = s.actors[actor].name.clone();
-    let to = after.map_or_else(|| "an unknown commit".to_owned(), |c| s.git.id(c).short().to_owned());
+    let to = after.map_or_else(
+        || "an unknown commit".to_owned(),
+        |c| s.git.id(c).short().to_owned(),
+    );
     let detail = match older {
         Some(g) => format!(
             "{name} moved the channel backwards along the queue: from group {gb}, in flight, \
@@ -113,5 +117,80 @@ pub fn finish_gates(s: &mut State) {
             ),
             cause,
         });
+    }
+}
+
+impl Invariant {
+    pub const ALL: [Invariant; 7] = [
+        Invariant::S1,
+        Invariant::S2,
+        Invariant::S3,
+        Invariant::S4,
+        Invariant::S5,
+        Invariant::L1,
+        Invariant::G,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Invariant::S1 => "S1",
+            Invariant::S2 => "S2",
+            Invariant::S3 => "S3",
+            Invariant::S4 => "S4",
+            Invariant::S5 => "S5",
+            Invariant::L1 => "L1",
+            Invariant::G => "G",
+        }
+    }
+
+    /// What the clause means, in a few words (tables, plot legends).
+    pub fn meaning(self) -> &'static str {
+        match self {
+            Invariant::S1 => "unsigned or missing digest",
+            Invariant::S2 => "went back past a landed merge",
+            Invariant::S3 => "unmerged code past T",
+            Invariant::S4 => "deployed an ended group",
+            Invariant::S5 => "lost update over a live candidate",
+            Invariant::L1 => "behind main past T",
+            Invariant::G => "gate not held until checks ended",
+        }
+    }
+}
+
+/// How a group ended, as the trace says it.
+pub fn end_words(end: End) -> &'static str {
+    match end {
+        End::Merged => "merged",
+        End::Failed => "failed",
+        End::Cancelled => "was cancelled",
+        End::RunnerLost => "lost its runner",
+        End::TimedOut => "timed out in the queue",
+        End::Dequeued => "was dequeued",
+        End::Invalidated => "was invalidated",
+    }
+}
+
+impl std::fmt::Display for Cause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "last written by {}",
+            if self.writer.is_empty() {
+                "nobody"
+            } else {
+                &self.writer
+            }
+        )?;
+        if self.overwrote_live_group {
+            f.write_str(", over a live candidate")?;
+        }
+        if self.wrote_behind_main {
+            f.write_str(", naming a commit behind main")?;
+        }
+        match self.group {
+            Some((g, None)) => write!(f, "; names group {g}, in flight"),
+            Some((g, Some(end))) => write!(f, "; names group {g}, which {}", end_words(end)),
+            None => Ok(()),
+        }
     }
 }

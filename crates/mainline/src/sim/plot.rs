@@ -8,8 +8,8 @@
 //! Hand-written SVG 1.1 (no dependency); deterministic: the same summary gives the same bytes.
 //! Must never: embed anything that varies between runs of the same seed.
 
-use super::rng::mix;
 use super::monitor::Invariant;
+use super::rng::mix;
 use super::runner::{StrategySummary, Summary};
 use super::world::Ms;
 use super::Strategy;
@@ -128,7 +128,10 @@ fn clause_color(i: Invariant) -> &'static str {
 /// count (zeros included) written under it and a legend of the clauses.
 fn bars(svg: &mut String, x0: f64, rows: &[StrategySummary]) {
     let per_k = |n: u64, s: &StrategySummary| n as f64 * 1000.0 / s.histories.max(1) as f64;
-    let top = rows.iter().map(|s| per_k(s.violations, s)).fold(1.0, f64::max);
+    let top = rows
+        .iter()
+        .map(|s| per_k(s.violations, s))
+        .fold(1.0, f64::max);
     let _ = write!(
         svg,
         r##"<text x="{x0}" y="{:.0}" font-size="13" font-weight="bold">violations per 1,000 histories, by clause</text>"##,
@@ -166,7 +169,13 @@ fn bars(svg: &mut String, x0: f64, rows: &[StrategySummary]) {
         }
         let detail: Vec<String> = Invariant::ALL
             .iter()
-            .map(|i| format!("{} {}", i.name(), s.by_invariant.get(i).copied().unwrap_or(0)))
+            .map(|i| {
+                format!(
+                    "{} {}",
+                    i.name(),
+                    s.by_invariant.get(i).copied().unwrap_or(0)
+                )
+            })
             .collect();
         let _ = write!(
             svg,

@@ -289,7 +289,12 @@ fn end_group(w: &World, s: &mut State, g: usize, end: End) {
     grp.ended_tick = s.tick;
     let refname = format!("refs/heads/{}", grp.id);
     s.git.set_ref(&refname, None);
-    s.note(|_| format!("queue: group {g} {} (destroyed)", super::monitor::end_words(end)));
+    s.note(|_| {
+        format!(
+            "queue: group {g} {} (destroyed)",
+            super::clauses::end_words(end)
+        )
+    });
     super::actors::on_destroyed(w, s, g);
 }
 

@@ -106,7 +106,11 @@ pub fn table(summary: &Summary, out: &mut dyn Write) -> io::Result<()> {
         writeln!(
             out,
             " {:>8}",
-            if s.keeps_premerge_gate { "kept" } else { "NONE" }
+            if s.keeps_premerge_gate {
+                "kept"
+            } else {
+                "NONE"
+            }
         )?;
     }
     writeln!(out)?;
