@@ -65,7 +65,7 @@ fn evicted_group_deploys_after_eviction() {
     let (i, _, v) = first(Strategy::DeployNoHeal, |v| {
         v.invariant == Invariant::S4 && ended(v, &[End::TimedOut])
     });
-    assert!(v.detail.contains("TimedOut"), "{v:?}");
+    assert!(v.detail.contains("timed out in the queue"), "{v:?}");
     mainline_keeps_it(i);
 }
 

@@ -420,7 +420,8 @@ pub fn on_channel_write(s: &mut State, actor: ActorId, digest: &Digest) {
                 s,
                 Invariant::S4,
                 format!(
-                    "{name} deployed group {g}, which ended ({end:?}) at {} s, before it decided at {} s",
+                    "{name} deployed group {g}, which {} at {} s, before it decided at {} s",
+                    super::clauses::end_words(end),
                     t.0 / 1000,
                     decided.0 / 1000
                 ),
