@@ -148,3 +148,22 @@ fn known_gap_restore_breaks_older_live_gates() {
         "the channel named an ended group: {v:?}"
     );
 }
+
+/// Runner death at every step: every third merge-group run is killed on its Nth port call, for
+/// every N from the first call to past the quarantine and read-back of a fenced write, with
+/// held writes on; mainline keeps every clause but the known G gap, and loses nothing.
+#[test]
+fn a_runner_killed_at_any_call_breaks_nothing() {
+    for k in 1..=40 {
+        let cfg = SimConfig {
+            kill_every_third_run_at: Some(k),
+            stall_writes_pm: Some(100),
+            ..SimConfig::default()
+        };
+        for i in 0..6 {
+            let o = run_history(history_seed(SEED, i), Strategy::Mainline, &cfg);
+            assert!(safety(&o).is_empty(), "killed at call {k}, history {i}: {:?}", o.violations);
+            assert_eq!(o.merged_never_deployed, 0, "killed at call {k}, history {i}");
+        }
+    }
+}

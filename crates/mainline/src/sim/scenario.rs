@@ -31,6 +31,9 @@ pub struct SimConfig {
     /// attempt, no report of an unanswered attempt), as mainline behaved before fencing, so a
     /// test can show that the checker finds the late landing. Never set by `simulate`.
     pub unfenced_writes: bool,
+    /// Kill the runner of every third merge-group run on its Nth port call (tests walk N over
+    /// every call of a run: "runner death at every step").
+    pub kill_every_third_run_at: Option<u32>,
 }
 
 impl Default for SimConfig {
@@ -43,6 +46,7 @@ impl Default for SimConfig {
             log: false,
             stall_writes_pm: None,
             unfenced_writes: false,
+            kill_every_third_run_at: None,
         }
     }
 }
@@ -79,6 +83,8 @@ pub struct Params {
     pub reconcile_death_pm: u32,
     /// Demonstration only: see `SimConfig::unfenced_writes`.
     pub unfenced_writes: bool,
+    /// See `SimConfig::kill_every_third_run_at`.
+    pub kill_every_third_run_at: Option<u32>,
 }
 
 impl Params {
@@ -121,6 +127,7 @@ impl Params {
             faults,
             reconcile_death_pm: if cfg.faults { 10 } else { 0 },
             unfenced_writes: cfg.unfenced_writes,
+            kill_every_third_run_at: cfg.kill_every_third_run_at,
         }
     }
 }
