@@ -162,8 +162,15 @@ fn a_runner_killed_at_any_call_breaks_nothing() {
         };
         for i in 0..6 {
             let o = run_history(history_seed(SEED, i), Strategy::Mainline, &cfg);
-            assert!(safety(&o).is_empty(), "killed at call {k}, history {i}: {:?}", o.violations);
-            assert_eq!(o.merged_never_deployed, 0, "killed at call {k}, history {i}");
+            assert!(
+                safety(&o).is_empty(),
+                "killed at call {k}, history {i}: {:?}",
+                o.violations
+            );
+            assert_eq!(
+                o.merged_never_deployed, 0,
+                "killed at call {k}, history {i}"
+            );
         }
     }
 }

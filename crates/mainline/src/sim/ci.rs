@@ -81,7 +81,7 @@ pub struct Ci {
 pub fn start_job(w: &World, s: &mut State, g: usize) {
     let mut draw = job_draw(w.params.seed, g as u64, w.params.reconcile_death_pm > 0);
     if let Some(k) = w.params.kill_every_third_run_at {
-        draw.die_at = (g % 3 == 0).then_some(k).or(draw.die_at);
+        draw.die_at = g.is_multiple_of(3).then_some(k).or(draw.die_at);
     }
     let actor = s.add_actor(format!("ci#{g}"), draw.die_at, s.now);
     let j = s.ci.jobs.len();
