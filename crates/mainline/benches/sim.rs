@@ -48,7 +48,8 @@ fn main() {
         );
     }
     println!(
-        "all six strategies, {n} histories each, {cpus} threads: {total:.1} s ({:.0} histories/s)",
-        6.0 * n as f64 / total
+        "all {} strategies, {n} histories each, {cpus} threads: {total:.1} s ({:.0} histories/s)",
+        Strategy::ALL.len(),
+        Strategy::ALL.len() as f64 * n as f64 / total
     );
 }

@@ -438,11 +438,13 @@ pub struct TagArgs {
 }
 
 const SIMULATE_HELP: &str = "\
-Strategies: deploy-no-heal, heal-on-failure, heal-on-failure-or-cancel, promote-after-merge,
-mainline (with its git-ref lock), mainline-unlocked. Each history runs a merge queue with
-batching, failures, cancels, force-cancels, timeouts, invalidations, re-enqueues, direct pushes,
-dying runners, scheduled/webhook/daemon reconcilers, an operator pin, and a registry and git
-remote that answer 5xx, time out and lose responses after writes.
+Strategies: deploy-no-heal, heal-on-failure, heal-on-failure-or-cancel, heal-plus-cron,
+promote-after-merge (the workflows in docs/simulate-baselines/), mainline (with its git-ref
+lock), mainline-unlocked. Each history runs a merge queue with batching, failures, cancels,
+force-cancels, timeouts, invalidations, re-enqueues, direct pushes, dying runners, skewed runner
+clocks, scheduled/webhook/daemon reconcilers, an operator pin, and a registry and git remote
+that answer 5xx, time out, lose responses after writes and hold channel writes past their
+writer's lease. Clauses checked: S1-S5, L1 and G (DESIGN.md).
 
 Examples:
   mainline simulate --histories 10000 --plot strategies.svg
@@ -457,9 +459,9 @@ pub struct SimulateArgs {
     /// The run's seed; the same seed gives byte-identical output [default: 1].
     #[arg(long, env = "MAINLINE_SIM_SEED", value_name = "S")]
     pub seed: Option<u64>,
-    /// Only these strategies (repeatable) [default: all six].
+    /// Only these strategies (repeatable) [default: all seven].
     #[arg(long = "strategy", value_name = "NAME", value_parser = clap::builder::PossibleValuesParser::new([
-        "deploy-no-heal", "heal-on-failure", "heal-on-failure-or-cancel",
+        "deploy-no-heal", "heal-on-failure", "heal-on-failure-or-cancel", "heal-plus-cron",
         "promote-after-merge", "mainline", "mainline-unlocked"]))]
     pub strategy: Vec<String>,
     /// Also write the distributions as an SVG picture.

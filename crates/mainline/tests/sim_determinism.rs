@@ -97,6 +97,7 @@ fn json_output_is_exactly_the_contract_and_byte_identical() {
             "deploy-no-heal",
             "heal-on-failure",
             "heal-on-failure-or-cancel",
+            "heal-plus-cron",
             "promote-after-merge",
             "mainline",
             "mainline-unlocked"
@@ -109,14 +110,32 @@ fn json_output_is_exactly_the_contract_and_byte_identical() {
             keys,
             [
                 "behind_minutes",
+                "by_clause",
+                "evidence_gap_minutes",
+                "fault_excused_episodes",
+                "fault_excused_minutes",
                 "histories",
+                "histories_with_violations",
                 "keeps_premerge_gate",
                 "merged_never_deployed",
                 "name",
+                "pin_skew_writes",
+                "s2_races",
                 "unmerged_minutes",
                 "violations"
             ],
             "exactly these keys"
+        );
+        let mut clauses: Vec<&String> = s["by_clause"]
+            .as_object()
+            .expect("an object")
+            .keys()
+            .collect();
+        clauses.sort();
+        assert_eq!(
+            clauses,
+            ["G", "L1", "S1", "S2", "S3", "S4", "S5"],
+            "every clause, always"
         );
         for spread in ["unmerged_minutes", "behind_minutes"] {
             let mut k: Vec<&String> = s[spread].as_object().expect("an object").keys().collect();
@@ -165,10 +184,26 @@ fn plot_is_a_readable_svg() {
     for name in Strategy::ALL {
         assert!(svg.contains(name.name()), "{} is labelled", name.name());
     }
-    assert!(svg.contains("violations per 1,000 histories"));
+    assert!(svg.contains("violations per 1,000 histories, by clause"));
     let table = String::from_utf8_lossy(&out.stdout);
     assert!(
-        table.contains("mainline-unlocked") && table.contains("unmerged min"),
+        table.contains("mainline-unlocked") && table.contains("unmerged"),
+        "{table}"
+    );
+    for clause in mainline::sim::monitor::Invariant::ALL {
+        let name = clause.name();
+        assert!(
+            svg.contains(&format!("{name} ")),
+            "the plot shows {name} per strategy"
+        );
+        assert!(
+            table.contains(&format!(" {name} ")),
+            "the table has a {name} column"
+        );
+    }
+    // Plain language: no Rust debug structs in the table.
+    assert!(
+        !table.contains("Cause {") && !table.contains("Some("),
         "{table}"
     );
 }

@@ -2,6 +2,7 @@
 //! reconcilers mainline is deployed with (a cron schedule, a `merge_group.destroyed` webhook,
 //! an optional daemon), and an operator who pins during an incident.
 //!
+//! - restore cron (`heal-plus-cron`): hourly, re-tags main when the channel is not on main.
 //! - push workflow (`promote-after-merge`, `mainline*`): on every main update, after a runner
 //!   picks it up: push (and sign) the pushed commit's artifact, then re-tag `latest` to it
 //!   (`promote-after-merge`: runs can finish out of order) or `mainline promote --commit`.
@@ -14,13 +15,15 @@
 //! Must never: act for a strategy that does not deploy this way.
 
 use super::ci::sign_commit;
+use super::glue::glue;
 use super::ports::{run_mainline, Ports};
 use super::rng::Rng;
-use super::world::{State, World, SECOND};
+use super::world::{State, World, MINUTE, SECOND};
 use super::{Event, Strategy};
 use crate::channel::cache::FactCache;
 use crate::error::CliError;
 use mainline_core::{ChannelHead, Known, Pin, PinKind, Request, Timestamp};
+use mainline_store::{ReferenceTarget, Store};
 use std::sync::Arc;
 
 fn uses_mainline(strategy: Strategy) -> bool {
@@ -35,10 +38,7 @@ fn run_rng(w: &World, s: &mut State, label: &str) -> (u64, Rng) {
 
 /// Main moved (a merge or a direct push): the push workflow is triggered.
 pub fn on_main_push(w: &World, s: &mut State, commit: usize) {
-    if matches!(
-        w.strategy,
-        Strategy::PromoteAfterMerge | Strategy::Mainline | Strategy::MainlineUnlocked
-    ) {
+    if glue(w.strategy).deploys_on_push {
         let (_, mut r) = run_rng(w, s, "push");
         s.at(
             s.now + r.range(20 * SECOND, 150 * SECOND),
@@ -62,7 +62,7 @@ fn new_actor(w: &World, label: &str) -> usize {
         let (n, mut r) = run_rng(w, s, label);
         let die_at = r
             .chance(w.params.reconcile_death_pm)
-            .then(|| r.range(1, 10) as u32);
+            .then(|| r.range(1, 40) as u32);
         s.add_actor(format!("{label}#{n}"), die_at, s.now)
     })
 }
@@ -87,17 +87,64 @@ pub fn push_run(w: &Arc<World>, commit: usize) {
     }
 }
 
-/// The signing workflow of the baselines, running on its own after the push.
-pub fn sign_run(w: &Arc<World>, commit: usize) {
-    let actor = new_actor(w, "sign");
-    let id = w.with(|s| s.git.id(commit).clone());
-    if let Err(e) = sign_commit(w, actor, &id) {
-        w.with(|s| s.note(|_| format!("sign: failed: {}", e.message)));
+/// `heal-plus-cron`'s hourly "restore stranded prod" (docs/simulate-baselines/heal-plus-cron.yml):
+/// read main and the channel's revision; when the channel names a commit that is not on main,
+/// re-tag main's artifact. It knows nothing of the merge queue.
+pub fn restore_cron(w: &Arc<World>, k: u64) {
+    let Some((_, period)) = glue(w.strategy).restore_cron else {
+        return;
+    };
+    if w.now() >= w.params.end {
+        return;
+    }
+    w.with(|s| {
+        let mut r = Rng::stream(w.params.seed, "restore-cron", k);
+        let at = (k as i64 + 1) * period * MINUTE + r.range(0, 10 * MINUTE);
+        s.at(at, Event::RestoreCron(k + 1));
+    });
+    let actor = new_actor(w, "restore-cron");
+    let ports = Ports::new(w, actor);
+    let result = (|| -> Result<(), CliError> {
+        let view = crate::channel::ports::Repo::view(&ports.repo, "main")
+            .map_err(crate::channel::exec::repo_err)?;
+        let Some(main) = view.mainline else {
+            return Ok(());
+        };
+        let live = ports
+            .store
+            .fetch_manifest(&ReferenceTarget::Tag(w.config.tag.clone()))?
+            .and_then(|m| mainline_pack::parse_manifest(&m.bytes).ok())
+            .and_then(|p| p.revision().and_then(Result::ok))
+            .map(|r| r.commit);
+        // `git merge-base --is-ancestor` in its full clone: a local read, no time.
+        let on_main =
+            w.with(
+                |s| match (live.as_ref().and_then(|c| s.git.idx(c)), s.git.idx(&main)) {
+                    (Some(c), Some(m)) => s.git.is_ancestor(c, m),
+                    _ => false,
+                },
+            );
+        if on_main {
+            return Ok(());
+        }
+        w.with(|s| s.note(|_| "restore-cron: the channel is not on main; re-tagging main".into()));
+        crate::channel::ports::Builder::build(&ports.builder, &ports.store, &main, "main")?;
+        super::ci::retag(w, actor, &main)
+    })();
+    if let Err(e) = result {
+        w.with(|s| s.note(|_| format!("restore-cron: failed: {}", e.message)));
     }
 }
 
 /// Start the reconcilers and the operator of a mainline strategy.
 pub fn schedule_reconcilers(w: &World, s: &mut State) {
+    if let Some((_, period)) = glue(w.strategy).restore_cron {
+        let mut r = Rng::stream(w.params.seed, "restore-cron", 0);
+        s.at(
+            period * MINUTE + r.range(0, 10 * MINUTE),
+            Event::RestoreCron(1),
+        );
+    }
     if !uses_mainline(w.strategy) {
         return;
     }
@@ -185,12 +232,16 @@ pub fn pin(w: &Arc<World>) {
         return;
     };
     let now = w.now();
+    // The operator's laptop clock, skewed like any runner's.
+    let skew = w.with(|s| s.actors[actor].skew_ms);
     let pin = Pin {
         digest,
         commit: commit.known().cloned(),
         reason: "incident: hold prod while we look".into(),
         actor: "operator".into(),
-        expires_at: Some(Timestamp(super::world::EPOCH_MS + now + plan.expires_after)),
+        expires_at: Some(Timestamp(
+            super::world::EPOCH_MS + now + skew + plan.expires_after,
+        )),
         kind: PinKind::Pin,
     };
     if run_mainline(w, actor, Request::Pin { pin }, None).is_ok() {

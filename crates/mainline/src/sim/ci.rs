@@ -3,17 +3,22 @@
 //! conclude — and the failure / cancel path. Each step is one event; a step's port calls wait
 //! their latency, so the world (and other actors) move between them.
 //!
-//! Per strategy: `deploy-no-heal` re-tags `latest` to the candidate and does nothing on
-//! failure; `heal-on-failure` re-deploys main on failure (`if: failure()`: skipped when
-//! cancelled or the runner dies) after re-running the deploy path, from main as read when the
-//! heal started; `heal-on-failure-or-cancel` also heals on a (non-forced) cancel, and runs the
-//! deploy and the heal in one concurrency group (a FIFO CI lock) — still writing what it read
-//! before waiting; `promote-after-merge` deploys nothing here; `mainline[-unlocked]` runs
-//! `mainline deploy --candidate` and, on failure or cancel, `mainline reconcile`.
+//! What each strategy's workflow is comes from [`super::glue`] (checked against the YAML it
+//! models). Every strategy signs before it deploys. `deploy-no-heal` re-tags `latest` to the
+//! candidate and does nothing on failure; `heal-on-failure` re-deploys main on failure from a
+//! step `if: failure()` (skipped when cancelled or the runner dies) after re-running the deploy
+//! path, from main as read when the heal started; `heal-on-failure-or-cancel` and
+//! `heal-plus-cron` heal from a separate job on a fresh runner (after a failure, a non-forced
+//! cancel, or a lost runner), and run the deploy and the heal jobs in one GitHub concurrency
+//! group — one running, one pending, a newer pending job cancels the older pending one — still
+//! writing the main the heal read before waiting its turn; `promote-after-merge` deploys
+//! nothing here; `mainline[-unlocked]` runs `mainline deploy --candidate` and, from its heal
+//! job, `mainline reconcile`.
 //! Deaths: the runner dies on its Nth port call; nothing of that run happens after, and
 //! GitHub fails the run after its runner-lost timeout.
 //! Must never: let a dead or cancelled run's process act again.
 
+use super::glue::{glue, Heal};
 use super::ports::{run_mainline, Ports};
 use super::queue::{self, End, PrState};
 use super::scenario::{job_draw, JobDraw};
@@ -74,7 +79,10 @@ pub struct Ci {
 
 /// A group entered the queue: its `merge_group` run is requested.
 pub fn start_job(w: &World, s: &mut State, g: usize) {
-    let draw = job_draw(w.params.seed, g as u64, w.params.reconcile_death_pm > 0);
+    let mut draw = job_draw(w.params.seed, g as u64, w.params.reconcile_death_pm > 0);
+    if let Some(k) = w.params.kill_every_third_run_at {
+        draw.die_at = g.is_multiple_of(3).then_some(k).or(draw.die_at);
+    }
     let actor = s.add_actor(format!("ci#{g}"), draw.die_at, s.now);
     let j = s.ci.jobs.len();
     s.ci.jobs.push(Job {
@@ -110,6 +118,18 @@ fn died(s: &mut State, j: usize) {
 fn group_head(s: &State, j: usize) -> (usize, CommitId, String) {
     let g = &s.queue.groups[s.ci.jobs[j].group];
     (g.head, s.git.id(g.head).clone(), g.id.clone())
+}
+
+/// A step's name in the trace.
+fn step_name(step: Step) -> &'static str {
+    match step {
+        Step::Build => "build",
+        Step::Sign => "sign",
+        Step::Deploy => "deploy",
+        Step::Conclude => "conclude",
+        Step::Heal => "heal",
+        Step::HealWrite => "heal (write)",
+    }
 }
 
 pub fn step(w: &Arc<World>, j: usize, step: Step) {
@@ -159,7 +179,8 @@ pub fn step(w: &Arc<World>, j: usize, step: Step) {
             _ if dead && !matches!(step, Step::Heal | Step::HealWrite) => died(s, j),
             (Err(e), Step::Build | Step::Sign | Step::Deploy) if running(s, j) => {
                 let (kind, msg) = (e.kind, e.message.clone());
-                s.note(|_| format!("ci#{j}: {step:?} failed: {kind:?}: {msg}"));
+                let kind = super::ports::kind_word(kind);
+                s.note(|_| format!("ci#{j}: step {} failed ({kind}): {msg}", step_name(step)));
                 s.ci.jobs[j].failed = true;
                 s.at(s.now, Event::Job(j, Step::Conclude));
             }
@@ -169,22 +190,50 @@ pub fn step(w: &Arc<World>, j: usize, step: Step) {
 }
 
 fn needs_ci_lock(strategy: Strategy, step: Step) -> bool {
-    strategy == Strategy::HealOnFailureOrCancel && matches!(step, Step::Deploy | Step::HealWrite)
+    glue(strategy).concurrency.is_some() && matches!(step, Step::Deploy | Step::HealWrite)
 }
 
-/// Enter the concurrency group, or queue for it (the step runs again when it is our turn).
-fn take_ci_lock(w: &World, j: usize, step: Step) -> bool {
-    w.with(|s| match s.ci.lock_holder {
+/// Enter the concurrency group, or wait as its one pending job (the step runs again when it
+/// is our turn). GitHub keeps one pending job per group: a newly queued job cancels the one
+/// pending before it — a deploy job so cancelled cancels its run (its group leaves the queue
+/// and its `if: cancelled()` heal job starts); a heal job so cancelled never writes.
+fn take_ci_lock(w: &Arc<World>, j: usize, step: Step) -> bool {
+    let (entered, displaced) = w.with(|s| match s.ci.lock_holder {
         None => {
             s.ci.lock_holder = Some(j);
-            true
+            (true, None)
         }
-        Some(h) if h == j => true,
+        Some(h) if h == j => (true, None),
         Some(_) => {
+            let displaced = s.ci.lock_waiters.pop_front();
             s.ci.lock_waiters.push_back((j, step));
-            false
+            (false, displaced)
         }
-    })
+    });
+    match displaced {
+        Some((k, Step::Deploy)) => {
+            w.with(|s| {
+                s.note(|_| {
+                    format!(
+                        "ci#{k}: pending deploy job cancelled by a newer one (concurrency group)"
+                    )
+                })
+            });
+            cancel_run(w, k, false);
+        }
+        Some((k, _)) => w.with(|s| {
+            s.note(|_| {
+                format!(
+                    "ci#{k}-heal: pending heal job cancelled by a newer one (concurrency group)"
+                )
+            });
+            if let Some(a) = s.ci.jobs[k].heal_actor {
+                s.actors[a].dead = true;
+            }
+        }),
+        None => {}
+    }
+    entered
 }
 
 pub fn release_ci_lock(w: &World, j: usize) {
@@ -205,16 +254,13 @@ fn build(w: &Arc<World>, j: usize, actor: ActorId) -> Result<(), CliError> {
     crate::channel::ports::Builder::build(&ports.builder, &ports.store, &head, &id)?;
     w.with(|s| {
         let draw = s.ci.jobs[j].draw;
-        let next = match (w.strategy, w.params.require_signature) {
-            (Strategy::PromoteAfterMerge, _) => (draw.verify, Step::Conclude),
-            (Strategy::Mainline | Strategy::MainlineUnlocked, true) => (draw.sign, Step::Sign),
-            (_, true) => {
-                // Signing runs asynchronously (a workflow on the push); the deploy does not wait.
-                let commit = s.queue.groups[s.ci.jobs[j].group].head;
-                s.at(s.now + draw.sign, Event::Sign(commit));
-                (5 * SECOND, Step::Deploy)
-            }
-            _ => (5 * SECOND, Step::Deploy),
+        let g = glue(w.strategy);
+        let next = if !g.deploys_candidate {
+            (draw.verify, Step::Conclude)
+        } else if w.params.require_signature && g.signs_before_deploy {
+            (draw.sign, Step::Sign)
+        } else {
+            (5 * SECOND, Step::Deploy)
         };
         let stall = if next.1 == Step::Deploy || next.1 == Step::Sign {
             draw.stall.unwrap_or(0)
@@ -279,6 +325,14 @@ fn deploy(w: &Arc<World>, j: usize, actor: ActorId) -> Result<(), CliError> {
     w.with(|s| {
         let g = s.ci.jobs[j].group;
         s.queue.groups[g].deployed = true;
+        // The gate's window opens now: the channel must name the candidate from here on.
+        let c = s
+            .registry
+            .tags
+            .get(&w.config.tag)
+            .and_then(|d| s.registry.revisions.get(d).cloned().flatten())
+            .and_then(|c| s.git.idx(&c));
+        super::clauses::check_gates(s, c);
         let verify = s.ci.jobs[j].draw.verify;
         s.at(s.now + verify, Event::Job(j, Step::Conclude));
     });
@@ -303,50 +357,62 @@ fn conclude(w: &Arc<World>, j: usize) {
         });
         queue::conclude(w, s, g, (!ok).then_some(End::Failed));
         if !ok && heals_on_failure(w.strategy) {
-            start_heal(s, j);
+            start_heal(w, s, j);
         }
     });
 }
 
 fn heals_on_failure(strategy: Strategy) -> bool {
-    !matches!(
-        strategy,
-        Strategy::DeployNoHeal | Strategy::PromoteAfterMerge
-    )
+    glue(strategy).heal != Heal::None
 }
 
-fn heals_on_cancel(strategy: Strategy) -> bool {
-    matches!(
-        strategy,
-        Strategy::HealOnFailureOrCancel | Strategy::Mainline | Strategy::MainlineUnlocked
-    )
+/// The heal is a separate job `if: failure() || cancelled()`: it also runs after a cancel or
+/// a lost runner, on a fresh runner.
+fn heal_is_a_job(strategy: Strategy) -> bool {
+    glue(strategy).heal == Heal::JobOnFailureOrCancel
 }
 
-fn start_heal(s: &mut State, j: usize) {
+fn start_heal(w: &World, s: &mut State, j: usize) {
+    if s.ci.jobs[j].heal_actor.is_some() {
+        return;
+    }
     let name = format!("ci#{j}-heal");
     let heal = s.add_actor(name, None, s.now);
-    let local = s.actors[s.ci.jobs[j].actor].local.clone();
-    s.actors[heal].local = local; // same runner, same checkout
+    if !heal_is_a_job(w.strategy) {
+        let local = s.actors[s.ci.jobs[j].actor].local.clone();
+        s.actors[heal].local = local; // a step: same runner, same checkout
+    }
     s.ci.jobs[j].heal_actor = Some(heal);
-    s.at(s.now + 5 * SECOND, Event::Job(j, Step::Heal));
+    // A job waits for a runner; a step follows at once.
+    let pickup = if heal_is_a_job(w.strategy) {
+        20 * SECOND
+    } else {
+        5 * SECOND
+    };
+    s.at(s.now + pickup, Event::Job(j, Step::Heal));
 }
 
 /// Someone cancels the run: the running step's process is killed; `if: cancelled()` steps
 /// run unless it was a force-cancel.
 pub fn cancel(w: &Arc<World>, j: usize) {
+    let force = w.with(|s| s.ci.jobs[j].draw.force);
+    cancel_run(w, j, force);
+}
+
+/// Cancel run `j` (by a person, or by its concurrency group when `force` is false).
+fn cancel_run(w: &Arc<World>, j: usize, force: bool) {
     let release = w.with(|s| {
         if !running(s, j) {
             return false;
         }
-        let force = s.ci.jobs[j].draw.force;
         s.ci.jobs[j].state = JobState::Cancelled;
         let actor = s.ci.jobs[j].actor;
         s.actors[actor].dead = true;
         s.note(|_| format!("ci#{j}: cancelled{}", if force { " (force)" } else { "" }));
         let g = s.ci.jobs[j].group;
         queue::conclude(w, s, g, Some(End::Cancelled));
-        if !force && heals_on_cancel(w.strategy) {
-            start_heal(s, j);
+        if !force && heal_is_a_job(w.strategy) {
+            start_heal(w, s, j);
         }
         true
     });
@@ -355,12 +421,16 @@ pub fn cancel(w: &Arc<World>, j: usize) {
     }
 }
 
-/// GitHub gives up on a dead runner: the run fails (no failure path: the runner is gone).
+/// GitHub gives up on a dead runner: the job fails. A failure step died with the runner; a
+/// separate heal job (`needs: deploy`, `if: failure()`) now starts on another runner.
 pub fn runner_lost(w: &Arc<World>, j: usize) {
     release_ci_lock(w, j);
     w.with(|s| {
         let g = s.ci.jobs[j].group;
         queue::conclude(w, s, g, Some(End::RunnerLost));
+        if heal_is_a_job(w.strategy) {
+            start_heal(w, s, j);
+        }
     });
 }
 
@@ -410,7 +480,9 @@ pub fn merged_without_deploy(s: &State) -> u32 {
     s.queue
         .groups
         .iter()
-        .filter(|g| matches!(g.ended, Some((_, End::Merged))) && !g.deployed)
+        .filter(|g| {
+            matches!(g.ended, Some((_, End::Merged))) && (!g.deployed || g.gate_broken.is_some())
+        })
         .filter(|g| {
             g.prs
                 .iter()

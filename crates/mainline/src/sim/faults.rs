@@ -1,6 +1,8 @@
 //! Fault injection for every actor call to the registry and the git remote, driven by the
 //! history's seeded fault stream: latency, server errors (5xx after the client's own retries),
-//! timeouts, lost responses after a successful write, outage windows, and process deaths.
+//! timeouts, lost responses after a successful write, outage windows, process deaths, channel
+//! writes held by the network past their attempt's limit that land later (the write that
+//! outlives its writer's lease, DESIGN.md scenario 12), and clock skew between runners.
 //!
 //! Every injected fault is also recorded as an "unclean" interval of virtual time. The
 //! liveness checkers (S3, L1) only hold the channel to its bound T over stretches with no
@@ -33,6 +35,15 @@ pub struct FaultProfile {
     pub timeout_ms: Ms,
     /// `[from, to)` windows in which every call to that side fails.
     pub outages: Vec<(Side, Ms, Ms)>,
+    /// A channel write is held (a proxy, a stuck connection) past its attempt's limit, then
+    /// applied by the registry later.
+    pub stall_pm: u32,
+    /// How long past the attempt's cut-off a held write lands: `[min, max]`. The upper bound
+    /// stays under the git lock's TTL (60 s): the fence's documented guarantee covers a
+    /// request held for less than its attempt's limit plus one TTL (`channel/fence.rs`).
+    pub stall_after_cut_ms: (Ms, Ms),
+    /// Each runner's wall clock is off by up to this much, either way.
+    pub max_skew_ms: Ms,
 }
 
 impl FaultProfile {
@@ -45,6 +56,9 @@ impl FaultProfile {
             latency_ms: (20, 200),
             timeout_ms: 30 * SECOND,
             outages: Vec::new(),
+            stall_pm: 0,
+            stall_after_cut_ms: (5 * SECOND, 55 * SECOND),
+            max_skew_ms: 0,
         }
     }
 
@@ -68,6 +82,9 @@ impl FaultProfile {
             latency_ms: (20, rng.range(100, 1_500)),
             timeout_ms: 30 * SECOND,
             outages,
+            stall_pm: if heavy { 50 } else { rng.range(0, 8) as u32 },
+            stall_after_cut_ms: (5 * SECOND, 55 * SECOND),
+            max_skew_ms: rng.range(0, 3 * MINUTE),
         }
     }
 }
@@ -84,6 +101,8 @@ pub struct Gate {
 /// The fault stream of one history and the record of what it injected.
 pub struct Faults {
     rng: Rng,
+    /// A separate stream for per-runner clock skew (so skew does not shift the call faults).
+    skew_rng: Rng,
     pub profile: FaultProfile,
     /// `[from, to]` intervals during which some fault happened (outages included).
     pub unclean: Vec<(Ms, Ms)>,
@@ -91,10 +110,11 @@ pub struct Faults {
 }
 
 impl Faults {
-    pub fn new(rng: Rng, profile: FaultProfile) -> Faults {
+    pub fn new(rng: Rng, skew_rng: Rng, profile: FaultProfile) -> Faults {
         let unclean = profile.outages.iter().map(|&(_, a, b)| (a, b)).collect();
         Faults {
             rng,
+            skew_rng,
             profile,
             unclean,
             injected: 0,
@@ -105,6 +125,27 @@ impl Faults {
     pub fn taint(&mut self, from: Ms, to: Ms) {
         self.injected += 1;
         self.unclean.push((from, to));
+    }
+
+    /// A new runner's clock offset (ms, either way).
+    pub fn skew(&mut self) -> Ms {
+        let max = self.profile.max_skew_ms;
+        if max == 0 {
+            return 0;
+        }
+        self.skew_rng.range(0, 2 * max) - max
+    }
+
+    /// Is this channel write held past its attempt's limit? If so: how long after the cut-off
+    /// it lands. The held time counts as unclean (a fault is in progress).
+    pub fn stall(&mut self, now: Ms) -> Option<Ms> {
+        if self.profile.stall_pm == 0 || !self.rng.chance(self.profile.stall_pm) {
+            return None;
+        }
+        let (lo, hi) = self.profile.stall_after_cut_ms;
+        let after = self.rng.range(lo, hi);
+        self.taint(now, now + self.profile.timeout_ms + after);
+        Some(after)
     }
 
     /// Decide the fate of one call made at `now`.

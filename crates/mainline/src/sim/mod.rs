@@ -14,28 +14,36 @@
 //! [`actors`] (each strategy's CI glue, reconcilers, operator), [`monitor`] (the invariant
 //! checkers), [`report`] and [`plot`] (figures).
 //!
-//! The baselines and the named scenarios each is known to fail (`tests/sim_baselines.rs`; each
-//! test also runs the very same history under `mainline` and asserts it breaks nothing):
+//! The baselines are the GitHub Actions workflows in `docs/simulate-baselines/` ([`glue`]
+//! is their model, checked against the YAML by `tests/sim_glue.rs`): every strategy signs
+//! before it deploys, concurrency groups behave as GitHub's, a heal job runs on its own runner.
+//! The named scenarios each still fails (`tests/sim_baselines.rs`, `tests/sim_clauses.rs`;
+//! each also runs the same history under `mainline`):
 //! - `deploy-no-heal`: S3, prod stays on a group that failed after deploying
 //!   (`deploy_no_heal_leaves_prod_on_ejected_code`); S4, a run evicted at the check timeout
-//!   deploys afterwards (`evicted_group_deploys_after_eviction`); S1, a candidate is deployed
-//!   before its signature exists (`unsigned_candidates_reach_prod_without_mainline`).
-//! - `heal-on-failure`: S3 after a cancelled run or a dead runner, where the heal never runs
-//!   (`heal_on_failure_skips_cancelled_runs`); L1/S2 when a late heal from an older failed
-//!   group overwrites a newer group that then merges (`heal_on_failure_overwrites_a_newer_group`).
-//! - `heal-on-failure-or-cancel`: the CI lock orders writers but the heal still writes the main
-//!   it read before waiting (`locked_heal_still_writes_a_stale_main`); force-cancel and runner
-//!   death still skip the heal (`heal_on_failure_or_cancel_skips_force_cancel_and_dead_runners`).
+//!   deploys afterwards (`evicted_group_deploys_after_eviction`); S5, a stalled older run
+//!   deploys behind a newer group (`a_backward_deploy_is_s5`).
+//! - `heal-on-failure`: S3 after a cancelled run or a dead runner, where the heal step never
+//!   runs (`heal_on_failure_skips_cancelled_runs`); S5/L1/S2 when a late heal from an older
+//!   failed group overwrites a newer group (`heal_on_failure_overwrites_a_newer_group`).
+//! - `heal-on-failure-or-cancel`: the concurrency group orders writers but the heal still
+//!   writes the main it read before waiting (`locked_heal_still_writes_a_stale_main`);
+//!   force-cancel skips the heal job (`heal_on_failure_or_cancel_skips_force_cancel`).
+//! - `heal-plus-cron`: the hourly restore re-tags main over a live candidate (S5,
+//!   `heal_plus_cron_restores_over_a_live_candidate`), and an hour is far past T.
 //! - `promote-after-merge`: no pre-merge gate (`promote_after_merge_has_no_premerge_gate`);
 //!   push runs finishing out of order leave prod behind main
 //!   (`promote_after_merge_runs_finish_out_of_order`).
+//! - `mainline-unlocked`: gives up S5 (`unlocked_mode_loses_updates_the_lock_prevents`).
 //!
 //! Must never: give the executor a fake of anything it reads through a port; decide for it.
 
 pub mod actors;
 pub mod ci;
+pub mod clauses;
 pub mod faults;
 pub mod git;
+pub mod glue;
 pub mod monitor;
 pub mod plot;
 pub mod ports;
@@ -64,16 +72,18 @@ pub enum Strategy {
     DeployNoHeal,
     HealOnFailure,
     HealOnFailureOrCancel,
+    HealPlusCron,
     PromoteAfterMerge,
     Mainline,
     MainlineUnlocked,
 }
 
 impl Strategy {
-    pub const ALL: [Strategy; 6] = [
+    pub const ALL: [Strategy; 7] = [
         Strategy::DeployNoHeal,
         Strategy::HealOnFailure,
         Strategy::HealOnFailureOrCancel,
+        Strategy::HealPlusCron,
         Strategy::PromoteAfterMerge,
         Strategy::Mainline,
         Strategy::MainlineUnlocked,
@@ -84,6 +94,7 @@ impl Strategy {
             Strategy::DeployNoHeal => "deploy-no-heal",
             Strategy::HealOnFailure => "heal-on-failure",
             Strategy::HealOnFailureOrCancel => "heal-on-failure-or-cancel",
+            Strategy::HealPlusCron => "heal-plus-cron",
             Strategy::PromoteAfterMerge => "promote-after-merge",
             Strategy::Mainline => "mainline",
             Strategy::MainlineUnlocked => "mainline-unlocked",
@@ -102,7 +113,8 @@ pub enum Event {
     Job(usize, ci::Step),
     Cancel(usize),
     RunnerLost(usize),
-    Sign(usize),
+    /// The hourly "restore stranded prod" cron of `heal-plus-cron`.
+    RestoreCron(u64),
     Push(usize),
     Schedule(u64),
     Webhook,
@@ -113,6 +125,8 @@ pub enum Event {
     Observe,
     /// Wake a process whose call or sleep is over.
     Resume(usize),
+    /// A held channel write reaches the registry (index into `Registry::held`).
+    LateWrite(usize),
 }
 
 /// Run one event: world moves inline; anything that calls a port as a new process.
@@ -124,8 +138,9 @@ pub(crate) fn dispatch(w: &Arc<World>, ev: Event) {
         Event::RunnerLost(j) => ci::runner_lost(w, j),
         Event::Observe => w.with(monitor::observe),
         Event::Resume(_) => {} // the scheduler resumes processes itself
+        Event::LateWrite(k) => w.with(|s| store::land_held(w, s, k)),
         Event::Job(j, step) => w.spawn(move || ci::step(&w2, j, step)),
-        Event::Sign(c) => w.spawn(move || actors::sign_run(&w2, c)),
+        Event::RestoreCron(k) => w.spawn(move || actors::restore_cron(&w2, k)),
         Event::Push(c) => w.spawn(move || actors::push_run(&w2, c)),
         Event::Schedule(k) => w.spawn(move || actors::schedule_tick(&w2, k)),
         Event::Webhook => w.spawn(move || actors::webhook(&w2)),
@@ -159,6 +174,11 @@ pub struct HistoryOutcome {
     pub s2_races: u32,
     /// Time main's artifact failed the evidence policy (no heal was allowed).
     pub evidence_gap_ms: Ms,
+    /// S3/L1 episodes over the bound excused by faults or the evidence gap, and their length.
+    pub fault_excused_episodes: u32,
+    pub fault_excused_ms: Ms,
+    /// Channel writes just after a pin's expiry, by runners whose clocks disagreed about it.
+    pub pin_skew_writes: u32,
     /// The event log (empty unless `SimConfig::log`).
     pub log: Vec<String>,
 }
@@ -204,12 +224,18 @@ pub fn run_history(seed: u64, strategy: Strategy, cfg: &SimConfig) -> HistoryOut
         t_bound,
         params.require_signature,
     );
+    let mut monitor = monitor;
+    monitor.pin_grace = 2 * params.faults.max_skew_ms;
     let state = State {
         git: git::Remote::new(seed),
         registry: store::Registry::default(),
         agenda: world::Agenda::default(),
         actors: Vec::new(),
-        faults: faults::Faults::new(rng::Rng::stream(seed, "faults", 0), params.faults.clone()),
+        faults: faults::Faults::new(
+            rng::Rng::stream(seed, "faults", 0),
+            rng::Rng::stream(seed, "skew", 0),
+            params.faults.clone(),
+        ),
         queue: queue::Queue::default(),
         ci: ci::Ci::default(),
         monitor,
@@ -241,6 +267,9 @@ pub fn run_history(seed: u64, strategy: Strategy, cfg: &SimConfig) -> HistoryOut
             faults: s.faults.injected,
             s2_races: s.monitor.s2_races,
             evidence_gap_ms: s.monitor.evidence_gap_ms,
+            fault_excused_episodes: s.monitor.fault_excused_episodes,
+            fault_excused_ms: s.monitor.fault_excused_ms,
+            pin_skew_writes: s.monitor.pin_skew_writes,
             log: s.log.take().unwrap_or_default(),
         }
     })

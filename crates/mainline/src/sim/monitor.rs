@@ -22,6 +22,10 @@
 //!   glue that reads nothing, its step's start). A write racing the end is S3's business.
 //! - L2 (at the end): merged deploy-changing PRs the final channel does not contain (those
 //!   that landed at least T before the end: the last minutes' merges had no chance yet).
+//! - S5 and G: see [`super::clauses`] (lost updates; the gate is real).
+//!
+//! Nothing is dropped silently: S2 races (`s2_races`), stretches of S3/L1 over the bound that
+//! faults excused (`fault_excused_*`) and the evidence gap are reported as figures of their own.
 //!
 //! Must never: consult what an actor believes; only the world's own state.
 
@@ -39,6 +43,11 @@ pub enum Invariant {
     S3,
     S4,
     L1,
+    /// No lost update: a write replaced a live candidate with something not containing it.
+    S5,
+    /// The gate is real: a group merged whose deploy the channel did not keep until its
+    /// checks concluded.
+    G,
 }
 
 /// Who put the channel where it was when an episode began, and what that was.
@@ -85,12 +94,23 @@ pub struct Monitor {
     /// with the merge, not a violation; L1 bounds how long it may last).
     pub s2_races: u32,
     pin_cache: Option<(usize, Option<Ms>)>,
+    /// How long after a pin's expiry runners may still disagree about it: twice the largest
+    /// clock skew between runners (a pin's expiry is a wall-clock time, judged by each
+    /// runner's own clock — the one place mainline compares clocks across machines).
+    pub pin_grace: Ms,
+    /// Channel writes inside that window: runners flipping between "pinned" and "expired".
+    /// Not judged as S2–S5 (which clock is right is undecidable), counted here instead.
+    pub pin_skew_writes: u32,
     /// The channel's commit at the last observation.
     channel: Option<usize>,
     pub max_unmerged: Ms,
     pub max_behind: Ms,
     pub violations: Vec<Violation>,
     pub merged_never_deployed: u32,
+    /// S3/L1 episodes longer than the bound that faults (or the evidence gap) excused, and
+    /// their total length.
+    pub fault_excused_episodes: u32,
+    pub fault_excused_ms: Ms,
 }
 
 impl Monitor {
@@ -111,17 +131,21 @@ impl Monitor {
             write_decided: None,
             s2_races: 0,
             pin_cache: None,
+            pin_grace: 0,
+            pin_skew_writes: 0,
             channel: None,
             max_unmerged: 0,
             max_behind: 0,
             violations: Vec::new(),
             merged_never_deployed: 0,
+            fault_excused_episodes: 0,
+            fault_excused_ms: 0,
         }
     }
 }
 
 /// Is an operator pin active now (its record on the remote, not expired)?
-fn pinned(s: &mut State) -> bool {
+pub(super) fn pinned(s: &mut State) -> bool {
     let Some(&idx) = s.git.refs.get(&s.monitor.pin_ref) else {
         return false;
     };
@@ -136,7 +160,14 @@ fn pinned(s: &mut State) -> bool {
             e
         }
     };
-    expires.is_none_or(|e| s.now < e)
+    expires.is_none_or(|e| s.now < e + s.monitor.pin_grace)
+}
+
+/// Is now within the grace window after a pin's expiry (runners may disagree)?
+fn in_pin_grace(s: &mut State) -> bool {
+    let grace = s.monitor.pin_grace;
+    pinned(s)
+        && matches!(s.monitor.pin_cache, Some((_, Some(e))) if e <= s.now && s.now < e + grace)
 }
 
 /// The channel's digest and the commit (object index) its artifact records.
@@ -149,9 +180,9 @@ fn channel(s: &State) -> (Option<Digest>, Option<usize>) {
     (digest, commit)
 }
 
-fn violation(s: &mut State, invariant: Invariant, detail: String, cause: Cause) {
+pub(super) fn violation(s: &mut State, invariant: Invariant, detail: String, cause: Cause) {
     let at = s.now;
-    s.note(|_| format!("VIOLATION {invariant:?}: {detail} ({cause:?})"));
+    s.note(|_| format!("VIOLATION of {}: {detail} ({cause})", invariant.name()));
     s.monitor.violations.push(Violation {
         invariant,
         at,
@@ -161,7 +192,7 @@ fn violation(s: &mut State, invariant: Invariant, detail: String, cause: Cause) 
 }
 
 /// The last write, with the group the channel names now and how that group ended.
-fn cause_now(s: &State, c: Option<usize>) -> Cause {
+pub(super) fn cause_now(s: &State, c: Option<usize>) -> Cause {
     let mut cause = s.monitor.last_write.clone();
     cause.group = c.and_then(|c| {
         s.queue
@@ -189,6 +220,18 @@ fn close(s: &mut State, invariant: Invariant, since: Ms, cause: Cause) {
     let clean = s.faults.longest_clean(since, now);
     if open_gap.is_some() {
         s.faults.unclean.pop();
+    }
+    if clean <= s.monitor.t_bound && len > s.monitor.t_bound {
+        s.monitor.fault_excused_episodes += 1;
+        s.monitor.fault_excused_ms += len;
+        s.note(|_| {
+            format!(
+                "excused (faults or evidence gap): {} episode of {} s, at most {} s fault-free",
+                invariant.name(),
+                len / 1000,
+                clean / 1000
+            )
+        });
     }
     if clean > s.monitor.t_bound {
         let what = if invariant == Invariant::S3 {
@@ -302,6 +345,7 @@ pub fn observe(s: &mut State) {
     }
     s.monitor.unsigned = unsigned;
     s.monitor.channel = c;
+    super::clauses::check_gates(s, c);
     // Can main's artifact be named at all under the evidence policy?
     let blocked = s.monitor.require_signature
         && main.is_some_and(|m| {
@@ -344,6 +388,13 @@ pub fn observe(s: &mut State) {
 /// `actor` moved the channel to `digest`: check S4, then everything else.
 pub fn on_channel_write(s: &mut State, actor: ActorId, digest: &Digest) {
     let before = s.monitor.channel; // observed after every change: the previous value
+    if in_pin_grace(s) {
+        s.monitor.pin_skew_writes += 1;
+        let name = s.actors[actor].name.clone();
+        s.note(|_| {
+            format!("{name} moved the channel just after the pin's expiry, judged by its own skewed clock (counted as a pin-skew write)")
+        });
+    }
     let commit = s
         .registry
         .revisions
@@ -369,7 +420,8 @@ pub fn on_channel_write(s: &mut State, actor: ActorId, digest: &Digest) {
                 s,
                 Invariant::S4,
                 format!(
-                    "{name} deployed group {g}, which ended ({end:?}) at {} s, before it decided at {} s",
+                    "{name} deployed group {g}, which {} at {} s, before it decided at {} s",
+                    super::clauses::end_words(end),
                     t.0 / 1000,
                     decided.0 / 1000
                 ),
@@ -393,6 +445,7 @@ pub fn on_channel_write(s: &mut State, actor: ActorId, digest: &Digest) {
         },
         group: None,
     };
+    super::clauses::check_lost_update(s, actor, before, commit);
     s.monitor.write_decided = Some(s.actors[actor].decided_at);
     observe(s);
     s.monitor.write_decided = None;
@@ -406,6 +459,7 @@ pub fn finish(s: &mut State) {
     if let Some((t0, cause)) = s.monitor.behind_since.take() {
         close(s, Invariant::L1, t0, cause);
     }
+    super::clauses::finish_gates(s);
     let (_, c) = channel(s);
     let missing = s
         .queue

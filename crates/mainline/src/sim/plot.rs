@@ -8,6 +8,7 @@
 //! Hand-written SVG 1.1 (no dependency); deterministic: the same summary gives the same bytes.
 //! Must never: embed anything that varies between runs of the same seed.
 
+use super::monitor::Invariant;
 use super::rng::mix;
 use super::runner::{StrategySummary, Summary};
 use super::world::Ms;
@@ -30,6 +31,7 @@ fn color(s: Strategy) -> &'static str {
         Strategy::HealOnFailure => "#d35400",
         Strategy::HealOnFailureOrCancel => "#e67e22",
         Strategy::PromoteAfterMerge => "#7f8c8d",
+        Strategy::HealPlusCron => "#a04000",
     }
 }
 
@@ -109,36 +111,81 @@ fn axis(svg: &mut String, x0: f64, max_m: f64, t_bound: f64, rows: usize, title:
     );
 }
 
+/// The fill of one clause's segment in the violation bars.
+fn clause_color(i: Invariant) -> &'static str {
+    match i {
+        Invariant::S1 => "#8e44ad",
+        Invariant::S2 => "#c0392b",
+        Invariant::S3 => "#e67e22",
+        Invariant::S4 => "#f1c40f",
+        Invariant::S5 => "#2c3e50",
+        Invariant::L1 => "#2980b9",
+        Invariant::G => "#16a085",
+    }
+}
+
+/// Violations per 1,000 histories, one bar per strategy stacked by clause, with every clause's
+/// count (zeros included) written under it and a legend of the clauses.
 fn bars(svg: &mut String, x0: f64, rows: &[StrategySummary]) {
-    let per_k = |s: &StrategySummary| s.violations as f64 * 1000.0 / s.histories.max(1) as f64;
-    let top = rows.iter().map(per_k).fold(1.0, f64::max);
+    let per_k = |n: u64, s: &StrategySummary| n as f64 * 1000.0 / s.histories.max(1) as f64;
+    let top = rows
+        .iter()
+        .map(|s| per_k(s.violations, s))
+        .fold(1.0, f64::max);
     let _ = write!(
         svg,
-        r##"<text x="{x0}" y="{:.0}" font-size="13" font-weight="bold">invariant violations per 1,000 histories</text>"##,
+        r##"<text x="{x0}" y="{:.0}" font-size="13" font-weight="bold">violations per 1,000 histories, by clause</text>"##,
         TOP - 44.0
     );
-    for (i, s) in rows.iter().enumerate() {
-        let y = TOP + i as f64 * ROW;
-        let w = per_k(s) / top * (BAR_W - 80.0);
-        let detail: Vec<String> = s
-            .by_invariant
+    for (k, i) in Invariant::ALL.iter().enumerate() {
+        let lx = x0 + k as f64 * 62.0;
+        let _ = write!(
+            svg,
+            r##"<rect x="{lx:.1}" y="{:.1}" width="9" height="9" fill="{}"/><text x="{:.1}" y="{:.1}" font-size="10">{}</text>"##,
+            TOP - 36.0,
+            clause_color(*i),
+            lx + 12.0,
+            TOP - 28.0,
+            i.name()
+        );
+    }
+    for (r, s) in rows.iter().enumerate() {
+        let y = TOP + r as f64 * ROW;
+        let mut x = x0;
+        for i in Invariant::ALL {
+            let n = s.by_invariant.get(&i).copied().unwrap_or(0);
+            let w = per_k(n, s) / top * (BAR_W - 80.0);
+            if w > 0.0 {
+                let _ = write!(
+                    svg,
+                    r##"<rect x="{x:.1}" y="{:.1}" width="{w:.1}" height="14" fill="{}"><title>{} {}: {n}</title></rect>"##,
+                    y - 7.0,
+                    clause_color(i),
+                    s.strategy.name(),
+                    i.name()
+                );
+            }
+            x += w;
+        }
+        let detail: Vec<String> = Invariant::ALL
             .iter()
-            .map(|(k, v)| format!("{k:?} {v}"))
+            .map(|i| {
+                format!(
+                    "{} {}",
+                    i.name(),
+                    s.by_invariant.get(i).copied().unwrap_or(0)
+                )
+            })
             .collect();
         let _ = write!(
             svg,
-            r##"<rect x="{x0}" y="{:.1}" width="{w:.1}" height="14" fill="{}"/><text x="{:.1}" y="{:.1}" font-size="11" font-weight="bold">{:.1}</text><text x="{x0}" y="{:.1}" font-size="10" fill="#333">{} · lost changes {} · gate {}</text>"##,
-            y - 7.0,
-            color(s.strategy),
-            x0 + w + 4.0,
+            r##"<text x="{:.1}" y="{:.1}" font-size="11" font-weight="bold" fill="{}">{:.1}</text><text x="{x0}" y="{:.1}" font-size="10" fill="#333">{} · lost {} · gate {}</text>"##,
+            x + 4.0,
             y + 4.0,
-            per_k(s),
+            color(s.strategy),
+            per_k(s.violations, s),
             y + 22.0,
-            if detail.is_empty() {
-                "none".to_owned()
-            } else {
-                detail.join(", ")
-            },
+            detail.join(" · "),
             s.merged_never_deployed,
             if s.keeps_premerge_gate {
                 "kept"

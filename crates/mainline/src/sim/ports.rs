@@ -16,14 +16,21 @@ use mainline_core::{CommitId, Digest, Request, Timestamp};
 use mainline_store::Store;
 use std::sync::Arc;
 
-/// Virtual time. Sleeping (the lock's back-off) lets the world move on.
+/// Virtual time as one runner sees it: its wall clock is off by the runner's skew (records,
+/// pin expiry), its monotonic clock is true (lock leases are judged by it, never by comparing
+/// two machines' clocks). Sleeping (the lock's back-off) lets the world move on.
 pub struct SimClock {
     pub world: Arc<World>,
+    /// This runner's wall-clock offset.
+    pub skew_ms: i64,
 }
 
 impl Clock for SimClock {
     fn now(&self) -> Timestamp {
-        Timestamp(EPOCH_MS + self.world.now())
+        Timestamp(EPOCH_MS + self.world.now() + self.skew_ms)
+    }
+    fn monotonic_ms(&self) -> i64 {
+        self.world.now()
     }
     fn sleep(&self, millis: u64) {
         self.world.wait(i64::try_from(millis).unwrap_or(i64::MAX));
@@ -101,6 +108,7 @@ impl Ports {
             },
             clock: SimClock {
                 world: world.clone(),
+                skew_ms: world.with(|s| s.actors[actor].skew_ms),
             },
         }
     }
@@ -160,9 +168,14 @@ pub fn run_mainline(
             }
             Err(e) => {
                 s.ci.exec_errors += 1;
-                s.note(|_| format!("{name}: error {:?}: {}", e.kind, e.message));
+                s.note(|_| format!("{name}: failed ({}): {}", kind_word(e.kind), e.message));
             }
         }
     });
     result
+}
+
+/// An error kind as a lowercase word for the trace ("unavailable", "refused").
+pub fn kind_word(kind: Kind) -> String {
+    format!("{kind:?}").to_lowercase()
 }

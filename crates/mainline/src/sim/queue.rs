@@ -65,6 +65,9 @@ pub struct Group {
     pub passed: bool,
     /// The group's CI run passed its pre-merge deploy step.
     pub deployed: bool,
+    /// When (and by whose write) the channel stopped naming this group's candidate before its
+    /// checks concluded (`clauses`, G).
+    pub gate_broken: Option<(Ms, super::monitor::Cause)>,
 }
 
 /// The queue's state.
@@ -232,6 +235,7 @@ pub fn form(w: &World, s: &mut State) {
             ended_tick: 0,
             passed: false,
             deployed: false,
+            gate_broken: None,
         });
         s.queue.in_flight.push(serial);
         s.at(
@@ -285,7 +289,12 @@ fn end_group(w: &World, s: &mut State, g: usize, end: End) {
     grp.ended_tick = s.tick;
     let refname = format!("refs/heads/{}", grp.id);
     s.git.set_ref(&refname, None);
-    s.note(|_| format!("queue: group {g} destroyed ({end:?})"));
+    s.note(|_| {
+        format!(
+            "queue: group {g} {} (destroyed)",
+            super::clauses::end_words(end)
+        )
+    });
     super::actors::on_destroyed(w, s, g);
 }
 

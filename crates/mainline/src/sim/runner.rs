@@ -75,6 +75,15 @@ pub struct StrategySummary {
     pub executor_runs: u64,
     pub executor_errors: u64,
     pub faults: u64,
+    /// Writes that raced a merge (S2 excused: the change landed after the writer decided).
+    pub s2_races: u64,
+    /// S3/L1 episodes over the bound that faults or the evidence gap excused; total minutes.
+    pub fault_excused_episodes: u64,
+    pub fault_excused_minutes: f64,
+    /// Total minutes main's artifact failed the evidence policy.
+    pub evidence_gap_minutes: f64,
+    /// Channel writes just after a pin's expiry by runners whose clocks disagreed about it.
+    pub pin_skew_writes: u64,
     /// Per-history longest episodes (ms), index order, for the plot.
     pub unmerged_ms: Vec<Ms>,
     pub behind_ms: Vec<Ms>,
@@ -149,13 +158,18 @@ pub fn run_indices(
         .collect()
 }
 
+/// Virtual ms as minutes, one decimal.
+fn minutes(ms: Ms) -> f64 {
+    (ms as f64 / 6_000.0).round() / 10.0
+}
+
 /// Fold one strategy's outcomes (in index order).
 pub fn summarize(
     strategy: Strategy,
     indices: &[u64],
     outcomes: &[HistoryOutcome],
 ) -> StrategySummary {
-    let mut by_invariant = BTreeMap::new();
+    let mut by_invariant: BTreeMap<Invariant, u64> = Invariant::ALL.map(|i| (i, 0)).into();
     let mut violations = 0;
     let mut with = 0;
     let mut first = None;
@@ -188,6 +202,14 @@ pub fn summarize(
         executor_runs: outcomes.iter().map(|o| o.executor_runs).sum(),
         executor_errors: outcomes.iter().map(|o| o.executor_errors).sum(),
         faults: outcomes.iter().map(|o| u64::from(o.faults)).sum(),
+        s2_races: outcomes.iter().map(|o| u64::from(o.s2_races)).sum(),
+        fault_excused_episodes: outcomes
+            .iter()
+            .map(|o| u64::from(o.fault_excused_episodes))
+            .sum(),
+        fault_excused_minutes: minutes(outcomes.iter().map(|o| o.fault_excused_ms).sum()),
+        evidence_gap_minutes: minutes(outcomes.iter().map(|o| o.evidence_gap_ms).sum()),
+        pin_skew_writes: outcomes.iter().map(|o| u64::from(o.pin_skew_writes)).sum(),
         unmerged_ms,
         behind_ms,
     }

@@ -24,6 +24,16 @@ pub struct SimConfig {
     pub faults: bool,
     /// Keep an event log per history.
     pub log: bool,
+    /// Per-mille chance that a channel write is held by the network past its attempt's limit
+    /// and lands later (`None`: the history's drawn rate).
+    pub stall_writes_pm: Option<u32>,
+    /// DEMONSTRATION ONLY: the sim registry ignores the executor's write fence (no bound per
+    /// attempt, no report of an unanswered attempt), as mainline behaved before fencing, so a
+    /// test can show that the checker finds the late landing. Never set by `simulate`.
+    pub unfenced_writes: bool,
+    /// Kill the runner of every third merge-group run on its Nth port call (tests walk N over
+    /// every call of a run: "runner death at every step").
+    pub kill_every_third_run_at: Option<u32>,
 }
 
 impl Default for SimConfig {
@@ -34,6 +44,9 @@ impl Default for SimConfig {
             schedule_minutes: 5,
             faults: true,
             log: false,
+            stall_writes_pm: None,
+            unfenced_writes: false,
+            kill_every_third_run_at: None,
         }
     }
 }
@@ -68,6 +81,10 @@ pub struct Params {
     pub faults: FaultProfile,
     /// Deaths of reconcile runs (per mille), when faults are on.
     pub reconcile_death_pm: u32,
+    /// Demonstration only: see `SimConfig::unfenced_writes`.
+    pub unfenced_writes: bool,
+    /// See `SimConfig::kill_every_third_run_at`.
+    pub kill_every_third_run_at: Option<u32>,
 }
 
 impl Params {
@@ -85,11 +102,14 @@ impl Params {
             unpin_after: r.chance(500).then(|| r.range(3, 9) * MINUTE),
         });
         let mut fr = Rng::stream(seed, "fault-profile", 0);
-        let faults = if cfg.faults {
+        let mut faults = if cfg.faults {
             FaultProfile::draw(&mut fr, end)
         } else {
             FaultProfile::none()
         };
+        if let Some(pm) = cfg.stall_writes_pm {
+            faults.stall_pm = pm;
+        }
         Params {
             seed,
             arrivals_until,
@@ -106,6 +126,8 @@ impl Params {
             operator,
             faults,
             reconcile_death_pm: if cfg.faults { 10 } else { 0 },
+            unfenced_writes: cfg.unfenced_writes,
+            kill_every_third_run_at: cfg.kill_every_third_run_at,
         }
     }
 }
@@ -173,7 +195,8 @@ pub fn job_draw(seed: u64, serial: u64, faults: bool) -> JobDraw {
         flaky: r.chance(60),
         cancel_after: cancel.then(|| r.range(MINUTE, 12 * MINUTE)),
         force: r.chance(300),
-        die_at: (faults && r.chance(60)).then(|| r.range(1, 14) as u32),
+        // Any port call of the run, up to past the quarantine and read-back of a fenced write.
+        die_at: (faults && r.chance(60)).then(|| r.range(1, 40) as u32),
         stall: r.chance(50).then(|| r.range(25 * MINUTE, 45 * MINUTE)),
         heal_rebuild: r.range(MINUTE, 5 * MINUTE),
         heal_fails: r.chance(250),

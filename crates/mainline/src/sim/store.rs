@@ -9,6 +9,13 @@
 //! An artifact is the real Flux manifest (`mainline_pack::manifest_bytes`) over a layer whose
 //! bytes are derived from the commit's deploy tree: same tree and revision, same digest.
 //!
+//! Held writes (DESIGN.md scenario 12): a channel write may be held by the network past its
+//! attempt's limit; the caller gets no answer at the cut-off, and the registry applies the PUT
+//! later in virtual time ([`land_held`]). A fenced write asks `fence.admit()` for its attempt's
+//! limit and reports the unanswered attempt (`note_uncertain`), as a real client must; the
+//! executor then holds its lock until the late landing cannot hurt. `SimConfig::unfenced_writes`
+//! (a demonstration for tests only) drops both, reproducing the pre-fence bug.
+//!
 //! Must never: accept bytes whose digest differs from the one asked for, or return a tag's
 //! digest for bytes it does not hold.
 
@@ -17,7 +24,7 @@ use super::world::{ActorId, CallError, State, World};
 use crate::error::{CliError, Kind};
 use mainline_core::{CommitId, Digest, Revision, Tag};
 use mainline_store::{
-    ErrorKind, Location, ReferenceTarget, Store, StoreError, StoredManifest,
+    ErrorKind, Location, ReferenceTarget, Store, StoreError, StoredManifest, WriteFence,
     OCI_MANIFEST_MEDIA_TYPE,
 };
 use std::collections::BTreeMap;
@@ -33,6 +40,43 @@ pub struct Registry {
     pub tags: BTreeMap<Tag, Digest>,
     /// The commit each manifest's revision annotation records (parsed once, on first put).
     pub revisions: BTreeMap<Digest, Option<CommitId>>,
+    /// Channel writes held by the network, applied when their `Event::LateWrite` comes.
+    pub held: Vec<Option<HeldWrite>>,
+}
+
+/// A PUT the registry has received but not yet applied.
+pub struct HeldWrite {
+    pub actor: ActorId,
+    pub tag: Tag,
+    pub media_type: String,
+    pub bytes: Vec<u8>,
+    /// When the request was sent.
+    pub sent: super::world::Ms,
+    /// What its writer's decision was based on when it sent it (S4 judges the write by that,
+    /// not by whatever the writer read afterwards).
+    pub decided_at: super::world::Stamp,
+}
+
+/// A held write reaches the registry now.
+pub fn land_held(w: &World, s: &mut State, k: usize) {
+    let Some(h) = s.registry.held.get_mut(k).and_then(Option::take) else {
+        return;
+    };
+    let name = s.actors[h.actor].name.clone();
+    let sent = h.sent;
+    s.note(|s| {
+        format!(
+            "{name}: its channel write sent at {} s, held by the network, lands now ({} s late)",
+            sent / 1000,
+            (s.now - sent) / 1000
+        )
+    });
+    let channel = w.config.tag.clone();
+    let later = std::mem::replace(&mut s.actors[h.actor].decided_at, h.decided_at);
+    if let Err(e) = put(s, h.actor, &channel, &h.tag, &h.media_type, &h.bytes) {
+        s.note(|_| format!("{name}: the late write was rejected: {e}"));
+    }
+    s.actors[h.actor].decided_at = later;
 }
 
 impl Registry {
@@ -110,6 +154,67 @@ impl SimStore {
             Ok(r) => r,
             Err(e) => Err(self.unavailable(e)),
         }
+    }
+
+    /// A channel write, possibly held past its attempt's limit (`limit_ms`: the fence's bound;
+    /// `None` for unfenced writers, cut off by the client's own timeout).
+    fn put_channel(
+        &self,
+        tag: &Tag,
+        media_type: &str,
+        bytes: &[u8],
+        fence: Option<&dyn WriteFence>,
+    ) -> Result<Digest, StoreError> {
+        let actor = self.actor;
+        let w = &self.world;
+        let demo = w.params.unfenced_writes;
+        let limit_ms = match fence.filter(|_| !demo) {
+            Some(f) => {
+                let d = f
+                    .admit()
+                    .map_err(|r| StoreError::new(ErrorKind::Fenced, r.to_string()))?;
+                Some(i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+            }
+            None => None,
+        };
+        let timeout = w.params.faults.timeout_ms;
+        let cut = limit_ms.map_or(timeout, |l| l.min(timeout));
+        let held = w.with(|s| {
+            if s.actors[actor].dead || *tag != w.config.tag {
+                return None;
+            }
+            let after = s.faults.stall(s.now)?;
+            s.actors[actor].calls += 1;
+            let k = s.registry.held.len();
+            let sent = s.now;
+            s.registry.held.push(Some(HeldWrite {
+                actor,
+                tag: tag.clone(),
+                media_type: media_type.to_owned(),
+                bytes: bytes.to_vec(),
+                sent,
+                decided_at: s.actors[actor].decided_at,
+            }));
+            s.at(sent + cut + after, super::Event::LateWrite(k));
+            let name = s.actors[actor].name.clone();
+            s.note(|_| format!("{name}: its channel write is held by the network"));
+            Some(())
+        });
+        if held.is_none() {
+            let channel = w.config.tag.clone();
+            return self.call(true, |s| put(s, actor, &channel, tag, media_type, bytes));
+        }
+        w.wait(cut);
+        if let (Some(f), false) = (fence, demo) {
+            f.note_uncertain();
+        }
+        Err(StoreError::new(
+            ErrorKind::Unavailable,
+            format!(
+                "{}: no answer to the PUT of {tag} within {} ms (it may still be applied)",
+                w.config.store, cut
+            ),
+        ))
     }
 
     fn unavailable(&self, e: CallError) -> StoreError {
@@ -206,9 +311,17 @@ impl Store for SimStore {
         media_type: &str,
         bytes: &[u8],
     ) -> Result<Digest, StoreError> {
-        let actor = self.actor;
-        let channel = self.world.config.tag.clone();
-        self.call(true, |s| put(s, actor, &channel, tag, media_type, bytes))
+        self.put_channel(tag, media_type, bytes, None)
+    }
+
+    fn put_manifest_fenced(
+        &self,
+        tag: &Tag,
+        media_type: &str,
+        bytes: &[u8],
+        fence: &dyn WriteFence,
+    ) -> Result<Digest, StoreError> {
+        self.put_channel(tag, media_type, bytes, Some(fence))
     }
 
     fn put_manifest_fenced(

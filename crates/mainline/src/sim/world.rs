@@ -69,6 +69,8 @@ pub struct Actor {
     /// lists refs and then reads the channel; only that pair marks a decision's facts (the
     /// journal's and the lock's own listings come after the decision and do not count).
     pub pending_view: Option<Stamp>,
+    /// How far this actor's wall clock is off (its runner's skew); its monotonic clock is true.
+    pub skew_ms: Ms,
 }
 
 /// A call that did not get its answer.
@@ -158,7 +160,9 @@ pub struct State {
 
 impl State {
     pub fn add_actor(&mut self, name: String, die_at: Option<u32>, now: Ms) -> ActorId {
+        let skew_ms = self.faults.skew();
         self.actors.push(Actor {
+            skew_ms,
             name,
             dead: false,
             calls: 0,
