@@ -324,17 +324,6 @@ impl Store for SimStore {
         self.put_channel(tag, media_type, bytes, Some(fence))
     }
 
-    fn put_manifest_fenced(
-        &self,
-        tag: &Tag,
-        media_type: &str,
-        bytes: &[u8],
-        fence: &dyn mainline_store::WriteFence,
-    ) -> Result<Digest, StoreError> {
-        // One simulated call, admitted once (the simulator's faults model its delays).
-        mainline_store::admit_once(fence, || self.put_manifest(tag, media_type, bytes))
-    }
-
     fn list_tags(&self) -> Result<Vec<Tag>, StoreError> {
         self.call(false, |s| Ok(s.registry.tags.keys().cloned().collect()))
     }
