@@ -63,9 +63,12 @@ fn world(root: &std::path::Path, name: &str) -> World {
     }
 }
 
-/// Reads the channel every 20 ms until stopped: (ms since start, digest).
+/// What the channel named, from when (ms since the watcher started): one entry per change.
+type Seen = Vec<(u128, Option<String>)>;
+
+/// Reads the channel every 20 ms until stopped.
 struct Watcher {
-    seen: Arc<Mutex<Vec<(u128, Option<String>)>>>,
+    seen: Arc<Mutex<Seen>>,
     stop: Arc<AtomicBool>,
     handle: Option<std::thread::JoinHandle<()>>,
 }
@@ -76,7 +79,7 @@ impl Watcher {
             host: reg.host.clone(),
             repo: reg.repo.clone(),
         };
-        let seen: Arc<Mutex<Vec<(u128, Option<String>)>>> = Arc::default();
+        let seen: Arc<Mutex<Seen>> = Arc::default();
         let stop: Arc<AtomicBool> = Arc::default();
         let (s, st) = (seen.clone(), stop.clone());
         let handle = std::thread::spawn(move || {
@@ -99,7 +102,7 @@ impl Watcher {
     }
 
     /// Every distinct value the channel took, in order.
-    fn finish(mut self) -> Vec<(u128, Option<String>)> {
+    fn finish(mut self) -> Seen {
         self.stop.store(true, Ordering::SeqCst);
         if let Some(h) = self.handle.take() {
             h.join().expect("watcher");
@@ -109,7 +112,7 @@ impl Watcher {
 }
 
 /// Once `newer` appeared, did the channel ever name something else? (S5 for the late write.)
-fn replaced_after(seen: &[(u128, Option<String>)], newer: &str) -> Option<String> {
+fn replaced_after(seen: &Seen, newer: &str) -> Option<String> {
     let first = seen.iter().position(|(_, d)| d.as_deref() == Some(newer))?;
     seen[first..]
         .iter()

@@ -126,7 +126,6 @@ impl Executor<'_> {
             None => Ok(()),
         };
         let attempts = fence.admitted();
-        drop(fence);
         let (target, error) = match outcome {
             Ok(applied) => {
                 return match held {

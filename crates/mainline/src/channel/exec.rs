@@ -117,7 +117,7 @@ pub struct Executor<'a> {
 /// The lock held for one writing run.
 pub(super) enum Locked<'l> {
     Git {
-        lock: GitLock<'l>,
+        lock: Box<GitLock<'l>>,
         held: Held,
     },
     External {
@@ -250,7 +250,7 @@ impl<'a> Executor<'a> {
         let mut locked = match (self.lock, self.lock_backend) {
             (LockMode::None, _) => return self.run_writes(request, None).map(|r| self.nudge(r)),
             (LockMode::Git { .. }, _) => {
-                let lock = self.git_lock();
+                let lock = Box::new(self.git_lock());
                 let held = lock.acquire().map_err(|e| self.lock_err(e))?;
                 Locked::Git { lock, held }
             }
