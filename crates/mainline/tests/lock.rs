@@ -674,3 +674,72 @@ fn an_acquirer_is_not_broken_by_the_holder_renewing_or_releasing_between_its_rea
         "renewed → Busy, released → acquired; got {outcomes:?}"
     );
 }
+
+/// A remote whose answer to the next lock swap is lost: the swap lands (`lands`) or not, and
+/// the caller hears only "unavailable".
+struct LostSwapAnswer {
+    inner: GitRepo,
+    lock_ref: String,
+    lands: bool,
+    armed: AtomicBool,
+}
+
+impl RepoWrapper for LostSwapAnswer {
+    fn inner(&self) -> &dyn Repo {
+        &self.inner
+    }
+    fn cas_ref(
+        &self,
+        refname: &str,
+        expected: Option<&CommitId>,
+        new: Option<&CommitId>,
+    ) -> Result<Cas, RepoError> {
+        if refname == self.lock_ref && self.armed.swap(false, Ordering::SeqCst) {
+            if self.lands {
+                self.inner.cas_ref(refname, expected, new)?;
+            }
+            return Err(RepoError::Unavailable("the answer was lost".into()));
+        }
+        self.inner.cas_ref(refname, expected, new)
+    }
+}
+
+/// Regression test (found by the simulator's lost-answer faults): a renewal whose answer is
+/// lost is judged by what the remote holds. It landed → renewed; it did not → still held, the
+/// hold counting from the last sure renewal; never reported as a lost lock.
+#[test]
+fn a_renewal_whose_answer_is_lost_is_judged_by_the_remote() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let q = Queue::new(tmp.path());
+    let channel = layout_channel(tmp.path());
+    let clock = ManualClock::at(T0);
+    for lands in [true, false] {
+        let (config, inner) = machine(&q, &channel, &format!("m-{lands}"));
+        let repo = LostSwapAnswer {
+            inner,
+            lock_ref: config.key.lock_ref(),
+            lands,
+            armed: AtomicBool::new(false),
+        };
+        let l = lock(&repo, &clock, &config, "renewer", 10_000, 0);
+        let mut held = l.acquire().expect("acquire");
+        let before = held.clone();
+        clock.advance(6_000);
+        repo.armed.store(true, Ordering::SeqCst);
+        let renewed = l.renew(&mut held);
+        let on_remote = holder_now(&l).map(|h| h.commit);
+        if lands {
+            assert!(renewed.is_ok(), "landed: {renewed:?}");
+            assert_ne!(held.commit, before.commit);
+            assert!(l.remaining_ms(&held) > l.remaining_ms(&before));
+        } else {
+            assert!(
+                matches!(renewed, Err(LockError::Repo { .. })),
+                "not landed: {renewed:?}"
+            );
+            assert_eq!(held.commit, before.commit, "the hold is unchanged");
+        }
+        assert_eq!(on_remote, Some(held.commit.clone()), "lands={lands}");
+        l.release(held).expect("release");
+    }
+}

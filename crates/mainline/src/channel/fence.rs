@@ -31,7 +31,7 @@
 //! with a cut-off attempt without the quarantine (when locked).
 
 use super::exec::Locked;
-use super::lock::safety_margin_ms;
+use super::lock::{safety_margin_ms, LockError};
 use super::ports::Clock;
 use crate::error::{CliError, Kind};
 use mainline_store::{FenceRefused, WriteFence};
@@ -96,7 +96,13 @@ impl<'r, 'l> LeaseFence<'r, 'l> {
             None => Ok(None),
             Some(Locked::Git { lock, held }) => {
                 if lock.remaining_ms(held) < lock.ttl_ms / 2 {
-                    lock.renew(held).map_err(|e| e.to_string())?;
+                    match lock.renew(held) {
+                        Ok(()) => {}
+                        // The remote did not answer, and our record is still there: the hold
+                        // from the last sure renewal still counts, for what is left of it.
+                        Err(LockError::Repo { .. }) if lock.remaining_ms(held) > 0 => {}
+                        Err(e) => return Err(e.to_string()),
+                    }
                 }
                 Ok(Some(lock.remaining_ms(held)))
             }

@@ -307,11 +307,23 @@ impl<'a> GitLock<'a> {
             .repo
             .write_record(&record.message(), &[], self.clock.now())
             .map_err(|e| self.err(e))?;
-        match self
+        let outcome = match self
             .repo
             .cas_ref(&self.refname, Some(&held.commit), Some(&commit))
-            .map_err(|e| self.err(e))?
         {
+            Ok(cas) => cas,
+            // No answer: the swap may have landed or not. The remote says which; our hold is
+            // unchanged either way until we know (its validity runs from the last sure renewal).
+            Err(e) => match self.current() {
+                Ok(Some(h)) if h.commit == commit => Cas::Updated,
+                Ok(Some(h)) if h.commit == held.commit => return Err(self.err(e)),
+                Ok(other) => Cas::Conflict {
+                    actual: other.map(|h| h.commit),
+                },
+                Err(_) => return Err(self.err(e)),
+            },
+        };
+        match outcome {
             Cas::Updated => {
                 *held = Held {
                     commit,
