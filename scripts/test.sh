@@ -56,9 +56,10 @@ scripts/with-registry.sh cargo test --workspace --locked --no-fail-fast "$@"
 # - each baseline: its named incident (docs/simulate-baselines/README.md).
 SIM_HISTORIES=${SIM_HISTORIES:-10000}
 cargo build --release --locked -q -p mainline
-mkdir -p target
-target/release/mainline simulate --histories "$SIM_HISTORIES" --seed 1 -o json --plot target/simulate.svg > target/simulate.json
-python3 - target/simulate.json <<'PY'
+out=${CARGO_TARGET_DIR:-target}
+mkdir -p "$out"
+"$out/release/mainline" simulate --histories "$SIM_HISTORIES" --seed 1 -o json --plot "$out/simulate.svg" > "$out/simulate.json"
+python3 - "$out/simulate.json" <<'PY'
 import json, sys
 report = json.load(open(sys.argv[1]))
 by = {s["name"]: s for s in report["strategies"]}
