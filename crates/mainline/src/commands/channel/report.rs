@@ -259,6 +259,9 @@ pub(super) fn finish(
     wait: Option<std::time::Duration>,
 ) -> Result<u8, CliError> {
     let mut r = ChannelReport::new(&o.config, report);
+    if report.final_decision.verdict == mainline_core::Verdict::Unknown {
+        ctx.note_unanswered(report.final_decision.explanation.clone());
+    }
     if status_only && o.config.lock != LockMode::None {
         // status shows who holds the lock (one more read; only status pays it), from the
         // backend that is configured: the git ref, or the channel's Lease.
