@@ -29,7 +29,14 @@ pub enum Realm {
     /// The realm answers 500 with a body quoting the Authorization header it received, and
     /// the credentials decoded from it.
     EchoCredentials,
+    /// No token endpoint: the registry asks for basic auth, then answers every authenticated
+    /// request with that 500 echo itself.
+    BasicEcho,
 }
+
+/// Requests that reached an echoing endpoint with an Authorization header (proof that the
+/// credentials were really sent, so a clean output means they were redacted).
+pub static ECHOED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 /// A registry that answers every `/v2/` request with 401 and a Bearer challenge naming a token
 /// endpoint (`realm`). Returns (registry port, realm URL).
@@ -38,9 +45,12 @@ pub fn token_registry(realm: Realm) -> (u16, String) {
     let port = listener.local_addr().expect("addr").port();
     let realm_url = match realm {
         Realm::Silent => format!("http://127.0.0.1:{}/token", silent()),
-        Realm::EchoCredentials => format!("http://127.0.0.1:{port}/token"),
+        Realm::EchoCredentials | Realm::BasicEcho => format!("http://127.0.0.1:{port}/token"),
     };
-    let challenge = format!("Bearer realm=\"{realm_url}\",service=\"fake-registry\"");
+    let challenge = match realm {
+        Realm::BasicEcho => "Basic realm=\"fake-registry\"".to_owned(),
+        _ => format!("Bearer realm=\"{realm_url}\",service=\"fake-registry\""),
+    };
     thread::spawn(move || {
         for conn in listener.incoming().flatten() {
             let challenge = challenge.clone();
@@ -70,7 +80,12 @@ fn serve(conn: TcpStream, challenge: &str) {
     }
     let path = first.split_whitespace().nth(1).unwrap_or("/");
     let mut conn = conn;
-    let response = if path.starts_with("/token") {
+    let basic = challenge.starts_with("Basic");
+    let echo = path.starts_with("/token") || (basic && path != "/v2/" && !authorization.is_empty());
+    let response = if echo {
+        if !authorization.is_empty() {
+            ECHOED.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
         use base64::Engine as _;
         let decoded = authorization
             .strip_prefix("Basic ")
