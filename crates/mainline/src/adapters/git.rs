@@ -169,12 +169,20 @@ impl Repo for GitRepo {
         self.remote.fetch_ref_chain(refname).map_err(to_repo_err)?;
         self.invalidate();
         // The ref moved on since it was listed (released, renewed, replaced): the listed
-        // commit is gone from the remote. Callers re-list.
-        self.remote
-            .commit_message(commit)
-            .map_err(|_| RepoError::CommitNotFound {
+        // commit is gone from the remote. Callers re-list. Unless the object is here but is no
+        // commit: then the ref itself is wrong, and saying "not on the remote" would be false.
+        match self.remote.commit_message(commit) {
+            Ok(m) => Ok(m),
+            Err(GitError::NotACommit { found, .. }) => Err(RepoError::NotARecord {
+                refname: refname.to_owned(),
+                remote: self.remote.url().redacted().to_owned(),
+                object: commit.clone(),
+                found,
+            }),
+            Err(_) => Err(RepoError::CommitNotFound {
                 commit: commit.clone(),
-            })
+            }),
+        }
     }
 
     fn record_parents(&self, commit: &CommitId) -> Result<Vec<CommitId>, RepoError> {

@@ -1,7 +1,7 @@
 //! `mainline history`: what prod ran when, and why it moved — read from the journal on the git
 //! remote, from any machine that can fetch it. `--verify` checks the hash chain.
 
-use crate::channel::journal::{verify, Break, Record};
+use crate::channel::journal::{verify, Break, JournalError, Record};
 use crate::cli::HistoryArgs;
 use crate::commands::channel::Opened;
 use crate::commands::push::io_err;
@@ -47,9 +47,7 @@ pub fn run(ctx: &Context, args: &HistoryArgs, out: &mut dyn Write) -> Result<u8,
     let o = Opened::open(ctx, &args.channel)?;
     let exec = o.executor();
     let journal = exec.journal();
-    let all = journal
-        .records()
-        .map_err(|e| CliError::new(Kind::Unavailable, chain_message(&e)))?;
+    let all = journal.records().map_err(journal_err)?;
     let verified = args.verify.then(|| verify(&all));
     let at_report = at.map(|t| {
         let record = all
@@ -78,6 +76,28 @@ pub fn run(ctx: &Context, args: &HistoryArgs, out: &mut dyn Write) -> Result<u8,
     match &report.verified {
         Some(breaks) if !breaks.is_empty() => Ok(Kind::Integrity.exit_code()),
         _ => Ok(0),
+    }
+}
+
+/// Reading the journal failed: unavailable (6) only when the remote could not be reached;
+/// a journal that is there but cannot be read (a record that does not parse, a ref at a tree, a
+/// parent that is missing) is an integrity failure (8), as `--verify` reports a broken chain.
+fn journal_err(e: JournalError) -> CliError {
+    use crate::channel::ports::RepoError;
+    let message = chain_message(&e);
+    match e {
+        JournalError::Repo {
+            source: RepoError::Unavailable(_),
+            ..
+        }
+        | JournalError::Contended { .. } => CliError::new(Kind::Unavailable, message)
+            .with_hint("the git remote did not answer; retry later"),
+        JournalError::Repo { refname, .. } | JournalError::Unreadable { refname, .. } => {
+            CliError::new(Kind::Integrity, message).with_hint(format!(
+                "the journal {refname} is damaged: its records can no longer be trusted; keep the ref for \
+                 investigation (git fetch REMOTE {refname}), and ask who else writes refs/mainline/"
+            ))
+        }
     }
 }
 

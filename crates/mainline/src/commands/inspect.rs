@@ -176,6 +176,18 @@ pub fn pull(ctx: &Context, args: &PullArgs, out: &mut dyn Write) -> Result<(), C
     let (stored, flux) = load(store.as_ref(), &reference)?;
     let layer = download_layer(ctx, store.as_ref(), &flux)?;
     let summary = mainline_pack::extract(layer, &args.output_dir, args.force).map_err(|e| {
+        if crate::error::is_no_space(&e) {
+            // Not the input's fault, and gone once there is room: unavailable, like a full disk.
+            return CliError::new(
+                Kind::Unavailable,
+                format!(
+                    "{reference}: no space left to extract into {} ({})",
+                    args.output_dir.display(),
+                    chain_message(&e)
+                ),
+            )
+            .with_hint("free space on that disk (or pass another --output-dir), then pull again");
+        }
         CliError::invalid(format!(
             "{reference}: refusing to extract into {}: {}",
             args.output_dir.display(),
