@@ -16,6 +16,9 @@ use support::*;
 
 const USER: &str = "robot-deployer";
 
+/// Arguments and extra environment of one run.
+type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)]);
+
 /// The password and every form of it that must never be printed.
 fn forbidden(password: &str) -> Vec<String> {
     let pair = format!("{USER}:{password}");
@@ -49,7 +52,7 @@ fn runs_against(realm: loopback::Realm, password: &str) {
         ("MAINLINE_REGISTRY_USERNAME", USER),
         ("MAINLINE_REGISTRY_PASSWORD", password),
     ];
-    let cases: [(&[&str], &[(&str, &str)]); 4] = [
+    let cases: [Case; 4] = [
         (&["-vv", "inspect", &reference], &[]),
         (&["-vv", "-o", "json", "inspect", &reference], &[]),
         (&["-vv", "--log-format", "json", "inspect", &reference], &[]),
