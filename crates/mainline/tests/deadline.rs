@@ -252,7 +252,7 @@ fn a_live_lock_holder_is_waited_for_no_longer_than_the_deadline() {
 #[test]
 fn a_killed_mainline_leaves_no_git_or_remote_helper_running() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let port = loopback::silent();
+    let (port, accepted) = loopback::silent_counted();
     let url = format!("http://127.0.0.1:{port}/killed-{}.git", std::process::id());
     let cache = tmp.path().join("cache");
     let channel = format!("{}:latest", registry_store("killed"));
@@ -277,11 +277,13 @@ fn a_killed_mainline_leaves_no_git_or_remote_helper_running() {
         .stderr(Stdio::null())
         .spawn()
         .expect("start mainline");
-    // Wait until git's http helper is talking to the silent remote.
+    // Wait until git's http helper has sent its request to the silent remote and waits for
+    // the answer (killed earlier, it would see git's pipe close and exit by itself).
     let until = Instant::now() + Duration::from_secs(20);
-    while !loopback::processes_with(&[&url])
-        .iter()
-        .any(|p| p.contains("remote-http"))
+    while accepted.load(std::sync::atomic::Ordering::SeqCst) == 0
+        || !loopback::processes_with(&[&url])
+            .iter()
+            .any(|p| p.contains("remote-http"))
     {
         assert!(
             Instant::now() < until,
@@ -290,9 +292,15 @@ fn a_killed_mainline_leaves_no_git_or_remote_helper_running() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+    std::thread::sleep(Duration::from_millis(500));
     child.kill().expect("SIGKILL mainline");
     child.wait().expect("reap mainline");
+    let killed = Instant::now();
     let left = loopback::wait_until_gone(&[&url, cache.to_str().expect("utf-8")], 5);
+    eprintln!(
+        "all git processes gone {:?} after SIGKILL",
+        killed.elapsed()
+    );
     assert!(
         left.is_empty(),
         "processes outlived a SIGKILLed mainline: {left:?}"

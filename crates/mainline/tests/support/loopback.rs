@@ -6,19 +6,29 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::thread;
 
 /// A port that accepts connections and never sends a byte (the connections are held open).
 pub fn silent() -> u16 {
+    silent_counted().0
+}
+
+/// [`silent`], and the number of connections it accepted so far.
+pub fn silent_counted() -> (u16, Arc<AtomicUsize>) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
     let port = listener.local_addr().expect("addr").port();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
     thread::spawn(move || {
         let mut held = Vec::new();
         for conn in listener.incoming().flatten() {
             held.push(conn);
+            count.fetch_add(1, Ordering::SeqCst);
         }
     });
-    port
+    (port, accepted)
 }
 
 /// What the fake registry's token endpoint does.
@@ -36,7 +46,7 @@ pub enum Realm {
 
 /// Requests that reached an echoing endpoint with an Authorization header (proof that the
 /// credentials were really sent, so a clean output means they were redacted).
-pub static ECHOED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+pub static ECHOED: AtomicUsize = AtomicUsize::new(0);
 
 /// A registry that answers every `/v2/` request with 401 and a Bearer challenge naming a token
 /// endpoint (`realm`). Returns (registry port, realm URL).
@@ -84,7 +94,7 @@ fn serve(conn: TcpStream, challenge: &str) {
     let echo = path.starts_with("/token") || (basic && path != "/v2/" && !authorization.is_empty());
     let response = if echo {
         if !authorization.is_empty() {
-            ECHOED.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            ECHOED.fetch_add(1, Ordering::SeqCst);
         }
         use base64::Engine as _;
         let decoded = authorization
