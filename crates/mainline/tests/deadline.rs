@@ -228,6 +228,7 @@ fn a_live_lock_holder_is_waited_for_no_longer_than_the_deadline() {
     let started = Instant::now();
     let run = mainline_in(tmp.path(), &reconcile, &[]);
     let elapsed = started.elapsed();
+    eprintln!("exit {} after {elapsed:?}: {}", run.code, run.stderr.trim());
     assert_eq!(
         run.code, 6,
         "stdout:\n{}\nstderr:\n{}",
