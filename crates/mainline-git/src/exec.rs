@@ -170,9 +170,10 @@ impl Git {
         // which is async-signal-safe; it allocates nothing and takes no lock.
         unsafe {
             cmd.pre_exec(|| {
-                // git dies with us (or with the thread that spawned it, which waits for it).
+                // git dies with us (or with the thread that spawned it, which waits for it);
+                // TERM, so it removes its lock files first.
                 rustix::process::set_parent_process_death_signal(Some(
-                    rustix::process::Signal::KILL,
+                    rustix::process::Signal::TERM,
                 ))
                 .map_err(std::io::Error::from)
             });
@@ -213,10 +214,7 @@ impl Git {
         let status = match waited {
             Ok(Some(status)) => status,
             Ok(None) | Err(_) => {
-                let pid = rustix::process::Pid::from_child(&child);
-                let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
-                let _ = child.kill();
-                let _ = child.wait();
+                end_group(&mut child);
                 crate::reaper::release(pgid);
                 join_all(writer, stdout, stderr);
                 return Err(match waited {
@@ -267,6 +265,25 @@ impl Git {
         }
     }
 }
+
+/// End a git that ran out of time, with its whole process group: SIGTERM (git removes its
+/// `*.lock` files, e.g. a local remote's receive-pack mid-push), then SIGKILL after a short
+/// grace for anything that ignored it. Reaps the leader.
+fn end_group(child: &mut std::process::Child) {
+    use rustix::process::{kill_process_group, Pid, Signal};
+    let pid = Pid::from_child(child);
+    let _ = kill_process_group(pid, Signal::TERM);
+    let ended = matches!(child.wait_timeout(TERM_GRACE), Ok(Some(_)));
+    // Helpers may outlive the leader by a moment; the group goes either way.
+    let _ = kill_process_group(pid, Signal::KILL);
+    if !ended {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+/// How long a git process group gets between SIGTERM and SIGKILL.
+const TERM_GRACE: Duration = Duration::from_millis(500);
 
 /// The first git call of this process that the deadline cut, and when: what did not answer.
 static FIRST_STALL: OnceLock<(Instant, String)> = OnceLock::new();

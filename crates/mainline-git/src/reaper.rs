@@ -5,7 +5,11 @@
 //! `ssh`) would be orphaned and keep waiting on a silent remote. So the first git call starts
 //! one small watcher (`sh`, in its own process group, deaf to terminal signals) that reads
 //! `+ PGID` / `- PGID` lines from a pipe only we hold. When we die — exit, panic, SIGTERM or
-//! SIGKILL — the pipe closes, and the watcher kills every group still registered, then exits.
+//! SIGKILL — the pipe closes, and the watcher ends every group still registered, then exits.
+//!
+//! Ending is SIGTERM first, SIGKILL one second later: git removes its `*.lock` files on SIGTERM,
+//! and a `git-receive-pack` of a local (file) remote runs in our group — killed outright mid-push
+//! it would leave the remote's ref locked, failing every later push to that ref.
 //!
 //! Invariants: a group is registered before its git can start anything that could outlive it,
 //! and released only after its leader was reaped (its group was killed first on a timeout).
@@ -26,7 +30,10 @@ while read -r op pg; do
     -) case "$live" in *" $pg "*) live="${live%% $pg *} ${live#* $pg }" ;; esac ;;
   esac
 done
-for pg in $live; do kill -9 -"$pg" 2>/dev/null; done
+[ "$live" = ' ' ] && exit 0
+for pg in $live; do kill -TERM -"$pg" 2>/dev/null; done
+sleep 1
+for pg in $live; do kill -KILL -"$pg" 2>/dev/null; done
 "#;
 
 fn watcher() -> &'static Mutex<Option<ChildStdin>> {
