@@ -18,7 +18,8 @@ pub mod fake;
 pub mod webhook;
 
 pub use api::{
-    Compare, CompareStatus, EntryState, ErrorKind, GithubClient, GithubConfig, GithubError, Group,
-    QueueEntry, Secret, Token, API_VERSION, PAGE_SIZE, REFRESH_MARGIN, TOKEN_ENV,
+    is_known_document, Compare, CompareStatus, EntryState, ErrorKind, GithubClient, GithubConfig,
+    GithubError, GraphqlDocument, Group, QueueEntry, Secret, Token, API_VERSION, GRAPHQL_DOCUMENTS,
+    PAGE_SIZE, REFRESH_MARGIN, TOKEN_ENV,
 };
 pub use clock::{Clock, SystemClock};

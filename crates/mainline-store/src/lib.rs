@@ -47,6 +47,9 @@ pub enum ErrorKind {
     Integrity,
     /// Anything else (a bug, or a local I/O error).
     Internal,
+    /// A fenced write was not attempted: its fence (the channel lock) could not cover the
+    /// attempt's whole bounded duration. Earlier attempts of the same write may still land.
+    Fenced,
 }
 
 /// A store failure. The message names the store location (never credentials) and says what to
@@ -112,6 +115,53 @@ pub trait Store: Send + Sync {
 
     /// All tags in the repository (used for evidence lookups and listings).
     fn list_tags(&self) -> Result<Vec<Tag>, StoreError>;
+
+    /// [`Store::put_manifest`] under a fence: `fence.admit()` is asked right before every
+    /// attempt (the first and each retry) and bounds that attempt's duration; when it refuses,
+    /// no further attempt starts and the error is [`ErrorKind::Fenced`]. This is how a channel
+    /// write never starts unless the writer's lock covers the attempt's whole duration
+    /// (DESIGN.md, "Fencing").
+    ///
+    /// The default admits once and writes: right for stores whose write is one local,
+    /// short operation (an image layout). Stores that retry over a network override it.
+    fn put_manifest_fenced(
+        &self,
+        tag: &Tag,
+        media_type: &str,
+        bytes: &[u8],
+        fence: &dyn WriteFence,
+    ) -> Result<Digest, StoreError> {
+        fence
+            .admit()
+            .map_err(|reason| StoreError::new(ErrorKind::Fenced, reason.to_string()))?;
+        self.put_manifest(tag, media_type, bytes)
+    }
+}
+
+/// Why a fence refused an attempt (a sentence naming the lock and what to do).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct FenceRefused(pub String);
+
+/// Admits the attempts of a fenced write (see [`Store::put_manifest_fenced`]).
+pub trait WriteFence {
+    /// Called right before each attempt: the longest the attempt may take (the store cuts it
+    /// off then), or why no attempt may start now.
+    fn admit(&self) -> Result<std::time::Duration, FenceRefused>;
+
+    /// Called when an attempt ended without a definite answer (cut off by its time limit, a
+    /// reset connection, a 5xx): the request may still be applied later by the store. The
+    /// writer must fence that late landing too (see `exec` in the CLI crate).
+    fn note_uncertain(&self) {}
+}
+
+/// A fence that admits every attempt with no bound of its own (unlocked writes).
+pub struct NoFence;
+
+impl WriteFence for NoFence {
+    fn admit(&self) -> Result<std::time::Duration, FenceRefused> {
+        Ok(std::time::Duration::MAX)
+    }
 }
 
 /// Open the store at `location`. `options` apply to registries only (explicit credentials,

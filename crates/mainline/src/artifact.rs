@@ -106,7 +106,18 @@ pub fn push_packed(
 /// Point `tag` at exactly `manifest.bytes`, then read the tag back and fail unless it names
 /// `manifest.digest`. Two requests on a registry: one PUT, one HEAD.
 pub fn write_tag(store: &dyn Store, manifest: &StoredManifest, tag: &Tag) -> Result<(), CliError> {
-    let written = store.put_manifest(tag, &manifest.media_type, &manifest.bytes)?;
+    write_tag_fenced(store, manifest, tag, &mainline_store::NoFence)
+}
+
+/// [`write_tag`] with every attempt of the PUT admitted and bounded by `fence` (the channel
+/// lock, for channel writes).
+pub fn write_tag_fenced(
+    store: &dyn Store,
+    manifest: &StoredManifest,
+    tag: &Tag,
+    fence: &dyn mainline_store::WriteFence,
+) -> Result<(), CliError> {
+    let written = store.put_manifest_fenced(tag, &manifest.media_type, &manifest.bytes, fence)?;
     if written != manifest.digest {
         return Err(CliError::new(
             Kind::Integrity,

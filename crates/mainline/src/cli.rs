@@ -324,7 +324,8 @@ pub struct HistoryArgs {
     /// duration ago such as 2h).
     #[arg(long, value_name = "TIME")]
     pub since: Option<String>,
-    /// Also say what the channel named at TIME, and which record put it there.
+    /// Also say what the channel named at TIME (`now`, RFC 3339, "YYYY-MM-DD HH:MM" or "HH:MM"
+    /// UTC, or a duration ago such as 2h), and which record put it there.
     #[arg(long, value_name = "TIME")]
     pub at: Option<String>,
     /// Check that every record names its predecessor's hash; exit 8 on a break.

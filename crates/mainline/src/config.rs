@@ -53,7 +53,14 @@ pub struct ChannelArgs {
     /// run re-decides from fresh facts) [default: git]
     #[arg(long, env = "MAINLINE_LOCK", value_enum)]
     pub lock: Option<LockArg>,
-    /// How long a lock holder may go without renewing before others may take over [default: 60s]
+    /// How long a lock holder may go without renewing before others may take over, 2s to 10m
+    /// [default: 60s].
+    ///
+    /// Expiry is judged by each taker's own clock: it takes over only after watching the
+    /// holder's record stay unchanged for the holder's TTL (never by comparing clocks). Fencing:
+    /// a writer starts a registry write attempt only if its lock covers that attempt's whole
+    /// time limit (it renews first, or stops); after an attempt that got no answer it keeps the
+    /// lock one more TTL so a late landing happens while it still holds it, then re-reads.
     #[arg(long, env = "MAINLINE_LOCK_TTL", value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub lock_ttl: Option<Duration>,
     /// How long to wait for another writer's lock before giving up (exit 6) [default: 2m]
@@ -245,7 +252,7 @@ pub fn resolve_from(
         queue,
         lease_ttl,
         lock: {
-            let ttl_ms = args.lock_ttl.map_or(60_000, |d| d.as_millis() as i64);
+            let ttl_ms = lock_ttl_ms(args.lock_ttl)?;
             let wait_ms = args.lock_wait.map_or(120_000, |d| d.as_millis() as u64);
             match args.lock.or(file.lock) {
                 Some(LockArg::None) => LockMode::None,
@@ -259,6 +266,25 @@ pub fn resolve_from(
         config,
         cache_root(args.cache_dir.clone().or(file.cache_dir)),
     ))
+}
+
+/// `--lock-ttl`, checked against the bounds the lock honours (see `channel::lock`).
+fn lock_ttl_ms(ttl: Option<Duration>) -> Result<i64, CliError> {
+    use crate::channel::lock::{DEFAULT_TTL_MS, MAX_TTL_MS, MIN_TTL_MS};
+    let Some(ttl) = ttl else {
+        return Ok(DEFAULT_TTL_MS);
+    };
+    let ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+    if !(MIN_TTL_MS..=MAX_TTL_MS).contains(&ms) {
+        return Err(CliError::invalid(format!(
+            "--lock-ttl {}: must be between {} s and {} s",
+            humantime::format_duration(ttl),
+            MIN_TTL_MS / 1000,
+            MAX_TTL_MS / 1000
+        ))
+        .with_hint("a holder renews well within its TTL; takers wait one TTL after a holder dies, so keep it short (the default is 60s)"));
+    }
+    Ok(ms)
 }
 
 /// `./k8s/` → `k8s`; `.` and `` → `.`; `..` anywhere is refused.

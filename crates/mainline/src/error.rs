@@ -133,6 +133,7 @@ impl From<mainline_store::StoreError> for CliError {
             S::Unavailable => Kind::Unavailable,
             S::Integrity => Kind::Integrity,
             S::Internal => Kind::Internal,
+            S::Fenced => Kind::Conflict,
         };
         CliError::new(kind, chain_message(&e))
     }

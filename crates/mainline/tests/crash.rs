@@ -16,8 +16,8 @@
 //! present and hashing to its digest, byte-identical to `sha-<commit>`), the journal chain
 //! verifies, and the lock is either free or held by the dead run with an expiry at most one TTL
 //! (the default 60 s) away. Rather than wait out ~120 dead holders, the test takes each one's
-//! lock over with `GitLock` on a clock 61 s ahead — the real takeover path, which refuses a live
-//! holder — and releases it; `a_killed_holder_blocks_writers_until_its_lock_expires` does the
+//! lock over with `GitLock` on a clock whose waits cost nothing — the real takeover path, which
+//! watches the record for one TTL — and releases it; `a_killed_holder_blocks_writers_until_its_lock_expires` does the
 //! real wait once, through the CLI (with `--lock-ttl 5s`).
 //! After the re-run (`reconcile`, sometimes a late refused deploy first, sometimes the deploy
 //! again): the invariant holds (oracle + `status`), `history --verify` passes, the journal is
@@ -79,13 +79,23 @@ struct Figures {
     by_kind: BTreeMap<String, (usize, usize)>,
 }
 
-/// A clock ahead of the system clock: what "after the dead holder's expiry" looks like without
-/// waiting for it.
-struct Ahead(i64);
+/// A clock on which waiting costs nothing: `sleep` moves it ahead instead of sleeping. A
+/// takeover watches a dead holder's record for one TTL on it without waiting for real.
+struct Ahead(std::sync::atomic::AtomicI64);
+
+impl Ahead {
+    fn new(ms: i64) -> Ahead {
+        Ahead(std::sync::atomic::AtomicI64::new(ms))
+    }
+}
 
 impl Clock for Ahead {
     fn now(&self) -> Timestamp {
-        Timestamp(SystemClock.now().millis() + self.0)
+        Timestamp(SystemClock.now().millis() + self.0.load(std::sync::atomic::Ordering::SeqCst))
+    }
+    fn sleep(&self, millis: u64) {
+        self.0
+            .fetch_add(millis as i64, std::sync::atomic::Ordering::SeqCst);
     }
 }
 
@@ -280,9 +290,10 @@ impl Harness {
         }
     }
 
-    /// Take the dead holder's lock over on a clock one TTL (+1 s) ahead, then release it.
+    /// Take the dead holder's lock over — watching its record for one TTL on a clock whose
+    /// waits cost nothing — then release it.
     fn expire_dead_holder(&mut self) {
-        let clock = Ahead(LOCK_TTL_MS + 1_000);
+        let clock = Ahead::new(0);
         let mut l = GitLock::new(
             &self.lock_repo,
             &clock,
@@ -290,7 +301,7 @@ impl Harness {
             "main",
             "crash-test (clock past the dead holder's expiry)",
         );
-        l.wait_ms = 0;
+        l.wait_ms = LOCK_TTL_MS as u64 + 1_000;
         match l.acquire() {
             Ok(held) => l.release(held).expect("release the taken-over lock"),
             Err(e) => {

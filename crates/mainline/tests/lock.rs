@@ -96,7 +96,7 @@ fn holder_now(l: &GitLock<'_>) -> Option<Held> {
 }
 
 #[test]
-fn a_holder_that_stops_renewing_is_taken_over_at_expiry_never_before() {
+fn a_holder_that_stops_renewing_is_taken_over_one_observed_ttl_later_never_before() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let q = Queue::new(tmp.path());
     let channel = layout_channel(tmp.path());
@@ -108,25 +108,31 @@ fn a_holder_that_stops_renewing_is_taken_over_at_expiry_never_before() {
     let a = lock(&repo_a, &clock, &config, "holder-a", TTL, 0);
     let held = a.acquire().expect("a free lock is acquired");
     assert_eq!(held.record.expires_at, Timestamp(T0 + TTL));
+    assert_eq!(held.record.ttl_ms, Some(TTL), "the record declares its TTL");
     assert_eq!(
         q.remote_ref(&config.key.lock_ref()).as_deref(),
         Some(held.commit.as_str()),
         "the lock is a ref on the remote, pointing at the holder's record"
     );
 
+    // B first looks at T0 and then watches: the takeover comes one TTL after B's first look.
     let b = lock(&repo_b, &clock, &config, "holder-b", TTL, 0);
     let mut refused = 0;
     for offset in [0, 1, TTL / 2, TTL - 1] {
         clock.set(T0 + offset);
         match b.acquire() {
             Err(LockError::Busy {
-                holder, expires_at, ..
+                holder,
+                unchanged_ms,
+                ttl_ms,
+                ..
             }) => {
                 assert_eq!(holder, "holder-a");
-                assert_eq!(expires_at, Timestamp(T0 + TTL));
+                assert_eq!(unchanged_ms, offset, "B measures from its own first look");
+                assert_eq!(ttl_ms, TTL);
                 refused += 1;
             }
-            other => panic!("at +{offset} ms (before expiry) B got {other:?}"),
+            other => panic!("at +{offset} ms (before one observed TTL) B got {other:?}"),
         }
         assert_eq!(
             holder_now(&b).map(|h| h.commit),
@@ -134,10 +140,17 @@ fn a_holder_that_stops_renewing_is_taken_over_at_expiry_never_before() {
             "a refused acquire leaves the holder's record in place"
         );
     }
+    // A's own reckoning ends before anyone may take over: it keeps a margin back.
+    assert!(
+        a.remaining_ms(&held) <= 0,
+        "at +TTL-1 A no longer counts on its lease ({} ms left)",
+        a.remaining_ms(&held)
+    );
 
-    // At expiry (expires_at <= now) the takeover is allowed.
     clock.set(T0 + TTL);
-    let taken = b.acquire().expect("an expired lock is taken over");
+    let taken = b
+        .acquire()
+        .expect("a record unchanged for one TTL is taken over");
     assert_eq!(taken.record.holder, "holder-b");
     assert_eq!(
         holder_now(&a).map(|h| h.record.holder).as_deref(),
@@ -153,27 +166,67 @@ fn a_holder_that_stops_renewing_is_taken_over_at_expiry_never_before() {
     a.release(held).expect("releasing a lost lock is a no-op");
     assert_eq!(holder_now(&a).map(|h| h.commit), Some(taken.commit.clone()));
     eprintln!(
-        "LOCK takeover: {refused} acquires refused before expiry (+0, +1, +TTL/2, +TTL-1 ms), taken over at +TTL; old holder's renew: Lost"
+        "LOCK takeover: {refused} acquires refused before one observed TTL (+0, +1, +TTL/2, +TTL-1 ms), taken over at +TTL; old holder's renew: Lost"
     );
 
-    // A waiting acquirer (polling, the clock advancing by its pauses) gets it no earlier than
-    // the expiry and within one pause (<= 1 s) after it.
+    // A waiting acquirer that arrives now (polling, the clock advancing by its pauses) watches
+    // B's record for one TTL from its first look — no less, and within one pause more.
     let c = lock(&repo_a, &clock, &config, "holder-c", TTL, 120_000);
-    let start = clock.now();
-    let got = c.acquire().expect("a waiter takes over after expiry");
-    let expiry = taken.record.expires_at.millis();
-    assert!(
-        got.record.acquired_at.millis() >= expiry,
-        "taken at {} before B's expiry {expiry}",
-        got.record.acquired_at.millis()
-    );
-    assert!(got.record.acquired_at.millis() - expiry <= 1_000);
-    eprintln!(
-        "LOCK waiter: polled from +{} ms to +{} ms, B expired at +{} ms",
-        start.millis() - T0,
-        got.record.acquired_at.millis() - T0,
-        expiry - T0
-    );
+    let start = clock.now().millis();
+    let got = c
+        .acquire()
+        .expect("a waiter takes over after one observed TTL");
+    let waited = got.record.acquired_at.millis() - start;
+    assert!(waited >= TTL, "taken after {waited} ms of watching");
+    assert!(waited - TTL <= 1_000, "{waited}");
+    eprintln!("LOCK waiter: watched B's record {waited} ms (TTL {TTL} ms), then took over");
+}
+
+/// Regression test (issue 10, item 10): a lock record is judged by the taker's own clock, never
+/// by the times written in it. A holder whose clock runs hours ahead (its `expires_at` far in
+/// the future) cannot freeze the channel past one TTL; one whose clock runs behind (its
+/// `expires_at` long past) is not taken over before one TTL of watching; a declared TTL above
+/// the cap counts as the cap.
+#[test]
+fn lock_expiry_ignores_the_holders_clock_and_caps_its_ttl() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let q = Queue::new(tmp.path());
+    let channel = layout_channel(tmp.path());
+    let (config, repo_a) = machine(&q, &channel, "a");
+    let (_, repo_b) = machine(&q, &channel, "b");
+    const TTL: i64 = 10_000;
+    let mut seen = Vec::new();
+    for (name, skew, declared) in [
+        ("ahead-by-10h", 36_000_000i64, TTL),
+        ("behind-by-10m", -600_000, TTL),
+        ("ttl-of-a-year", 0, 365 * 86_400_000),
+    ] {
+        let holder_clock = ManualClock::at(T0 + skew);
+        let taker_clock = ManualClock::at(T0);
+        let a = lock(&repo_a, &holder_clock, &config, name, declared, 0);
+        let held = a.acquire().expect("acquire");
+        let effective = declared.min(mainline::channel::lock::MAX_TTL_MS);
+        let b = lock(&repo_b, &taker_clock, &config, "taker", TTL, 0);
+        assert!(
+            matches!(b.acquire(), Err(LockError::Busy { .. })),
+            "{name}: not taken at the taker's first look"
+        );
+        taker_clock.advance(effective - 1);
+        assert!(
+            matches!(b.acquire(), Err(LockError::Busy { .. })),
+            "{name}: not taken 1 ms before one (capped) TTL of watching"
+        );
+        taker_clock.advance(1);
+        let got = b
+            .acquire()
+            .unwrap_or_else(|e| panic!("{name}: taken after one (capped) TTL: {e}"));
+        seen.push(format!(
+            "{name}: taken over after {effective} ms of watching"
+        ));
+        b.release(got).expect("release");
+        drop(held);
+    }
+    eprintln!("LOCK clocks: {}", seen.join("; "));
 }
 
 #[test]
@@ -313,9 +366,16 @@ impl RepoWrapper for StallAfterAcquire<'_> {
         let out = self.inner.cas_ref(refname, expected, new)?;
         let acquired = refname == self.lock_ref && expected.is_none() && new.is_some();
         if acquired && out == Cas::Updated && self.armed.swap(false, Ordering::SeqCst) {
-            // The run stalls past its TTL; another writer takes over the expired lock.
-            self.clock.advance(self.ttl_ms + 1);
-            let thief = lock(&self.thief, self.clock, &self.config, "thief", 600_000, 0);
+            // The run stalls past its TTL; another writer watches the lock for one TTL (its
+            // pauses advance the shared clock) and takes it over.
+            let thief = lock(
+                &self.thief,
+                self.clock,
+                &self.config,
+                "thief",
+                600_000,
+                2 * self.ttl_ms as u64,
+            );
             thief
                 .acquire()
                 .expect("the thief takes over the expired lock");
@@ -426,8 +486,21 @@ fn a_run_whose_lock_was_taken_over_stops_before_writing() {
         err.kind, err.message
     );
 
-    // Control: the same run with its lock intact (the thief's hold expired) writes.
-    clock.advance(600_001);
+    // Control: the same run with its lock intact (it waits out the thief's hold) writes.
+    let exec = Executor::new(
+        &config,
+        store.as_ref(),
+        &repo,
+        &builder,
+        &clock,
+        &cache,
+        "stalled-run".into(),
+    )
+    .with_lock(LockMode::Git {
+        ttl_ms: TTL,
+        wait_ms: 1_200_000,
+    })
+    .with_journal(true);
     let report = exec
         .run(Request::Reconcile {
             force_restore: false,
@@ -523,7 +596,7 @@ fn status_names_the_holder_and_lock_none_runs_unlocked() {
     assert!(
         s["lock"]
             .as_str()
-            .is_some_and(|t| t.contains("free: crashed-run's hold expired")),
+            .is_some_and(|t| t.contains("stale: crashed-run's record claims expiry")),
         "{s}"
     );
     eprintln!("LOCK status: held/free/expired holders shown; --lock none said unlocked and wrote while the lock was held");

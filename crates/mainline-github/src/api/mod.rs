@@ -13,12 +13,14 @@
 //! unreadable queue is an error, never an empty queue).
 
 mod compare;
+pub(crate) mod documents;
 mod error;
 mod http;
 mod queue;
 mod token;
 
 pub use compare::{Compare, CompareStatus};
+pub use documents::{is_known_document, GraphqlDocument, GRAPHQL_DOCUMENTS};
 pub use error::{ErrorKind, GithubError};
 pub use http::API_VERSION;
 pub use queue::{EntryState, Group, QueueEntry, PAGE_SIZE};

@@ -17,6 +17,7 @@
 //! Must never: report an empty queue when the queue could not be read (a missing repository
 //! or merge queue is an error), or loop forever on a misbehaving `pageInfo`.
 
+use super::documents::MERGE_QUEUE;
 use super::error::GithubError;
 use super::{check_name, GithubClient};
 use mainline_core::CommitId;
@@ -29,7 +30,6 @@ use std::collections::HashSet;
 pub const PAGE_SIZE: u32 = 100;
 /// Pages read before giving up (10,000 entries; real queues hold a few dozen).
 const MAX_PAGES: u32 = 100;
-const QUERY: &str = include_str!("../../fixtures/api/merge_queue.graphql");
 
 /// GitHub's `MergeQueueEntryState`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -153,7 +153,7 @@ impl GithubClient {
         let mut seen_cursors = HashSet::new();
         for _ in 0..MAX_PAGES {
             let body = serde_json::json!({
-                "query": QUERY,
+                "query": MERGE_QUEUE,
                 "variables": {
                     "owner": owner, "name": repo, "branch": branch,
                     "first": PAGE_SIZE, "after": after,

@@ -4,15 +4,32 @@
 //! `POST /app/installations/{id}/access_tokens`) from in-memory state a test sets, checking
 //! the `Authorization` header, and misbehaving on demand ([`Failure`]).
 //!
+//! GitHub's published schemas are the judge of this fake, not the client beside it (issue 16):
+//! - It answers only a GraphQL query byte-identical to one of [`crate::GRAPHQL_DOCUMENTS`]; any
+//!   other text gets a GraphQL error, as an invalid query gets at GitHub. Those documents are
+//!   the files in `graphql/`, which `tests/github-schemas` validates against
+//!   `@octokit/graphql-schema` (in `npm test` there, and in `cargo test` through
+//!   `tests/github_schemas.rs`). Byte identity was chosen over running a validator in the
+//!   fake: it needs no Node.js per request, it cannot disagree with the checker about what was
+//!   validated, and a misspelt field therefore fails the schema check, never silently passes
+//!   through a lenient fake.
+//! - Every exchange is kept ([`FakeGithub::exchanges`]); `tests/github_schemas.rs` drives
+//!   every client call through the fake and has the checker hold each request against GitHub's
+//!   REST description (operation, query parameters) and each answer against the operation's
+//!   response schema, GraphQL answers by executing the query over GitHub's schema.
+//!
 //! Invariants: it listens on loopback only; every answer is built from the templates in
-//! `fixtures/api/`; scripted failures are consumed one per request, in order.
-//! Must never: be compiled into a release build (it exists only behind the `fake` feature).
+//! `fixtures/api/`, which validate against GitHub's descriptions; scripted failures are
+//! consumed one per request, in order.
+//! Must never: be compiled into a release build (it exists only behind the `fake` feature);
+//! answer a GraphQL document the schema checker did not validate.
 
+mod record;
 mod routes;
 mod state;
 
 pub use crate::clock::ManualClock;
-pub use state::{Failure, FakeEntry, Recorded};
+pub use state::{Exchange, Failure, FakeEntry, Recorded};
 
 use crate::clock::{Clock, SystemClock};
 use crate::webhook;
@@ -65,6 +82,10 @@ impl FakeGithub {
                 post(routes::access_token),
             )
             .fallback(routes::fallback)
+            .layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                record::record,
+            ))
             .with_state(state.clone());
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
@@ -181,6 +202,11 @@ impl FakeGithub {
     /// Every request served so far, in order.
     pub fn requests(&self) -> Vec<Recorded> {
         self.with(|s| s.log.clone())
+    }
+
+    /// Every exchange served so far (request and answer as sent), in order.
+    pub fn exchanges(&self) -> Vec<Exchange> {
+        self.with(|s| s.exchanges.clone())
     }
 
     /// How many installation tokens were issued.

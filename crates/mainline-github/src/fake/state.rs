@@ -66,6 +66,20 @@ pub struct Recorded {
     pub authorized: bool,
 }
 
+/// A request the fake served and its answer, as they went over the wire.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exchange {
+    pub method: String,
+    /// The path, without the query.
+    pub path: String,
+    /// The query string without `?`; empty when there is none.
+    pub query: String,
+    /// The request body (empty for none).
+    pub request_body: String,
+    pub status: u16,
+    pub response_body: String,
+}
+
 pub(crate) struct App {
     pub(crate) app_id: String,
     pub(crate) key: DecodingKey,
@@ -82,6 +96,7 @@ pub(crate) struct State {
     pub(crate) parents: HashMap<String, Vec<String>>,
     pub(crate) failures: VecDeque<Failure>,
     pub(crate) log: Vec<Recorded>,
+    pub(crate) exchanges: Vec<Exchange>,
 }
 
 /// A comparison computed from the commit graph.
@@ -104,6 +119,7 @@ impl State {
             parents: HashMap::new(),
             failures: VecDeque::new(),
             log: Vec::new(),
+            exchanges: Vec::new(),
         }
     }
 

@@ -41,3 +41,5 @@ pub fn client(fake: &FakeGithub, clock: Arc<dyn Clock>) -> GithubClient {
     fake.accept_token(TOKEN);
     GithubClient::new(config(fake, Token::plain(TOKEN), clock)).expect("valid test settings")
 }
+
+pub mod schemas;

@@ -38,12 +38,26 @@ pub(crate) enum Failure {
     Local { kind: ErrorKind, message: String },
     /// The registry broke the protocol in a way retrying will not fix.
     Protocol { detail: String },
+    /// The write's fence refused the next attempt (no request was sent for it).
+    Fenced { reason: String },
 }
 
 impl Failure {
     /// Worth another attempt after a pause.
     pub(crate) fn is_transient(&self) -> bool {
         matches!(self, Failure::Transport { .. } | Failure::Busy { .. })
+    }
+
+    /// The request may have reached the registry and may still be applied: no answer came, or
+    /// a 5xx (a gateway's 502/504 says nothing about whether the registry got it).
+    pub(crate) fn outcome_unknown(&self) -> bool {
+        match self {
+            Failure::Transport { .. } => true,
+            // An attempt the deadline cut may have reached the registry (a PUT may land).
+            Failure::Deadline { started } => *started,
+            Failure::Busy { status, .. } => *status >= 500,
+            _ => false,
+        }
     }
 
     pub(crate) fn retry_after(&self) -> Option<Duration> {
@@ -197,6 +211,10 @@ impl Failure {
                 format!("{op} from {repository} on registry {host} broke off after {written} bytes ({detail}); discard the partial output and run it again"),
             ),
             Failure::Local { kind, message } => (kind, message),
+            Failure::Fenced { reason } => (
+                ErrorKind::Fenced,
+                format!("{op} on {repository} (registry {host}): {reason}"),
+            ),
             Failure::Protocol { detail } => (
                 ErrorKind::Internal,
                 format!("registry {host} broke the OCI distribution protocol during {op} on {repository} ({detail}); check that {host} is an OCI registry"),

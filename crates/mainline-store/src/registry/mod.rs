@@ -253,11 +253,22 @@ impl RegistryStore {
         small: bool,
         attempt: impl Fn(Mode) -> LocalBoxFuture<'a, Result<T, Failure>>,
     ) -> Result<T, StoreError> {
+        self.run_fenced(op, small, &crate::NoFence, attempt)
+    }
+
+    /// [`RegistryStore::run`] with every attempt admitted (and bounded) by `fence`.
+    fn run_fenced<'a, T>(
+        &'a self,
+        op: &str,
+        small: bool,
+        fence: &dyn crate::WriteFence,
+        attempt: impl Fn(Mode) -> LocalBoxFuture<'a, Result<T, Failure>>,
+    ) -> Result<T, StoreError> {
         let mode = self.mode();
         let policy = self.policy(small);
         let first = self
             .runtime
-            .block_on(retry::with_retries(policy, op, || attempt(mode)));
+            .block_on(retry::with_fence(policy, op, fence, || attempt(mode)));
         let result = match first {
             Err((Failure::Unauthorized { .. }, _)) if mode == Mode::Open => {
                 let auth = match &self.options.credentials {
@@ -269,9 +280,10 @@ impl RegistryStore {
                     )?,
                 };
                 self.set_auth(auth);
-                self.runtime.block_on(retry::with_retries(policy, op, || {
-                    attempt(Mode::Authenticated)
-                }))
+                self.runtime
+                    .block_on(retry::with_fence(policy, op, fence, || {
+                        attempt(Mode::Authenticated)
+                    }))
             }
             other => other,
         };
@@ -351,6 +363,16 @@ impl Store for RegistryStore {
         media_type: &str,
         bytes: &[u8],
     ) -> Result<Digest, StoreError> {
+        self.put_manifest_fenced(tag, media_type, bytes, &crate::NoFence)
+    }
+
+    fn put_manifest_fenced(
+        &self,
+        tag: &Tag,
+        media_type: &str,
+        bytes: &[u8],
+        fence: &dyn crate::WriteFence,
+    ) -> Result<Digest, StoreError> {
         let digest = Digest::of(bytes);
         let content_type = reqwest::header::HeaderValue::from_str(media_type).map_err(|_| {
             StoreError::new(
@@ -359,7 +381,7 @@ impl Store for RegistryStore {
             )
         })?;
         let op = format!("put manifest {digest} as tag {tag}");
-        self.run(&op, true, |_| {
+        self.run_fenced(&op, true, fence, |_| {
             Box::pin(self.put_manifest_once(tag, &content_type, bytes, &digest))
         })?;
         Ok(digest)

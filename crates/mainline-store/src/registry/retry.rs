@@ -56,11 +56,14 @@ pub(crate) fn pause(attempt: u32, retry_after: Option<Duration>) -> Option<Durat
     }
 }
 
-/// Runs `attempt` until it succeeds, fails for good, or the retries are spent. Returns the
+/// Runs `attempt` until it succeeds, fails for good, or the retries are spent, asking `fence` right before every attempt how long it may take (the
+/// shorter of that and the policy's limit applies). A refusal stops the loop with
+/// [`Failure::Fenced`]: no attempt starts that the fence cannot cover to its end. Returns the
 /// last failure with the number of attempts made.
-pub(crate) async fn with_retries<T, Fut>(
+pub(crate) async fn with_fence<T, Fut>(
     policy: Policy,
     what: &str,
+    fence: &dyn crate::WriteFence,
     mut attempt: impl FnMut() -> Fut,
 ) -> Result<T, (Failure, u32)>
 where
@@ -68,11 +71,31 @@ where
 {
     let mut made = 0u32;
     loop {
-        let (limit, by_deadline) = policy.limit();
-        if by_deadline && limit.is_some_and(|l| l.is_zero()) {
+        let (own_limit, by_deadline) = policy.limit();
+        if by_deadline && own_limit.is_some_and(|l| l.is_zero()) {
             return Err((Failure::Deadline { started: false }, made.max(1)));
         }
+        let admitted = match fence.admit() {
+            Ok(limit) => limit,
+            Err(refused) => {
+                let reason = match made {
+                    0 => format!("not attempted: {refused}"),
+                    n => {
+                        format!("no further attempt after {n} (the last may still land): {refused}")
+                    }
+                };
+                return Err((Failure::Fenced { reason }, made));
+            }
+        };
         made += 1;
+        // The fence may allow less than the timeout and the deadline; then it sets the limit,
+        // and a cut attempt is a plain timeout, not the deadline.
+        let (limit, by_deadline) = match own_limit {
+            Some(own) if admitted < own => (Some(admitted), false),
+            Some(own) => (Some(own), by_deadline),
+            None if admitted < Duration::MAX => (Some(admitted), false),
+            None => (None, false),
+        };
         let result = match limit {
             Some(limit) => match tokio::time::timeout(limit, attempt()).await {
                 Ok(result) => result,
@@ -87,6 +110,9 @@ where
             Ok(value) => return Ok(value),
             Err(failure) => failure,
         };
+        if failure.outcome_unknown() {
+            fence.note_uncertain();
+        }
         if !failure.is_transient() || made > policy.retries {
             return Err((failure, made));
         }

@@ -2,26 +2,38 @@
 //! writing or clearing the pin record. Each is one step the run loop takes after a decision.
 //!
 //! Must never: write a channel target that was not fetched by digest from the store right
-//! before (S1), or report a write that was not read back.
+//! before (S1), write it without the run's fence (see `fence.rs`), or report a write that was
+//! not read back.
 
-use super::exec::{AppliedMove, Executor};
+use super::exec::{channel_digest, AppliedMove, Executor, LockMode, Locked};
+use super::fence::LeaseFence;
 use super::gather::Gathered;
 use super::ports::Cas;
 use super::refs::PinRecord;
-use crate::artifact::{fetch_existing, write_tag};
+use crate::artifact::{fetch_existing, write_tag_fenced};
 use crate::error::{CliError, Kind};
-use mainline_core::{Action, ChannelHead, CommitId, Decision, Known, Move};
+use mainline_core::{Action, ChannelHead, CommitId, Decision, Digest, Known, Move};
 use mainline_store::ReferenceTarget;
+
+/// Why a channel write did not complete.
+pub(super) enum ApplyError {
+    /// Nothing was sent to the channel tag (building or fetching the target failed).
+    BeforeWrite(CliError),
+    /// The write of `target` was attempted and failed, or its read-back differed: the channel
+    /// may or may not name `target` now.
+    Write { target: Digest, error: CliError },
+}
 
 impl Executor<'_> {
     /// Name the move's target under the channel tag: build it first if needed, fetch its exact
-    /// manifest bytes by digest (it must exist: S1), write, read back.
+    /// manifest bytes by digest (it must exist: S1), write under `fence`, read back.
     pub(super) fn apply(
         &self,
         g: &Gathered,
         d: &Decision,
         mv: &Move,
-    ) -> Result<AppliedMove, CliError> {
+        fence: &LeaseFence<'_, '_>,
+    ) -> Result<AppliedMove, ApplyError> {
         let (digest, packed) = match (&mv.to_digest, &mv.to_commit) {
             (Some(d), _) => (d.clone(), false),
             (None, Some(c)) => {
@@ -31,19 +43,40 @@ impl Executor<'_> {
                         .unwrap_or_else(|| self.config.branch.clone()),
                     _ => self.config.branch.clone(),
                 };
-                let d = self.builder.build(self.store, c, &revision_ref)?;
+                let d = self
+                    .builder
+                    .build(self.store, c, &revision_ref)
+                    .map_err(ApplyError::BeforeWrite)?;
                 self.cache.set_artifact(c, &d);
                 (d, true)
             }
             (None, None) => {
-                return Err(CliError::new(
+                return Err(ApplyError::BeforeWrite(CliError::new(
                     Kind::Internal,
                     "the plan names neither a digest nor a commit (a bug in the decision core)",
-                ))
+                )))
             }
         };
-        let manifest = fetch_existing(self.store, &ReferenceTarget::Digest(digest.clone()))?;
-        write_tag(self.store, &manifest, &self.config.tag)?;
+        let manifest = fetch_existing(self.store, &ReferenceTarget::Digest(digest.clone()))
+            .map_err(ApplyError::BeforeWrite)?;
+        write_tag_fenced(self.store, &manifest, &self.config.tag, fence).map_err(|error| {
+            ApplyError::Write {
+                target: digest.clone(),
+                error,
+            }
+        })?;
+        Ok(self.applied(g, d, mv, digest, packed))
+    }
+
+    /// The record of a write of `digest` that was read back.
+    pub(super) fn applied(
+        &self,
+        g: &Gathered,
+        d: &Decision,
+        mv: &Move,
+        digest: Digest,
+        packed: bool,
+    ) -> AppliedMove {
         let (from_digest, from_commit) = match &g.facts.channel {
             Known::Known(ChannelHead::Names { digest, commit }) => {
                 (Some(digest.clone()), commit.known().cloned())
@@ -57,7 +90,7 @@ impl Executor<'_> {
             "channel moved: {}",
             mv.reason
         );
-        Ok(AppliedMove {
+        AppliedMove {
             action: mv.action,
             verdict: d.verdict,
             from_digest,
@@ -66,7 +99,102 @@ impl Executor<'_> {
             to_commit: mv.to_commit.clone(),
             packed,
             reason: mv.reason.clone(),
-        })
+        }
+    }
+
+    /// One channel write under the run's fence (see `fence.rs`): the write, the quarantine
+    /// after an attempt that ended without an answer, and a truthful account when it failed.
+    /// Ok: the move (read back) and a warning when the registry never confirmed it. Err: the
+    /// error, and — when this run may still speak for the journal (it holds the lock, or runs
+    /// unlocked) and the channel was read — what the channel names, for an `abandoned` record.
+    #[allow(clippy::type_complexity)]
+    pub(super) fn write_fenced(
+        &self,
+        g: &Gathered,
+        d: &Decision,
+        mv: &mainline_core::Move,
+        locked: &mut Option<&mut Locked<'_>>,
+    ) -> Result<(AppliedMove, Option<String>), Box<(CliError, Option<Option<Digest>>)>> {
+        let external_ttl = match self.lock {
+            LockMode::Kubernetes { ttl_ms, .. } => ttl_ms,
+            _ => 0,
+        };
+        let fence = LeaseFence::new(locked.as_deref_mut(), self.clock, external_ttl);
+        let outcome = self.apply(g, d, mv, &fence);
+        let held = match fence.uncertain_at() {
+            Some(_) => fence.quarantine(),
+            None => Ok(()),
+        };
+        let attempts = fence.admitted();
+        drop(fence);
+        let (target, error) = match outcome {
+            Ok(applied) => {
+                return match held {
+                    Ok(()) => Ok((applied, None)),
+                    Err(lost) => Err(Box::new((
+                        lost.with_hint(format!(
+                            "this run wrote {} and read it back before it lost the lock; the next locked run settles the journal and re-decides",
+                            applied.to_digest
+                        )),
+                        None,
+                    ))),
+                };
+            }
+            Err(ApplyError::BeforeWrite(e)) => {
+                let now = channel_digest(&g.facts.channel);
+                return Err(Box::new((e, now)));
+            }
+            Err(ApplyError::Write { target, error }) => (target, error),
+        };
+        // The write failed, or its outcome is unknown: read what the channel names now.
+        let now = self.store.resolve(&self.config.tag);
+        let named = |n: &Option<Digest>| n.as_ref().map_or("no tag".to_owned(), |d| d.to_string());
+        match (now, held) {
+            (Ok(Some(seen)), Ok(())) if seen == target => {
+                let note = format!(
+                    "the registry did not confirm the write of {target} ({}), but the channel names it when read back after the fence",
+                    error.message
+                );
+                tracing::warn!("{note}");
+                Ok((self.applied(g, d, mv, target, false), Some(note)))
+            }
+            (Ok(seen), Ok(())) => {
+                let message = format!(
+                    "{} (after {attempts} attempt(s)); the channel names {} when read back after the fence, not {target}",
+                    error.message,
+                    named(&seen)
+                );
+                let hint = error.hint.clone().unwrap_or_else(|| "re-run to converge".into());
+                Err(Box::new((
+                    CliError::new(error.kind, message).with_hint(hint),
+                    Some(seen),
+                )))
+            }
+            (Ok(seen), Err(lost)) => Err(Box::new((
+                CliError::new(
+                    lost.kind,
+                    format!(
+                        "{}; {}; the channel names {} now, and an attempt of this run to write {target} may still land",
+                        error.message,
+                        lost.message,
+                        named(&seen)
+                    ),
+                )
+                .with_hint("the next locked run (any reconcile) settles the journal from what the channel names and re-decides"),
+                None,
+            ))),
+            (Err(read), _) => Err(Box::new((
+                CliError::new(
+                    error.kind,
+                    format!(
+                        "{}; the channel could not be read afterwards ({read}), so whether {target} landed is unknown",
+                        error.message
+                    ),
+                )
+                .with_hint("the next locked run (any reconcile) settles the journal from what the channel names and re-decides"),
+                None,
+            ))),
+        }
     }
 
     fn group_ref_of(&self, g: &Gathered, head: &CommitId) -> Option<String> {

@@ -115,7 +115,7 @@ pub struct Executor<'a> {
 }
 
 /// The lock held for one writing run.
-enum Locked<'l> {
+pub(super) enum Locked<'l> {
     Git {
         lock: GitLock<'l>,
         held: Held,
@@ -229,6 +229,16 @@ impl<'a> Executor<'a> {
             (Request::Pin { .. }, _) => true,
             (_, plan) => matches!(plan, Plan::Move(_) | Plan::ClearPin),
         };
+        // A run that would write nothing still settles what a dead writer left: an intent
+        // nobody settled means `history` cannot say what prod ran. It takes the lock for that
+        // (settling without it could mistake a live writer's intent for a dead one's), then
+        // re-decides under the lock like any writer. `status` only reports it.
+        let settle = !writes
+            && self.journal
+            && self.lock != LockMode::None
+            && matches!(request, Request::Reconcile { .. })
+            && self.dangling_intent(&g);
+        let writes = writes || settle;
         if !writes {
             let mut report = self.report(d.clone(), Vec::new(), d, g);
             self.journal_refusal(&request, &report)
@@ -369,7 +379,25 @@ impl<'a> Executor<'a> {
                             None
                         }
                     };
-                    let applied = self.apply(&g, &d, &mv)?;
+                    let applied = match self.write_fenced(&g, &d, &mv, &mut locked) {
+                        Ok((applied, note)) => {
+                            warnings.extend(note);
+                            applied
+                        }
+                        Err(failed) => {
+                            let (error, abandoned) = *failed;
+                            if let Some(after) = abandoned {
+                                let mut e = intent;
+                                e.kind = EntryKind::Abandoned;
+                                e.intent = intent_seq;
+                                e.after = after;
+                                e.reason = format!("the write did not land: {}", error.message);
+                                e.time = self.clock.now();
+                                self.append(e, &mut warnings);
+                            }
+                            return Err(error);
+                        }
+                    };
                     let mut done = intent;
                     done.kind = EntryKind::Moved;
                     done.intent = intent_seq;
@@ -484,7 +512,7 @@ impl<'a> Executor<'a> {
 
 /// What the channel names according to the facts: `Some(None)` when the tag is absent, `None`
 /// when the channel could not be read.
-fn channel_digest(channel: &Known<ChannelHead>) -> Option<Option<Digest>> {
+pub(super) fn channel_digest(channel: &Known<ChannelHead>) -> Option<Option<Digest>> {
     match channel {
         Known::Known(ChannelHead::Absent) => Some(None),
         Known::Known(ChannelHead::Names { digest, .. } | ChannelHead::Foreign { digest, .. }) => {

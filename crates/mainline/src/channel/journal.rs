@@ -276,8 +276,30 @@ impl<'a> Journal<'a> {
         max: usize,
         stop: impl Fn(&Entry) -> bool,
     ) -> Result<Vec<Record>, JournalError> {
+        let head = self.head()?;
+        self.tail_from(head, max, stop)
+    }
+
+    /// [`Journal::tail`] from a head already listed (`commit`, e.g. from the run's ref listing):
+    /// no second listing of the remote.
+    pub fn tail_from_commit(
+        &self,
+        commit: &CommitId,
+        max: usize,
+        stop: impl Fn(&Entry) -> bool,
+    ) -> Result<Vec<Record>, JournalError> {
+        let head = self.read(commit)?;
+        self.tail_from(Some(head), max, stop)
+    }
+
+    fn tail_from(
+        &self,
+        head: Option<Record>,
+        max: usize,
+        stop: impl Fn(&Entry) -> bool,
+    ) -> Result<Vec<Record>, JournalError> {
         let mut out = Vec::new();
-        let mut next = self.head()?;
+        let mut next = head;
         while let Some(rec) = next {
             let done = stop(&rec.entry) || out.len() + 1 >= max;
             let parent = if done {

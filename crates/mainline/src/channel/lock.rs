@@ -2,29 +2,64 @@
 //! source remote — a system every writer already reaches. (A registry tag cannot be a lock: the
 //! distribution API has no conditional PUT.)
 //!
-//! The ref points at a record commit naming the holder, a nonce and an expiry. Acquire: create
-//! the ref from "absent", or take it over from an expired holder by swapping from the exact
-//! commit that was read. Renew: swap from our own record to a fresh one with a later expiry.
-//! Release: delete from our own record. Every step is a CAS, so of several writers exactly one
-//! wins; a holder whose renew fails (someone took over after expiry) has lost the lock and must
-//! stop before writing.
+//! The ref points at a record commit naming the holder, a nonce and the holder's TTL. Acquire:
+//! create the ref from "absent", or take it over from a holder whose record this process has
+//! watched stay unchanged for that TTL, by swapping from the exact commit that was read. Renew:
+//! swap from our own record to a fresh one. Release: delete from our own record. Every step is
+//! a CAS, so of several writers exactly one wins; a holder whose renew fails (someone took over)
+//! has lost the lock and must stop before writing.
 //!
-//! Must never: take over a lock before its expiry, write (or let the executor write) after a
-//! failed renew, or treat an unreadable lock record as free.
+//! **Time.** Expiry is judged only by locally observed, monotonic time since the record last
+//! changed (as client-go's leader election judges a Lease) — never by comparing the holder's
+//! clock, written in the record, with ours. So a holder whose clock is hours ahead cannot freeze
+//! the channel, and a taker whose clock is fast cannot steal a live lock. The TTL a record
+//! declares is capped at [`MAX_TTL_MS`]. The price: a new process that finds a dead holder's
+//! record waits one TTL from its first look, however old the record is.
+//!
+//! **Fencing.** A lease is not a fence by itself: a write that stalls can land after the lease
+//! ran out. So the holder computes how long it still holds the lock from *its own* send time of
+//! the last successful acquire or renew: `valid_until = sent + TTL − margin`. Any taker starts
+//! its TTL at a later moment (it cannot observe our record before we sent it), so while our
+//! monotonic clock is before `valid_until`, nobody else can hold the lock. The executor admits
+//! a registry write attempt only when the attempt's whole bounded duration fits before
+//! `valid_until` (renewing first when it does not); see `exec::LeaseFence`.
+//!
+//! Must never: take over a lock before observing it unchanged for its (capped) TTL, trust a
+//! remote clock, write (or let the executor write) after a failed renew, or treat an
+//! unreadable lock record as free.
 
 use super::ports::{Cas, Clock, Repo, RepoError};
 use super::refs::ChannelKey;
 use mainline_core::{CommitId, Timestamp};
 use serde::{Deserialize, Serialize};
 
-/// Who holds the lock and until when (the record's JSON; shown by `status`).
+/// The default TTL of the git lock (`--lock-ttl`).
+pub const DEFAULT_TTL_MS: i64 = 60_000;
+/// The shortest `--lock-ttl`: below it, git round trips eat the lease.
+pub const MIN_TTL_MS: i64 = 2_000;
+/// The longest TTL a record may declare; a longer one (a typo, a hostile record) counts as this.
+pub const MAX_TTL_MS: i64 = 600_000;
+
+/// How much of a lease the holder keeps back from its own reckoning: covers the time between
+/// our send of a renew and the remote applying it, and clock-rate differences between machines.
+pub fn safety_margin_ms(ttl_ms: i64) -> i64 {
+    (ttl_ms / 10).clamp(200, 5_000)
+}
+
+/// Who holds the lock (the record's JSON; shown by `status`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LockRecord {
     pub holder: String,
     /// Distinguishes two runs of the same holder identity.
     pub nonce: String,
+    /// By the holder's clock: for people reading `status`, never for judging expiry.
     pub acquired_at: Timestamp,
+    /// By the holder's clock: for people reading `status`, never for judging expiry.
     pub expires_at: Timestamp,
+    /// How long the holder may go without renewing. Records written before this field existed
+    /// count as [`DEFAULT_TTL_MS`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_ms: Option<i64>,
 }
 
 impl LockRecord {
@@ -35,6 +70,13 @@ impl LockRecord {
             serde_json::to_string(self).expect("a lock record always serialises")
         )
     }
+    /// The TTL takers honour: the declared one, capped at [`MAX_TTL_MS`].
+    pub fn effective_ttl_ms(&self) -> i64 {
+        self.ttl_ms
+            .unwrap_or(DEFAULT_TTL_MS)
+            .clamp(MIN_TTL_MS, MAX_TTL_MS)
+    }
+
     fn parse(message: &str) -> Result<LockRecord, String> {
         let body = message
             .find('{')
@@ -52,12 +94,17 @@ pub enum LockError {
         #[source]
         source: RepoError,
     },
-    #[error("lock {refname} is held by {holder} until {expires_at}; gave up waiting after {waited_ms} ms")]
+    #[error("lock {refname} is held by {holder}: its record stayed unchanged for {unchanged_ms} ms of its {ttl_ms} ms TTL while this run watched; gave up waiting after {waited_ms} ms")]
     Busy {
         refname: String,
         holder: String,
+        /// By the holder's clock (shown, never compared).
         expires_at: Timestamp,
         waited_ms: u64,
+        /// How long this process saw the record unchanged.
+        unchanged_ms: i64,
+        /// The record's (capped) TTL: the takeover comes after this much unchanged time.
+        ttl_ms: i64,
     },
     #[error("lock {refname} was lost: another writer took it over after it expired")]
     Lost { refname: String },
@@ -67,11 +114,14 @@ pub enum LockError {
     Unreadable { refname: String, reason: String },
 }
 
-/// The lock while held: the record commit we own.
+/// The lock while held: the record commit we own, and until when (by our monotonic clock,
+/// [`Clock::monotonic_ms`]) nobody else can hold it.
 #[derive(Debug, Clone)]
 pub struct Held {
     pub commit: CommitId,
     pub record: LockRecord,
+    /// Our send time of the acquire/renew that wrote `commit`, plus TTL, minus the margin.
+    pub valid_until_ms: i64,
 }
 
 /// The lock of one channel.
@@ -85,6 +135,9 @@ pub struct GitLock<'a> {
     pub ttl_ms: i64,
     /// How long `acquire` waits for a live holder before giving up.
     pub wait_ms: u64,
+    /// The record this process last saw and when it first saw it (monotonic ms): the clock a
+    /// takeover is judged by.
+    seen: std::sync::Mutex<Option<(CommitId, i64)>>,
 }
 
 impl<'a> GitLock<'a> {
@@ -101,9 +154,35 @@ impl<'a> GitLock<'a> {
             refname: key.lock_ref(),
             branch: branch.to_owned(),
             holder: holder.to_owned(),
-            ttl_ms: 60_000,
+            ttl_ms: DEFAULT_TTL_MS,
             wait_ms: 120_000,
+            seen: std::sync::Mutex::new(None),
         }
+    }
+
+    /// How long this process has seen `commit` as the lock record, unchanged (0 the first time).
+    fn unchanged_for(&self, commit: &CommitId, now_ms: i64) -> i64 {
+        let mut seen = self
+            .seen
+            .lock()
+            .expect("the observation slot is never poisoned");
+        match &*seen {
+            Some((c, since)) if c == commit => now_ms - since,
+            _ => {
+                *seen = Some((commit.clone(), now_ms));
+                0
+            }
+        }
+    }
+
+    /// Until when (monotonic ms) a hold written by a request sent at `sent_ms` is ours alone.
+    fn valid_until(&self, sent_ms: i64) -> i64 {
+        sent_ms + self.ttl_ms - safety_margin_ms(self.ttl_ms)
+    }
+
+    /// How long `held` is still ours alone, by our monotonic clock (negative: not any more).
+    pub fn remaining_ms(&self, held: &Held) -> i64 {
+        held.valid_until_ms - self.clock.monotonic_ms()
     }
 
     fn err(&self, source: RepoError) -> LockError {
@@ -113,7 +192,8 @@ impl<'a> GitLock<'a> {
         }
     }
 
-    /// The current holder, if any (expired holders included: compare `expires_at` with now).
+    /// The current holder, if any (whether it is still live is for `acquire` to judge, by
+    /// watching the record).
     ///
     /// The ref is listed, then its record fetched; a holder may release or renew in between,
     /// which makes the listed commit unfetchable. That is a changed lock, not an error: list
@@ -138,7 +218,12 @@ impl<'a> GitLock<'a> {
                 refname: self.refname.clone(),
                 reason,
             })?;
-            return Ok(Some(Held { commit, record }));
+            // A record read from the remote is ours to hold only through acquire/renew.
+            return Ok(Some(Held {
+                commit,
+                record,
+                valid_until_ms: i64::MIN,
+            }));
         }
     }
 
@@ -149,46 +234,65 @@ impl<'a> GitLock<'a> {
             nonce: nonce(now),
             acquired_at,
             expires_at: now.plus_millis(self.ttl_ms),
+            ttl_ms: Some(self.ttl_ms),
         }
     }
 
-    /// Take the lock: create it, or take it over after its holder's expiry; wait (polling) while
-    /// a live holder has it, up to `wait_ms`.
+    /// Take the lock: create it, or take it over once this process has seen the holder's
+    /// record unchanged for the record's TTL; wait (polling) while a live holder has it, up to
+    /// `wait_ms`.
     pub fn acquire(&self) -> Result<Held, LockError> {
-        let start = self.clock.now();
+        let start = self.clock.monotonic_ms();
         let mut pause = 50u64;
         loop {
             let current = self.current()?;
-            let now = self.clock.now();
+            let now = self.clock.monotonic_ms();
             let expected = match &current {
                 None => None,
-                Some(h) if h.record.expires_at <= now => Some(h.commit.clone()),
                 Some(h) => {
-                    let waited = (now.millis() - start.millis()).max(0) as u64;
-                    if waited >= self.wait_ms {
-                        return Err(LockError::Busy {
-                            refname: self.refname.clone(),
-                            holder: h.record.holder.clone(),
-                            expires_at: h.record.expires_at,
-                            waited_ms: waited,
-                        });
+                    let ttl = h.record.effective_ttl_ms();
+                    let unchanged = self.unchanged_for(&h.commit, now);
+                    if unchanged >= ttl {
+                        Some(h.commit.clone())
+                    } else {
+                        let waited = (now - start).max(0) as u64;
+                        if waited >= self.wait_ms {
+                            return Err(LockError::Busy {
+                                refname: self.refname.clone(),
+                                holder: h.record.holder.clone(),
+                                expires_at: h.record.expires_at,
+                                waited_ms: waited,
+                                unchanged_ms: unchanged,
+                                ttl_ms: ttl,
+                            });
+                        }
+                        let until_takeover = (ttl - unchanged).max(1) as u64;
+                        let until_give_up = (self.wait_ms - waited).max(1);
+                        self.clock
+                            .sleep(pause.min(until_takeover).min(until_give_up));
+                        pause = (pause * 2).min(1_000);
+                        continue;
                     }
-                    self.clock.sleep(pause);
-                    pause = (pause * 2).min(1_000);
-                    continue;
                 }
             };
-            let record = self.record(now);
+            let sent = self.clock.monotonic_ms();
+            let record = self.record(self.clock.now());
             let commit = self
                 .repo
-                .write_record(&record.message(), &[], now)
+                .write_record(&record.message(), &[], record.acquired_at)
                 .map_err(|e| self.err(e))?;
             match self
                 .repo
                 .cas_ref(&self.refname, expected.as_ref(), Some(&commit))
                 .map_err(|e| self.err(e))?
             {
-                Cas::Updated => return Ok(Held { commit, record }),
+                Cas::Updated => {
+                    return Ok(Held {
+                        commit,
+                        record,
+                        valid_until_ms: self.valid_until(sent),
+                    })
+                }
                 Cas::Conflict { .. } => self.clock.sleep(pause.min(200)),
             }
         }
@@ -197,6 +301,7 @@ impl<'a> GitLock<'a> {
     /// Extend our hold. Fails with `Lost` when someone else's record is there now: the caller
     /// must stop before writing anything.
     pub fn renew(&self, held: &mut Held) -> Result<(), LockError> {
+        let sent = self.clock.monotonic_ms();
         let record = self.record(held.record.acquired_at);
         let commit = self
             .repo
@@ -208,7 +313,11 @@ impl<'a> GitLock<'a> {
             .map_err(|e| self.err(e))?
         {
             Cas::Updated => {
-                *held = Held { commit, record };
+                *held = Held {
+                    commit,
+                    record,
+                    valid_until_ms: self.valid_until(sent),
+                };
                 Ok(())
             }
             Cas::Conflict { .. } => Err(LockError::Lost {

@@ -11,6 +11,7 @@
 pub mod cache;
 mod effects;
 pub mod exec;
+mod fence;
 pub mod gather;
 pub mod journal;
 pub mod lock;

@@ -118,5 +118,29 @@ impl Executor<'_> {
     }
 }
 
+impl Executor<'_> {
+    /// Does the journal end in a window with an intent no record settled (a writer died or lost
+    /// its answer after journaling it)? Read from the head the run's ref listing showed, so a
+    /// journal that did not change costs no network round trip. Unreadable: `false` (the next
+    /// writing run settles under the lock anyway).
+    pub(super) fn dangling_intent(&self, g: &super::gather::Gathered) -> bool {
+        let Some(view) = &g.view else { return false };
+        let journal = self.journal();
+        let Some(head) = view.mainline_refs.get(&journal.refname) else {
+            return false;
+        };
+        let settles = |e: &Entry| {
+            matches!(
+                e.kind,
+                EntryKind::Moved | EntryKind::Abandoned | EntryKind::Observed
+            )
+        };
+        journal
+            .tail_from_commit(head, SETTLE_WINDOW, settles)
+            .map(|w| w.iter().any(|r| r.entry.kind == EntryKind::Intent))
+            .unwrap_or(false)
+    }
+}
+
 /// How far back `settle_journal` looks for unsettled intents.
 const SETTLE_WINDOW: usize = 256;

@@ -23,6 +23,9 @@ struct HistoryReport {
     /// With --verify: the breaks found (empty: the chain verifies).
     #[serde(skip_serializing_if = "Option::is_none")]
     verified: Option<Vec<Break>>,
+    /// Seqs of intents no `moved`/`abandoned` record settles yet: their write may or may not
+    /// have landed (a run died, or lost its answer). The next locked run settles them.
+    unsettled: Vec<u64>,
 }
 
 #[derive(Serialize)]
@@ -49,6 +52,7 @@ pub fn run(ctx: &Context, args: &HistoryArgs, out: &mut dyn Write) -> Result<u8,
     let journal = exec.journal();
     let all = journal.records().map_err(journal_err)?;
     let verified = args.verify.then(|| verify(&all));
+    let unsettled = unsettled_intents(&all);
     let at_report = at.map(|t| {
         let record = all
             .iter()
@@ -71,6 +75,7 @@ pub fn run(ctx: &Context, args: &HistoryArgs, out: &mut dyn Write) -> Result<u8,
         records,
         at: at_report,
         verified,
+        unsettled,
     };
     emit(ctx, out, &report, |w| render(&report, w)).map_err(io_err)?;
     match &report.verified {
@@ -101,6 +106,21 @@ fn journal_err(e: JournalError) -> CliError {
     }
 }
 
+/// Intents that no `moved` or `abandoned` record names as settled.
+fn unsettled_intents(records: &[Record]) -> Vec<u64> {
+    use crate::channel::journal::EntryKind;
+    let settled: std::collections::BTreeSet<u64> = records
+        .iter()
+        .filter(|r| matches!(r.entry.kind, EntryKind::Moved | EntryKind::Abandoned))
+        .filter_map(|r| r.entry.intent)
+        .collect();
+    records
+        .iter()
+        .filter(|r| r.entry.kind == EntryKind::Intent && !settled.contains(&r.entry.seq))
+        .map(|r| r.entry.seq)
+        .collect()
+}
+
 fn render(r: &HistoryReport, w: &mut dyn Write) -> std::io::Result<()> {
     writeln!(w, "history of {} ({})", r.channel, r.journal_ref)?;
     if r.records.is_empty() {
@@ -127,23 +147,50 @@ fn render(r: &HistoryReport, w: &mut dyn Write) -> std::io::Result<()> {
             e.actor
         )?;
         writeln!(w, "       {}", e.reason)?;
+        if r.unsettled.contains(&e.seq) {
+            writeln!(
+                w,
+                "       UNSETTLED: this write may or may not have landed; the next locked run (any reconcile) records which"
+            )?;
+        }
     }
     if let Some(at) = &r.at {
         match (&at.digest, &at.record) {
-            (Some(d), Some(rec)) => writeln!(
-                w,
-                "at {} prod ran {} ({}), since #{} {}: {}",
-                at.time,
-                d,
-                rec.entry
-                    .to_commit
-                    .as_ref()
-                    .or(rec.entry.from_commit.as_ref())
-                    .map_or("commit unknown", |c| c.as_str()),
-                rec.entry.seq,
-                rec.entry.time,
-                rec.entry.reason
-            )?,
+            (Some(d), Some(rec)) => {
+                // An intent's `after` is where the channel still was: pair it with the commit it
+                // came from, never with the commit it was about to move to.
+                let intent = rec.entry.kind == crate::channel::journal::EntryKind::Intent;
+                let commit = if intent {
+                    rec.entry.from_commit.as_ref()
+                } else {
+                    rec.entry
+                        .to_commit
+                        .as_ref()
+                        .or(rec.entry.from_commit.as_ref())
+                };
+                writeln!(
+                    w,
+                    "at {} prod ran {} ({}), since #{} {}: {}",
+                    at.time,
+                    d,
+                    commit.map_or("commit unknown", |c| c.as_str()),
+                    rec.entry.seq,
+                    rec.entry.time,
+                    rec.entry.reason
+                )?;
+                if r.unsettled.contains(&rec.entry.seq) {
+                    writeln!(
+                        w,
+                        "  unless the unsettled intent #{} landed: then {}",
+                        rec.entry.seq,
+                        match (&rec.entry.to_digest, &rec.entry.to_commit) {
+                            (Some(d), _) => d.to_string(),
+                            (None, Some(c)) => format!("the artifact of {c}"),
+                            (None, None) => "its target".to_owned(),
+                        }
+                    )?;
+                }
+            }
             _ => writeln!(w, "at {} the journal records nothing yet", at.time)?,
         }
     }
@@ -169,6 +216,9 @@ pub fn parse_time(s: &str, now: Timestamp, flag: &str) -> Result<Timestamp, CliE
     use time::format_description::well_known::Rfc3339;
     use time::{Date, OffsetDateTime, PrimitiveDateTime, Time};
     let from = |t: OffsetDateTime| Timestamp((t.unix_timestamp_nanos() / 1_000_000) as i64);
+    if s.trim().eq_ignore_ascii_case("now") {
+        return Ok(now);
+    }
     if let Ok(t) = OffsetDateTime::parse(s, &Rfc3339) {
         return Ok(from(t));
     }
@@ -187,6 +237,6 @@ pub fn parse_time(s: &str, now: Timestamp, flag: &str) -> Result<Timestamp, CliE
         return Ok(from(PrimitiveDateTime::new(today, t).assume_utc()));
     }
     Err(CliError::invalid(format!(
-        "{flag} {s:?} is not a time: use RFC 3339 (2024-05-01T16:08:00Z), \"2024-05-01 16:08\" or \"16:08\" (UTC), or a duration ago (2h)"
+        "{flag} {s:?} is not a time: use `now`, RFC 3339 (2024-05-01T16:08:00Z), \"2024-05-01 16:08\" or \"16:08\" (UTC), or a duration ago (2h)"
     )))
 }

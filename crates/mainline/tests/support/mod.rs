@@ -210,12 +210,18 @@ pub fn fixture_repo(root: &Path) -> (PathBuf, Vec<String>) {
 }
 
 /// Count the HTTP requests the open registry logged so far.
-pub fn registry_requests() -> usize {
+pub fn registry_requests(store: &str) -> usize {
+    // Only this store's repository: other tests run in parallel against the same registry.
+    let repo = store
+        .strip_prefix("oci://")
+        .and_then(|r| r.split_once('/'))
+        .map(|(_, repo)| repo)
+        .expect("a registry store (oci://HOST/REPO)");
     let log = std::env::var("MAINLINE_TEST_REGISTRY_LOG")
         .expect("MAINLINE_TEST_REGISTRY_LOG is not set: run scripts/with-registry.sh");
     std::fs::read_to_string(log)
         .expect("read registry log")
         .lines()
-        .filter(|l| l.contains("msg=\"response completed\""))
+        .filter(|l| l.contains("msg=\"response completed\"") && l.contains(&format!("/v2/{repo}/")))
         .count()
 }

@@ -295,9 +295,20 @@ pub(super) fn finish(
         };
         match current {
             Ok(None) => r.lock.push_str(" (free)"),
-            Ok(Some((holder, expires_at, _))) if expires_at <= now => r
-                .lock
-                .push_str(&format!(" (free: {holder}'s hold expired at {expires_at})")),
+            // The record's expiry is by the holder's clock: shown, never trusted. A writer
+            // takes over only after watching the record unchanged for its TTL.
+            Ok(Some((holder, expires_at, record))) if expires_at <= now => {
+                let ttl = record
+                    .as_ref()
+                    .map_or(crate::channel::lock::DEFAULT_TTL_MS, |r| {
+                        r.effective_ttl_ms()
+                    });
+                r.lock.push_str(&format!(
+                    " (stale: {holder}'s record claims expiry at {expires_at}; the next writer takes it over after watching it unchanged for {} s)",
+                    ttl / 1000
+                ));
+                r.lock_holder = record;
+            }
             Ok(Some((holder, expires_at, record))) => {
                 r.lock
                     .push_str(&format!(" (held by {holder} until {expires_at})"));
