@@ -166,17 +166,24 @@ impl Git {
             // Own group, so a timeout also ends ssh / git-remote-https children.
             .process_group(0);
 
-        // SAFETY: the closure runs between fork and exec and only makes one prctl(2) call,
-        // which is async-signal-safe; it allocates nothing and takes no lock.
-        unsafe {
-            cmd.pre_exec(|| {
-                // git dies with us (or with the thread that spawned it, which waits for it);
-                // TERM, so it removes its lock files first.
-                rustix::process::set_parent_process_death_signal(Some(
-                    rustix::process::Signal::TERM,
-                ))
-                .map_err(std::io::Error::from)
-            });
+        // Only for a remote across the network: there git's children (git-remote-http, ssh)
+        // are ours and may wait forever on a silent server. A local remote's children are its
+        // server side (receive-pack, upload-pack), which on a real host would not die with us:
+        // killing them mid-push would leave the remote's ref locked, so they may finish.
+        let networked = self.url.host().is_some();
+        if networked {
+            // SAFETY: the closure runs between fork and exec and only makes one prctl(2)
+            // call, which is async-signal-safe; it allocates nothing and takes no lock.
+            unsafe {
+                cmd.pre_exec(|| {
+                    // git dies with us (or with the thread that spawned it, which waits for
+                    // it); TERM, so it removes its lock files first.
+                    rustix::process::set_parent_process_death_signal(Some(
+                        rustix::process::Signal::TERM,
+                    ))
+                    .map_err(std::io::Error::from)
+                });
+            }
         }
 
         let command = args
@@ -198,7 +205,9 @@ impl Git {
             source,
         })?;
         let pgid = child.id();
-        crate::reaper::register(pgid);
+        if networked {
+            crate::reaper::register(pgid);
+        }
 
         let writer = match (stdin, child.stdin.take()) {
             (Some(data), Some(mut pipe)) => Some(thread::spawn(move || {
@@ -215,7 +224,9 @@ impl Git {
             Ok(Some(status)) => status,
             Ok(None) | Err(_) => {
                 end_group(&mut child);
-                crate::reaper::release(pgid);
+                if networked {
+                    crate::reaper::release(pgid);
+                }
                 join_all(writer, stdout, stderr);
                 return Err(match waited {
                     Err(source) => GitError::Spawn {
@@ -231,7 +242,9 @@ impl Git {
                 });
             }
         };
-        crate::reaper::release(pgid);
+        if networked {
+            crate::reaper::release(pgid);
+        }
         let (stdout, stderr) = join_all(writer, stdout, stderr);
         Ok(GitOutput {
             status,

@@ -7,9 +7,10 @@
 //! `+ PGID` / `- PGID` lines from a pipe only we hold. When we die — exit, panic, SIGTERM or
 //! SIGKILL — the pipe closes, and the watcher ends every group still registered, then exits.
 //!
-//! Ending is SIGTERM first, SIGKILL one second later: git removes its `*.lock` files on SIGTERM,
-//! and a `git-receive-pack` of a local (file) remote runs in our group — killed outright mid-push
-//! it would leave the remote's ref locked, failing every later push to that ref.
+//! Ending is SIGTERM first, SIGKILL one second later: git removes its `*.lock` files on SIGTERM.
+//! Only git calls to a remote across the network are registered (and get PDEATHSIG): a local
+//! remote's children are its server side (receive-pack), which must be left to finish — killed
+//! mid-push it would leave the remote's ref locked, failing every later push to that ref.
 //!
 //! Invariants: a group is registered before its git can start anything that could outlive it,
 //! and released only after its leader was reaped (its group was killed first on a timeout).
