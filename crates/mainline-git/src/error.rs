@@ -114,6 +114,19 @@ pub enum GitError {
     },
 
     #[error(
+        "the git remote {remote} did not answer `git {command}` before the command's deadline; \
+         it may accept connections and never reply, or wait for credentials: check it and retry later, \
+         or allow more time with --timeout (MAINLINE_TIMEOUT)"
+    )]
+    Deadline { command: String, remote: String },
+
+    #[error(
+        "`git {command}` for {remote} was not started: the command's deadline had already passed \
+         (something before it did not answer in time)"
+    )]
+    DeadlinePassed { command: String, remote: String },
+
+    #[error(
         "`git {command}` for {remote} failed ({status}): {stderr}; check the URL, the network and the credentials \
          (MAINLINE_GIT_TOKEN, a git credential helper, or ssh keys), then retry"
     )]
@@ -190,9 +203,12 @@ impl GitError {
             | Unresolved { .. }
             | NotInCache { .. }
             | PathNotFound { .. } => GitErrorKind::NotFound,
-            Timeout { .. } | Command { .. } | LockTimeout { .. } | CacheIo { .. } => {
-                GitErrorKind::Unavailable
-            }
+            Timeout { .. }
+            | Deadline { .. }
+            | DeadlinePassed { .. }
+            | Command { .. }
+            | LockTimeout { .. }
+            | CacheIo { .. } => GitErrorKind::Unavailable,
             PushRejected { .. } => GitErrorKind::Rejected,
             Spawn { .. }
             | UnexpectedOutput { .. }

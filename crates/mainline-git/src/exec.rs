@@ -7,6 +7,11 @@
 //! remote's URL and token passed as environment config (`GIT_CONFIG_COUNT`), so neither ever
 //! appears in argv. Variables that would redirect git to another repository are removed.
 //!
+//! Each call is bounded by the smaller of its own timeout and what is left of the command's
+//! deadline (a call that would start after the deadline fails at once, without spawning). git
+//! gets `PR_SET_PDEATHSIG`, and its group is registered with the [`crate::reaper`], so nothing
+//! we started outlives us.
+//!
 //! Must never: block without a deadline, let a credential reach argv or a message (stderr is
 //! scrubbed before it is stored), or inherit a caller's `GIT_DIR`.
 
@@ -16,8 +21,9 @@ use std::io::{Read, Write};
 use std::os::unix::process::CommandExt as _;
 use std::path::Path;
 use std::process::{Command, ExitStatus, Stdio};
+use std::sync::OnceLock;
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use wait_timeout::ChildExt as _;
 
 /// The name the remote has inside the cache; its URL only ever arrives through the environment.
@@ -59,9 +65,37 @@ pub(crate) struct Git {
     pub url: RemoteUrl,
     pub token: Option<Token>,
     pub timeout: Duration,
+    /// The command's overall deadline, when it has one: no call waits past it.
+    pub deadline: Option<Instant>,
 }
 
 impl Git {
+    /// How long the next call may take, and whether the command's deadline (rather than the
+    /// per-call timeout) is what bounds it.
+    pub fn limit(&self) -> (Duration, bool) {
+        match self.deadline {
+            Some(at) => {
+                let left = at.saturating_duration_since(Instant::now());
+                if left < self.timeout {
+                    (left, true)
+                } else {
+                    (self.timeout, false)
+                }
+            }
+            None => (self.timeout, false),
+        }
+    }
+
+    /// A call cut by the deadline: the remote did not answer (the first is remembered).
+    fn deadline_error(&self, command: &str) -> GitError {
+        let e = GitError::Deadline {
+            command: command.to_owned(),
+            remote: self.url.redacted().to_owned(),
+        };
+        note_stall(e.to_string());
+        e
+    }
+
     /// The config git receives through the environment, in order.
     fn env_config(&self) -> Vec<(String, String)> {
         let mut config = vec![
@@ -132,12 +166,48 @@ impl Git {
             // Own group, so a timeout also ends ssh / git-remote-https children.
             .process_group(0);
 
-        let command = args.first().copied().unwrap_or("git").to_owned();
-        tracing::debug!(command = %command, remote = %self.url, "running git");
+        // Only for a remote across the network: there git's children (git-remote-http, ssh)
+        // are ours and may wait forever on a silent server. A local remote's children are its
+        // server side (receive-pack, upload-pack), which on a real host would not die with us:
+        // killing them mid-push would leave the remote's ref locked, so they may finish.
+        let networked = self.url.host().is_some();
+        if networked {
+            // SAFETY: the closure runs between fork and exec and only makes one prctl(2)
+            // call, which is async-signal-safe; it allocates nothing and takes no lock.
+            unsafe {
+                cmd.pre_exec(|| {
+                    // git dies with us (or with the thread that spawned it, which waits for
+                    // it); TERM, so it removes its lock files first.
+                    rustix::process::set_parent_process_death_signal(Some(
+                        rustix::process::Signal::TERM,
+                    ))
+                    .map_err(std::io::Error::from)
+                });
+            }
+        }
+
+        let command = args
+            .iter()
+            .copied()
+            .find(|a| !a.starts_with('-') && !a.contains('='))
+            .unwrap_or("git")
+            .to_owned();
+        let (limit, by_deadline) = self.limit();
+        if by_deadline && limit.is_zero() {
+            return Err(GitError::DeadlinePassed {
+                command,
+                remote: self.url.redacted().to_owned(),
+            });
+        }
+        tracing::debug!(command = %command, remote = %self.url, limit_ms = limit.as_millis() as u64, "running git");
         let mut child = cmd.spawn().map_err(|source| GitError::Spawn {
             program: "git".to_owned(),
             source,
         })?;
+        let pgid = child.id();
+        if networked {
+            crate::reaper::register(pgid);
+        }
 
         let writer = match (stdin, child.stdin.take()) {
             (Some(data), Some(mut pipe)) => Some(thread::spawn(move || {
@@ -149,29 +219,32 @@ impl Git {
         let stdout = child.stdout.take().map(drain);
         let stderr = child.stderr.take().map(drain);
 
-        let status = match child.wait_timeout(self.timeout) {
+        let waited = child.wait_timeout(limit);
+        let status = match waited {
             Ok(Some(status)) => status,
-            Ok(None) => {
-                let pid = rustix::process::Pid::from_child(&child);
-                let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
-                let _ = child.kill();
-                let _ = child.wait();
+            Ok(None) | Err(_) => {
+                end_group(&mut child);
+                if networked {
+                    crate::reaper::release(pgid);
+                }
                 join_all(writer, stdout, stderr);
-                return Err(GitError::Timeout {
-                    command,
-                    remote: self.url.redacted().to_owned(),
-                    after: self.timeout,
-                });
-            }
-            Err(source) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(GitError::Spawn {
-                    program: format!("git {command}"),
-                    source,
+                return Err(match waited {
+                    Err(source) => GitError::Spawn {
+                        program: format!("git {command}"),
+                        source,
+                    },
+                    Ok(_) if by_deadline => self.deadline_error(&command),
+                    Ok(_) => GitError::Timeout {
+                        command,
+                        remote: self.url.redacted().to_owned(),
+                        after: self.timeout,
+                    },
                 });
             }
         };
+        if networked {
+            crate::reaper::release(pgid);
+        }
         let (stdout, stderr) = join_all(writer, stdout, stderr);
         Ok(GitOutput {
             status,
@@ -204,6 +277,38 @@ impl Git {
             stderr: last_lines(&out.stderr, 6),
         }
     }
+}
+
+/// End a git that ran out of time, with its whole process group: SIGTERM (git removes its
+/// `*.lock` files, e.g. a local remote's receive-pack mid-push), then SIGKILL after a short
+/// grace for anything that ignored it. Reaps the leader.
+fn end_group(child: &mut std::process::Child) {
+    use rustix::process::{kill_process_group, Pid, Signal};
+    let pid = Pid::from_child(child);
+    let _ = kill_process_group(pid, Signal::TERM);
+    let ended = matches!(child.wait_timeout(TERM_GRACE), Ok(Some(_)));
+    // Helpers may outlive the leader by a moment; the group goes either way.
+    let _ = kill_process_group(pid, Signal::KILL);
+    if !ended {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+/// How long a git process group gets between SIGTERM and SIGKILL.
+const TERM_GRACE: Duration = Duration::from_millis(500);
+
+/// The first git call of this process that the deadline cut, and when: what did not answer.
+static FIRST_STALL: OnceLock<(Instant, String)> = OnceLock::new();
+
+fn note_stall(message: String) {
+    let _ = FIRST_STALL.set((Instant::now(), message));
+}
+
+/// The first git call of this process that was cut by its deadline (when, and the error), so
+/// the command's final message names what did not answer rather than a call that came after.
+pub fn first_stall() -> Option<(Instant, String)> {
+    FIRST_STALL.get().cloned()
 }
 
 type Drain = thread::JoinHandle<Vec<u8>>;

@@ -19,6 +19,7 @@ mod cache;
 mod error;
 mod exec;
 mod graph;
+mod reaper;
 mod refs;
 mod refs_parse;
 mod remote;
@@ -26,6 +27,7 @@ mod tree;
 mod url;
 
 pub use error::{GitError, GitErrorKind};
+pub use exec::first_stall;
 pub use graph::Snapshot;
 pub use refs::{CasOutcome, RECORD_EMAIL, RECORD_NAME};
 pub use refs_parse::{QueueRef, RemoteRefs, MAINLINE_PREFIX, QUEUE_PREFIX};

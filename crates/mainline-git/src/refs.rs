@@ -204,7 +204,7 @@ impl GitRemote {
     pub fn fetch_ref_chain(&self, refname: &str) -> Result<Option<CommitId>, GitError> {
         validate_refname(refname)?;
         let local = format!("{CACHE_NS}{refname}");
-        let _lock = cache::lock(&self.repo, self.git.timeout)?;
+        let _lock = cache::lock(&self.repo, self.git.limit().0)?;
         let refspec = format!("+{refname}:{local}");
         let args = [
             "fetch",

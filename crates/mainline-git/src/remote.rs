@@ -87,9 +87,18 @@ impl GitRemote {
             url,
             token: options.token,
             timeout: options.timeout,
+            deadline: None,
         };
         let repo = cache::ensure_repo(&git, cache_root, &git.url.cache_key())?;
         Ok(GitRemote { git, repo })
+    }
+
+    /// Bound every later git call (and cache-lock wait) by `deadline`, the command's overall
+    /// deadline: a call is given the smaller of its own timeout and what is left, and fails with
+    /// [`GitError::Deadline`] once nothing is left.
+    pub fn with_deadline(mut self, deadline: Option<std::time::Instant>) -> GitRemote {
+        self.git.deadline = deadline;
+        self
     }
 
     /// The remote's URL (prints redacted).
@@ -124,7 +133,7 @@ impl GitRemote {
         if targets.is_empty() || self.all_present(&targets)? {
             return Ok(());
         }
-        let _lock = cache::lock(&self.repo, self.git.timeout)?;
+        let _lock = cache::lock(&self.repo, self.git.limit().0)?;
         // Another process may have fetched them while we waited for the lock.
         if self.all_present(&targets)? {
             return Ok(());
@@ -185,7 +194,7 @@ impl GitRemote {
             return Ok(());
         }
         tracing::debug!(commit = %commit.short(), path, blobs = missing.len(), "fetching blobs");
-        let _lock = cache::lock(&self.repo, self.git.timeout)?;
+        let _lock = cache::lock(&self.repo, self.git.limit().0)?;
         let stdin: String = missing.iter().map(|id| format!("{id}\n")).collect();
         let args = [
             "-c",

@@ -123,7 +123,7 @@ fn main() {
     let Sub::Guard(args) = &cli.command else {
         unreachable!("parsed a guard command")
     };
-    let ctx = mainline::settings::Context::from_args(&cli.global).expect("context");
+    let ctx = mainline::settings::Context::from_args(&cli.global, None).expect("context");
     let settings = GuardSettings::resolve(args).expect("guard settings");
 
     let t = Instant::now();

@@ -16,7 +16,15 @@ Exit codes:
   7  unauthorized: credentials were refused
   8  integrity: bytes did not match their digest, or a read-back differed
   9  conflict: an immutable tag already names other bytes
- 10  --wait: the Flux consumers did not apply the digest in time";
+ 10  --wait: the Flux consumers did not apply the digest in time
+
+Deadline (--timeout, MAINLINE_TIMEOUT):
+  Every command ends within one overall deadline: 60s by default for status, inspect, pull
+  and history; 120s for push, tag, reconcile, deploy, promote, pin, unpin and rollback (plus
+  --wait). Every registry request (the token endpoint's included), retry and lock wait, and
+  every git process is bounded by what is left of it. git runs in its own process group,
+  killed at the deadline and when mainline itself dies. A command that runs out of time exits
+  6 and names what did not answer. guard, tour and simulate have no overall deadline.";
 
 /// mainline keeps a Flux OCI channel tag on what landed on main, or on a merge group that is
 /// still in flight — never on code that was ejected from the merge queue.
@@ -48,6 +56,18 @@ pub struct GlobalArgs {
         env = "MAINLINE_LOG_FORMAT"
     )]
     pub log_format: LogFormat,
+
+    /// Overall deadline of the command: registry, token endpoint and git calls all end by then
+    /// (exit 6, naming what did not answer) [default: 60s for status, inspect, pull, history;
+    /// 120s for writers, plus --wait]
+    #[arg(
+        long,
+        global = true,
+        env = "MAINLINE_TIMEOUT",
+        value_parser = humantime::parse_duration,
+        value_name = "DURATION"
+    )]
+    pub timeout: Option<std::time::Duration>,
 
     #[command(flatten)]
     pub registry: RegistryArgs,
@@ -147,6 +167,29 @@ pub enum Command {
     /// on GitHub webhooks, with a status page, a JSON API and Prometheus metrics.
     #[command(after_help = crate::guard::settings::GUARD_HELP)]
     Guard(crate::guard::GuardArgs),
+}
+
+impl Command {
+    /// The subcommand as typed, for messages.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Push(_) => "push",
+            Command::Inspect(_) => "inspect",
+            Command::Pull(_) => "pull",
+            Command::Tag(_) => "tag",
+            Command::Status(_) => "status",
+            Command::Reconcile(_) => "reconcile",
+            Command::Deploy(_) => "deploy",
+            Command::Promote(_) => "promote",
+            Command::Pin(_) => "pin",
+            Command::Unpin(_) => "unpin",
+            Command::Rollback(_) => "rollback",
+            Command::Tour(_) => "tour",
+            Command::Simulate(_) => "simulate",
+            Command::History(_) => "history",
+            Command::Guard(_) => "guard",
+        }
+    }
 }
 
 const STATUS_HELP: &str = "\

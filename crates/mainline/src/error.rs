@@ -15,6 +15,9 @@ pub enum Kind {
     Internal,
     /// The user gave something malformed or missing. Exit 2 (as clap does for usage errors).
     InvalidInput,
+    /// A fact mainline depends on exists but cannot be read (e.g. a lock ref that holds no
+    /// lock record): nothing was done, and it is not known to be safe to act. Exit 4.
+    Unknown,
     /// A decision refused the requested move (the invariant forbids it). Exit 5.
     Refused,
     /// A store or git remote could not be reached; retrying later may work. Exit 6.
@@ -32,6 +35,7 @@ impl Kind {
         match self {
             Kind::Internal => 1,
             Kind::InvalidInput => 2,
+            Kind::Unknown => 4,
             Kind::Refused => 5,
             Kind::Unavailable => 6,
             Kind::Unauthorized => 7,
@@ -100,6 +104,24 @@ pub fn chain_message(err: &dyn std::error::Error) -> String {
         cur = c.source();
     }
     out
+}
+
+/// Whether an error (or one of its causes) is a full disk or an exhausted quota.
+pub fn is_no_space(err: &(dyn std::error::Error + 'static)) -> bool {
+    const ENOSPC: i32 = 28;
+    const EDQUOT: i32 = 122;
+    let mut cur = Some(err);
+    while let Some(e) = cur {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            if matches!(io.raw_os_error(), Some(ENOSPC | EDQUOT))
+                || io.kind() == std::io::ErrorKind::StorageFull
+            {
+                return true;
+            }
+        }
+        cur = e.source();
+    }
+    false
 }
 
 impl From<mainline_store::StoreError> for CliError {

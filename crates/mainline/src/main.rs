@@ -1,35 +1,75 @@
-//! The `mainline` binary: parse, set up logging, run one command, render its error once and
-//! map it to an exit code. Everything else lives in the library.
+//! The `mainline` binary: parse, set up logging, run one command within its deadline, render
+//! its error once and map it to an exit code. Everything else lives in the library.
+//!
+//! Everything printed (stdout, logs, the error) goes through `redact::Redacting`, so no
+//! registered credential reaches the terminal. A backstop thread ends the process with exit 6
+//! a few seconds after the command's deadline, in case some call ignored its bound.
 
 use clap::Parser;
 use mainline::cli::{Cli, LogFormat};
+use mainline::deadline::{Deadline, BACKSTOP_GRACE};
+use mainline::error::CliError;
+use mainline::redact::{redact, Redacting};
 use std::io::Write;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    mainline::redact::register_env();
     // The guard is a daemon: its reconciles are worth seeing by default.
     let daemon = matches!(cli.command, mainline::cli::Command::Guard(_));
     init_logging(cli.global.verbose + u8::from(daemon), cli.global.log_format);
     let stdout = std::io::stdout();
-    let mut out = stdout.lock();
-    match mainline::run(&cli, &mut out) {
-        Ok(code) => ExitCode::from(code),
+    let mut out = Redacting::new(stdout.lock());
+    let result = Deadline::for_command(&cli.command, cli.global.timeout).and_then(|deadline| {
+        if let Some(d) = deadline {
+            arm_backstop(d, cli.command.name());
+        }
+        mainline::run_within(&cli, deadline, &mut out)
+    });
+    match result {
+        Ok(code) => {
+            let _ = out.flush();
+            ExitCode::from(code)
+        }
         Err(e) => {
             let _ = out.flush();
-            if cli.global.output == mainline::cli::OutputFormat::Json {
-                let body = serde_json::json!({"error": {
-                    "kind": e.kind, "message": e.message, "hint": e.hint,
-                    "exit_code": e.kind.exit_code()}});
-                let _ = writeln!(out, "{body}");
-            }
-            eprintln!("error: {e}");
+            render(&cli, &e, &mut out);
             ExitCode::from(e.kind.exit_code())
         }
     }
 }
 
+fn render(cli: &Cli, e: &CliError, out: &mut dyn Write) {
+    if cli.global.output == mainline::cli::OutputFormat::Json {
+        let body = serde_json::json!({"error": {
+            "kind": e.kind, "message": redact(&e.message),
+            "hint": e.hint.as_deref().map(redact),
+            "exit_code": e.kind.exit_code()}});
+        let _ = writeln!(out, "{body}");
+        let _ = out.flush();
+    }
+    eprintln!("error: {}", redact(&e.to_string()));
+}
+
+/// End the process (exit 6) if the command is still running `BACKSTOP_GRACE` after its
+/// deadline. Every call is bounded by the deadline itself; this only catches one that is not.
+/// Children die with us: git through PR_SET_PDEATHSIG and the orphan watcher.
+fn arm_backstop(deadline: Deadline, command: &'static str) {
+    std::thread::spawn(move || {
+        std::thread::sleep(deadline.remaining() + BACKSTOP_GRACE);
+        eprintln!(
+            "error: mainline {command} was still running {} after its deadline of {}; stopped\n  hint: something did not answer in time and ignored its bound (run with -vv to see the last call); retry later, or allow more time with --timeout (MAINLINE_TIMEOUT)",
+            humantime::format_duration(BACKSTOP_GRACE),
+            humantime::format_duration(deadline.budget()),
+        );
+        std::process::exit(6);
+    });
+}
+
 fn init_logging(verbose: u8, format: LogFormat) {
+    use tracing_subscriber::filter::filter_fn;
+    use tracing_subscriber::prelude::*;
     let default = match verbose {
         0 => "warn",
         1 => "info",
@@ -37,11 +77,31 @@ fn init_logging(verbose: u8, format: LogFormat) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    // oci-client logs a token endpoint's error body verbatim at debug level (it may echo our
+    // Authorization header): its debug and trace lines never print, whatever RUST_LOG says.
+    let no_auth_bodies = filter_fn(|meta| {
+        !(meta.target().starts_with("oci_client") && *meta.level() > tracing::Level::INFO)
+    });
+    let writer = || Redacting::new(std::io::stderr());
+    let registry = tracing_subscriber::registry();
     match format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.with_target(false).init(),
+        LogFormat::Json => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .with_writer(writer)
+                    .with_filter(filter)
+                    .with_filter(no_auth_bodies),
+            )
+            .init(),
+        LogFormat::Text => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_target(false)
+                    .with_writer(writer)
+                    .with_filter(filter)
+                    .with_filter(no_auth_bodies),
+            )
+            .init(),
     }
 }

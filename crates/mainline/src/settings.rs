@@ -3,25 +3,36 @@
 //! output mode. Secrets come from the environment or stdin, never from flags.
 
 use crate::cli::{GlobalArgs, OutputFormat};
+use crate::deadline::Deadline;
 use crate::error::CliError;
 use mainline_store::registry::{Credentials, RegistryOptions};
 use mainline_store::{Location, Store};
 use std::io::{IsTerminal, Read};
+use std::sync::Mutex;
 
 /// What every command needs to reach stores and to talk to the user.
 pub struct Context {
     pub json: bool,
     pub progress: bool,
+    /// The command's overall deadline (`None`: the daemon and offline commands).
+    pub deadline: Option<Deadline>,
     plain_http_loopback: bool,
     registry: RegistryOptions,
+    /// What a command found unanswered (an UNKNOWN verdict's explanation), for the deadline
+    /// error when the deadline passed.
+    unanswered: Mutex<Option<String>>,
 }
 
 impl Context {
-    pub fn from_args(g: &GlobalArgs) -> Result<Context, CliError> {
+    pub fn from_args(g: &GlobalArgs, deadline: Option<Deadline>) -> Result<Context, CliError> {
+        let defaults = RegistryOptions::default();
         let mut registry = RegistryOptions {
             plain_http_hosts: g.registry.plain_http_host.clone(),
             insecure_tls_hosts: g.registry.insecure_skip_tls_verify_host.clone(),
-            ..RegistryOptions::default()
+            // One request never gets more than the whole command.
+            timeout: deadline.map_or(defaults.timeout, |d| defaults.timeout.min(d.budget())),
+            deadline: deadline.map(|d| d.at()),
+            ..defaults
         };
         let env_password = std::env::var_os("MAINLINE_REGISTRY_PASSWORD").is_some();
         if g.registry.registry_username.is_none()
@@ -60,6 +71,7 @@ impl Context {
                     .with_hint("set MAINLINE_REGISTRY_PASSWORD or pass --registry-password-stdin")
                 })?
             };
+            crate::redact::register_credentials(user, &password);
             registry.credentials = Some(Credentials {
                 username: user.clone(),
                 password,
@@ -68,9 +80,28 @@ impl Context {
         Ok(Context {
             json: g.output == OutputFormat::Json,
             progress: std::io::stderr().is_terminal() && g.output != OutputFormat::Json,
+            deadline,
             plain_http_loopback: g.registry.plain_http,
             registry,
+            unanswered: Mutex::new(None),
         })
+    }
+
+    /// Remember what could not be read (kept for the deadline error).
+    pub fn note_unanswered(&self, what: impl Into<String>) {
+        *self.unanswered.lock().unwrap_or_else(|p| p.into_inner()) = Some(what.into());
+    }
+
+    pub fn take_unanswered(&self) -> Option<String> {
+        self.unanswered
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+    }
+
+    /// The deadline as the adapters take it.
+    pub fn deadline_at(&self) -> Option<std::time::Instant> {
+        self.deadline.map(|d| d.at())
     }
 
     /// Open the store at `location`, applying the plain-HTTP rule: `--plain-http` only ever

@@ -31,6 +31,9 @@ pub(crate) struct Direct {
     http: Client,
     /// `scheme://host/v2/repository`
     base: String,
+    /// The token endpoint a 401 named (`WWW-Authenticate: Bearer realm=...`), without its
+    /// query: named in the error when a request does not answer before the deadline.
+    realm: std::sync::Mutex<Option<String>>,
 }
 
 impl Direct {
@@ -38,7 +41,27 @@ impl Direct {
         Direct {
             http,
             base: format!("{scheme}://{registry}/v2/{repository}"),
+            realm: std::sync::Mutex::new(None),
         }
+    }
+
+    /// The token endpoint the registry named in a 401, if one was seen.
+    pub(crate) fn realm(&self) -> Option<String> {
+        self.realm.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Success passes through, 404 is `None`, anything else is a classified failure (a 401
+    /// also tells us the token endpoint).
+    async fn check(&self, response: Response) -> Result<Option<Response>, Failure> {
+        if response.status().as_u16() == 401 {
+            if let Some(realm) = header(response.headers(), "www-authenticate")
+                .as_deref()
+                .and_then(bearer_realm)
+            {
+                *self.realm.lock().unwrap_or_else(|p| p.into_inner()) = Some(realm);
+            }
+        }
+        check(response).await
     }
 
     /// The digest `reference` (a tag or digest) names, or `None` when absent. One `HEAD`,
@@ -52,7 +75,7 @@ impl Direct {
             .send()
             .await
             .map_err(Failure::from_reqwest)?;
-        let Some(response) = check(response).await? else {
+        let Some(response) = self.check(response).await? else {
             return Ok(None);
         };
         if let Some(digest) = header(response.headers(), DIGEST_HEADER) {
@@ -74,7 +97,7 @@ impl Direct {
             .send()
             .await
             .map_err(Failure::from_reqwest)?;
-        let Some(response) = check(response).await? else {
+        let Some(response) = self.check(response).await? else {
             return Ok(None);
         };
         let content_type = header(response.headers(), CONTENT_TYPE.as_str())
@@ -100,7 +123,7 @@ impl Direct {
             request = request.query(&[("last", last)]);
         }
         let response = request.send().await.map_err(Failure::from_reqwest)?;
-        let Some(response) = check(response).await? else {
+        let Some(response) = self.check(response).await? else {
             return Ok(Vec::new());
         };
         let bytes = response.bytes().await.map_err(Failure::from_reqwest)?;
@@ -131,6 +154,24 @@ async fn check(response: Response) -> Result<Option<Response>, Failure> {
     // The body is only a hint for the message; a broken body must not hide the status.
     let body = response.text().await.unwrap_or_default();
     Err(Failure::from_status(status.as_u16(), retry_after, &body))
+}
+
+/// `realm` of a `Bearer realm="…",service="…"` challenge, without query or credentials.
+fn bearer_realm(challenge: &str) -> Option<String> {
+    let rest = challenge.trim().strip_prefix("Bearer")?.trim_start();
+    let start = rest.find("realm=\"")? + "realm=\"".len();
+    let realm = &rest[start..];
+    let realm = &realm[..realm.find('"')?];
+    let realm = realm.split(['?', '#']).next().unwrap_or_default();
+    let realm = match realm.split_once("://") {
+        Some((scheme, after)) => {
+            let (authority, path) = after.split_at(after.find('/').unwrap_or(after.len()));
+            let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+            format!("{scheme}://{host}{path}")
+        }
+        None => realm.to_owned(),
+    };
+    (!realm.is_empty()).then_some(realm)
 }
 
 fn header(headers: &HeaderMap, name: &str) -> Option<String> {

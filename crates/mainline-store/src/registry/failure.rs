@@ -15,6 +15,9 @@ const MAX_DETAIL: usize = 200;
 pub(crate) enum Failure {
     /// No HTTP answer: refused, reset, DNS, TLS, or no answer within the timeout.
     Transport { detail: String },
+    /// No answer before the command's overall deadline (`started`: an attempt was cut; else
+    /// none could start): never retried.
+    Deadline { started: bool },
     /// 5xx or 429: the registry may answer later.
     Busy {
         status: u16,
@@ -50,6 +53,8 @@ impl Failure {
     pub(crate) fn outcome_unknown(&self) -> bool {
         match self {
             Failure::Transport { .. } => true,
+            // An attempt the deadline cut may have reached the registry (a PUT may land).
+            Failure::Deadline { started } => *started,
             Failure::Busy { status, .. } => *status >= 500,
             _ => false,
         }
@@ -154,6 +159,7 @@ impl Failure {
             host,
             repository,
             op,
+            realm,
         } = *ctx;
         let tries = if attempts == 1 {
             "once".to_owned()
@@ -164,6 +170,21 @@ impl Failure {
             Failure::Transport { detail } => (
                 ErrorKind::Unavailable,
                 format!("registry {host} is unreachable ({op} on {repository}, tried {tries}: {detail}); check the address, that the registry is up, and whether it needs plain HTTP or a TLS exception for this host"),
+            ),
+            Failure::Deadline { started: true } => {
+                let message = format!(
+                    "{} did not answer {op} on {repository} before the command's deadline; it may accept connections and never reply: check it and retry later, or allow more time with --timeout (MAINLINE_TIMEOUT)",
+                    match realm {
+                        Some(realm) => format!("registry {host} or its token endpoint {realm}"),
+                        None => format!("registry {host}"),
+                    }
+                );
+                let _ = FIRST_STALL.set((std::time::Instant::now(), message.clone()));
+                (ErrorKind::Unavailable, message)
+            }
+            Failure::Deadline { started: false } => (
+                ErrorKind::Unavailable,
+                format!("{op} on {repository} at registry {host} was not started: the command's deadline had already passed (something before it did not answer in time)"),
             ),
             Failure::Busy { status, detail, .. } => (
                 ErrorKind::Unavailable,
@@ -203,12 +224,23 @@ impl Failure {
     }
 }
 
+/// The first registry request of this process that the deadline cut, and when.
+static FIRST_STALL: std::sync::OnceLock<(std::time::Instant, String)> = std::sync::OnceLock::new();
+
+/// The first registry operation of this process cut by its deadline (when, and the message),
+/// so the command's final error names what did not answer rather than a call after it.
+pub fn first_stall() -> Option<(std::time::Instant, String)> {
+    FIRST_STALL.get().cloned()
+}
+
 /// What an operation was, for messages.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Context<'a> {
     pub(crate) host: &'a str,
     pub(crate) repository: &'a str,
     pub(crate) op: &'a str,
+    /// The token endpoint the registry named, if a 401 showed one.
+    pub(crate) realm: Option<&'a str>,
 }
 
 fn hint(detail: &str) -> String {

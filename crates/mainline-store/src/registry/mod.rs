@@ -31,6 +31,7 @@ mod retry;
 mod upload;
 
 pub use auth::{Credentials, PASSWORD_ENV, USERNAME_ENV};
+pub use failure::first_stall;
 
 use crate::{ErrorKind, Location, ReferenceTarget, Store, StoreError, StoredManifest};
 use failure::{Context, Failure};
@@ -66,6 +67,9 @@ pub struct RegistryOptions {
     pub timeout: Duration,
     /// Further attempts after a transient failure.
     pub retries: u32,
+    /// The command's overall deadline: no request (token requests included) runs past it and
+    /// no retry starts after it; the operation then fails as unavailable, naming the registry.
+    pub deadline: Option<std::time::Instant>,
 }
 
 impl Default for RegistryOptions {
@@ -77,6 +81,7 @@ impl Default for RegistryOptions {
             docker_config_dir: None,
             timeout: Duration::from_secs(30),
             retries: 3,
+            deadline: None,
         }
     }
 }
@@ -236,6 +241,7 @@ impl RegistryStore {
         Policy {
             retries: self.options.retries,
             timeout: small.then_some(self.options.timeout),
+            deadline: self.options.deadline,
         }
     }
 
@@ -287,10 +293,12 @@ impl RegistryStore {
             other => other,
         };
         result.map_err(|(failure, attempts)| {
+            let realm = self.direct.realm();
             let ctx = Context {
                 host: &self.registry,
                 repository: &self.repository,
                 op,
+                realm: realm.as_deref(),
             };
             failure.into_store_error(&ctx, attempts)
         })

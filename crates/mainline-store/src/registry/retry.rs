@@ -4,11 +4,12 @@
 //!
 //! Invariants: at most `1 + retries` attempts; every attempt starts from scratch (a new
 //! upload session, a new request), so the operations we retry are idempotent; no sleep is
-//! longer than [`MAX_WAIT`].
+//! longer than [`MAX_WAIT`]; with a deadline, no attempt runs past it and no pause ends after
+//! it (the operation fails with [`Failure::Deadline`], or with its last failure).
 
 use super::failure::Failure;
 use std::future::Future;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The first pause; each further one doubles, up to [`MAX_WAIT`].
 const BASE_WAIT: Duration = Duration::from_millis(250);
@@ -22,6 +23,24 @@ pub(crate) struct Policy {
     /// Per attempt, for requests without a large body (`None` for blob transfers, which rely
     /// on the client's connect and read timeouts instead).
     pub(crate) timeout: Option<Duration>,
+    /// The command's overall deadline: bounds every attempt (blob transfers and the token
+    /// requests inside an attempt included) and every pause.
+    pub(crate) deadline: Option<Instant>,
+}
+
+impl Policy {
+    /// The limit for the next attempt, and whether the deadline (not the timeout) sets it.
+    fn limit(&self) -> (Option<Duration>, bool) {
+        let left = self
+            .deadline
+            .map(|at| at.saturating_duration_since(Instant::now()));
+        match (self.timeout, left) {
+            (Some(t), Some(l)) if l < t => (Some(l), true),
+            (Some(t), _) => (Some(t), false),
+            (None, Some(l)) => (Some(l), true),
+            (None, None) => (None, false),
+        }
+    }
 }
 
 /// The pause before attempt `attempt + 1` (0-based), honouring a short `Retry-After`.
@@ -55,6 +74,10 @@ pub(crate) fn with_fence<T>(
 ) -> Result<T, (Failure, u32)> {
     let mut made = 0u32;
     loop {
+        let (own_limit, by_deadline) = policy.limit();
+        if by_deadline && own_limit.is_some_and(|l| l.is_zero()) {
+            return Err((Failure::Deadline { started: false }, made.max(1)));
+        }
         let admitted = match fence.admit() {
             Ok(limit) => limit,
             Err(refused) => {
@@ -68,13 +91,22 @@ pub(crate) fn with_fence<T>(
             }
         };
         made += 1;
-        let limit = match policy.timeout {
-            Some(own) => Some(own.min(admitted)),
-            None if admitted < Duration::MAX => Some(admitted),
-            None => None,
+        // The fence may allow less than the timeout and the deadline; then it sets the limit,
+        // and a cut attempt is a plain timeout, not the deadline.
+        let (limit, by_deadline) = match own_limit {
+            Some(own) if admitted < own => (Some(admitted), false),
+            Some(own) => (Some(own), by_deadline),
+            None if admitted < Duration::MAX => (Some(admitted), false),
+            None => (None, false),
         };
         let failure = match run(limit) {
             Ok(value) => return Ok(value),
+            // Cut off by the command's deadline (not by its own timeout or the fence): say so.
+            Err(Failure::Transport { .. })
+                if by_deadline && policy.deadline.is_some_and(|at| Instant::now() >= at) =>
+            {
+                Failure::Deadline { started: true }
+            }
             Err(failure) => failure,
         };
         if failure.outcome_unknown() {
@@ -86,6 +118,12 @@ pub(crate) fn with_fence<T>(
         let Some(wait) = pause(made - 1, failure.retry_after()) else {
             return Err((failure, made));
         };
+        if policy
+            .deadline
+            .is_some_and(|at| Instant::now() + wait >= at)
+        {
+            return Err((failure, made));
+        }
         tracing::warn!(
             operation = what,
             attempt = made,

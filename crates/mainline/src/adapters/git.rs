@@ -14,12 +14,23 @@ use mainline_git::{CasOutcome, GitError, GitErrorKind, GitRemote, Snapshot};
 use mainline_store::Store;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 /// The source remote and its local cache.
 #[derive(Clone)]
 pub struct GitRepo {
     remote: Arc<GitRemote>,
     snapshot: Arc<Mutex<Option<Snapshot>>>,
+}
+
+/// The exit-code kind of a git failure: a missing path or malformed input is the caller's
+/// (2), a remote that cannot be reached is unavailable (6), anything else internal (1).
+pub fn git_kind(e: &GitError) -> Kind {
+    match e.kind() {
+        GitErrorKind::InvalidInput | GitErrorKind::NotFound => Kind::InvalidInput,
+        GitErrorKind::Unavailable => Kind::Unavailable,
+        GitErrorKind::Rejected | GitErrorKind::Internal => Kind::Internal,
+    }
 }
 
 fn to_repo_err(e: GitError) -> RepoError {
@@ -33,15 +44,20 @@ fn to_repo_err(e: GitError) -> RepoError {
 }
 
 impl GitRepo {
+    /// Open the remote's cache, with no overall deadline (each git call has its own timeout).
     pub fn open(config: &ChannelConfig, cache_root: &Path) -> Result<GitRepo, CliError> {
-        let remote = GitRemote::open(&config.git, &cache_root.join("git")).map_err(|e| {
-            let kind = match e.kind() {
-                GitErrorKind::InvalidInput => Kind::InvalidInput,
-                GitErrorKind::Unavailable => Kind::Unavailable,
-                _ => Kind::Internal,
-            };
-            CliError::new(kind, chain_message(&e))
-        })?;
+        GitRepo::open_until(config, cache_root, None)
+    }
+
+    /// Open the remote's cache; every git call is bounded by `deadline` (the command's).
+    pub fn open_until(
+        config: &ChannelConfig,
+        cache_root: &Path,
+        deadline: Option<Instant>,
+    ) -> Result<GitRepo, CliError> {
+        let remote = GitRemote::open(&config.git, &cache_root.join("git"))
+            .map_err(|e| CliError::new(git_kind(&e), chain_message(&e)))?
+            .with_deadline(deadline);
         Ok(GitRepo {
             remote: Arc::new(remote),
             snapshot: Arc::new(Mutex::new(None)),
@@ -168,12 +184,20 @@ impl Repo for GitRepo {
         self.remote.fetch_ref_chain(refname).map_err(to_repo_err)?;
         self.invalidate();
         // The ref moved on since it was listed (released, renewed, replaced): the listed
-        // commit is gone from the remote. Callers re-list.
-        self.remote
-            .commit_message(commit)
-            .map_err(|_| RepoError::CommitNotFound {
+        // commit is gone from the remote. Callers re-list. Unless the object is here but is no
+        // commit: then the ref itself is wrong, and saying "not on the remote" would be false.
+        match self.remote.commit_message(commit) {
+            Ok(m) => Ok(m),
+            Err(GitError::NotACommit { found, .. }) => Err(RepoError::NotARecord {
+                refname: refname.to_owned(),
+                remote: self.remote.url().redacted().to_owned(),
+                object: commit.clone(),
+                found,
+            }),
+            Err(_) => Err(RepoError::CommitNotFound {
                 commit: commit.clone(),
-            })
+            }),
+        }
     }
 
     fn record_parents(&self, commit: &CommitId) -> Result<Vec<CommitId>, RepoError> {
@@ -225,7 +249,7 @@ impl Builder for GitBuilder {
         commit: &CommitId,
         revision_ref: &str,
     ) -> Result<Digest, CliError> {
-        let git = |e: GitError| CliError::new(Kind::Unavailable, chain_message(&e));
+        let git = |e: GitError| CliError::new(git_kind(&e), chain_message(&e));
         self.repo
             .remote
             .fetch_blobs(commit, &self.path)

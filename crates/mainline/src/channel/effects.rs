@@ -255,6 +255,7 @@ pub fn repo_err(e: super::ports::RepoError) -> CliError {
         super::ports::RepoError::Unavailable(_) => Kind::Unavailable,
         super::ports::RepoError::CommitNotFound { .. } => Kind::InvalidInput,
         super::ports::RepoError::Other(_) => Kind::Internal,
+        super::ports::RepoError::NotARecord { .. } => Kind::Integrity,
     };
     CliError::new(kind, e.to_string())
 }

@@ -424,15 +424,30 @@ impl<'a> Executor<'a> {
     }
 
     fn lock_err(&self, e: LockError) -> CliError {
+        // A lock ref we cannot read is not free and not busy: UNKNOWN (4), and the way out.
+        let unreadable = matches!(
+            &e,
+            LockError::Unreadable { .. }
+                | LockError::Repo {
+                    source: super::ports::RepoError::NotARecord { .. },
+                    ..
+                }
+        );
         let kind = match &e {
+            _ if unreadable => Kind::Unknown,
             LockError::Busy { .. } | LockError::Repo { .. } => Kind::Unavailable,
             LockError::Lost { .. } => Kind::Conflict,
             LockError::Unreadable { .. } => Kind::Internal,
         };
         let hint = match &e {
-            LockError::Lost { .. } => "nothing was written after the lock was lost; re-run to converge",
-            LockError::Busy { .. } => "another mainline run is working on this channel; retry, or use --lock none to run unlocked",
-            _ => "check access to the git remote",
+            _ if unreadable => format!(
+                "nothing was written; if no mainline run holds this lock (see `mainline status`), delete the ref: git push {} :{}",
+                self.config.git_display,
+                self.config.key.lock_ref()
+            ),
+            LockError::Lost { .. } => "nothing was written after the lock was lost; re-run to converge".into(),
+            LockError::Busy { .. } => "another mainline run is working on this channel; retry, or use --lock none to run unlocked".into(),
+            _ => "check access to the git remote".into(),
         };
         CliError::new(kind, crate::error::chain_message(&e)).with_hint(hint)
     }

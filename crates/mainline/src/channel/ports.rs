@@ -21,6 +21,18 @@ pub enum RepoError {
     /// Anything else (corrupt cache, unexpected object).
     #[error("{0}")]
     Other(String),
+    /// A `refs/mainline/*` ref points at an object that is not a record commit (a tree, a blob):
+    /// something other than mainline wrote it. The remote has it, so it is not "not found".
+    #[error(
+        "{refname} on {remote} points at {object}, a {found}, not a mainline record commit: \
+         something other than mainline wrote it; if it is garbage, delete it with `git push {remote} :{refname}`"
+    )]
+    NotARecord {
+        refname: String,
+        remote: String,
+        object: CommitId,
+        found: String,
+    },
 }
 
 /// One read of the remote's refs: the protected branch, merge-queue refs, mainline's own refs.

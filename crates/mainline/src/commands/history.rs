@@ -3,7 +3,7 @@
 
 use crate::adapters::git::GitRepo;
 use crate::channel::journal::Journal;
-use crate::channel::journal::{verify, Break, Record};
+use crate::channel::journal::{verify, Break, JournalError, Record};
 use crate::channel::ports::SystemClock;
 use crate::cli::HistoryArgs;
 use crate::commands::push::io_err;
@@ -54,11 +54,9 @@ pub fn run(ctx: &Context, args: &HistoryArgs, out: &mut dyn Write) -> Result<u8,
     // never creates a layout). A layout path that is not a layout, for a channel with no
     // journal, is a typo: invalid input rather than "never deployed".
     let (config, cache_root) = crate::config::resolve(&args.channel)?;
-    let repo = GitRepo::open(&config, &cache_root)?;
+    let repo = GitRepo::open_until(&config, &cache_root, ctx.deadline_at())?;
     let journal = Journal::new(&repo, &SystemClock, &config.key, &config.branch);
-    let all = journal
-        .records()
-        .map_err(|e| CliError::new(Kind::Unavailable, chain_message(&e)))?;
+    let all = journal.records().map_err(journal_err)?;
     if all.is_empty() {
         if let Location::Layout { path } = &config.store {
             if !path.join("oci-layout").is_file() {
@@ -100,6 +98,28 @@ pub fn run(ctx: &Context, args: &HistoryArgs, out: &mut dyn Write) -> Result<u8,
     match &report.verified {
         Some(breaks) if !breaks.is_empty() => Ok(Kind::Integrity.exit_code()),
         _ => Ok(0),
+    }
+}
+
+/// Reading the journal failed: unavailable (6) only when the remote could not be reached;
+/// a journal that is there but cannot be read (a record that does not parse, a ref at a tree, a
+/// parent that is missing) is an integrity failure (8), as `--verify` reports a broken chain.
+fn journal_err(e: JournalError) -> CliError {
+    use crate::channel::ports::RepoError;
+    let message = chain_message(&e);
+    match e {
+        JournalError::Repo {
+            source: RepoError::Unavailable(_),
+            ..
+        }
+        | JournalError::Contended { .. } => CliError::new(Kind::Unavailable, message)
+            .with_hint("the git remote did not answer; retry later"),
+        JournalError::Repo { refname, .. } | JournalError::Unreadable { refname, .. } => {
+            CliError::new(Kind::Integrity, message).with_hint(format!(
+                "the journal {refname} is damaged: its records can no longer be trusted; keep the ref for \
+                 investigation (git fetch REMOTE {refname}), and ask who else writes refs/mainline/"
+            ))
+        }
     }
 }
 

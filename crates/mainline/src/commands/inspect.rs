@@ -204,6 +204,18 @@ pub fn pull(ctx: &Context, args: &PullArgs, out: &mut dyn Write) -> Result<(), C
     };
     let extracted = mainline_pack::extract_within(layer, &args.output_dir, args.force, limits);
     let summary = extracted.map_err(|e| {
+        if crate::error::is_no_space(&e) {
+            // Not the input's fault, and gone once there is room: unavailable, like a full disk.
+            return CliError::new(
+                Kind::Unavailable,
+                format!(
+                    "{reference}: no space left to extract into {} ({})",
+                    args.output_dir.display(),
+                    chain_message(&e)
+                ),
+            )
+            .with_hint("free space on that disk (or pass another --output-dir), then pull again");
+        }
         CliError::invalid(format!(
             "{reference}: refusing to extract into {}: {}",
             args.output_dir.display(),

@@ -373,7 +373,7 @@ async fn act(
 pub fn status_of(kind: Kind) -> StatusCode {
     match kind {
         Kind::InvalidInput => StatusCode::BAD_REQUEST,
-        Kind::Refused | Kind::Conflict => StatusCode::CONFLICT,
+        Kind::Refused | Kind::Conflict | Kind::Unknown => StatusCode::CONFLICT,
         Kind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         Kind::Unauthorized | Kind::Integrity => StatusCode::BAD_GATEWAY,
         Kind::Internal => StatusCode::INTERNAL_SERVER_ERROR,

@@ -3,11 +3,13 @@
 use crate::adapters::git::{GitBuilder, GitRepo};
 use crate::channel::cache::FactCache;
 use crate::channel::exec::Executor;
+use crate::channel::exec::LockMode;
 use crate::channel::ports::SystemClock;
 use crate::channel::refs::sanitize;
 use crate::channel::verified::VerifiedStore;
 use crate::channel::ChannelConfig;
 use crate::config::{self, ChannelArgs};
+use crate::deadline::Deadline;
 use crate::error::CliError;
 use crate::settings::Context;
 
@@ -21,6 +23,8 @@ pub struct Opened {
     pub cache: FactCache,
     pub clock: SystemClock,
     pub actor: String,
+    /// The command's deadline: the lock's wait for a busy holder is cut to what is left of it.
+    pub deadline: Option<Deadline>,
     /// Flux consumers and the Lease lock, when `[kubernetes]` is configured.
     #[cfg(feature = "kubernetes")]
     pub kube: Option<crate::adapters::kube::Kube>,
@@ -39,13 +43,14 @@ impl Opened {
     }
 
     fn open_with(ctx: &Context, args: &ChannelArgs, read_only: bool) -> Result<Opened, CliError> {
-        let (config, cache_root) = config::resolve(args)?;
+        let (mut config, cache_root) = config::resolve(args)?;
+        config.lock = bound_lock_wait(config.lock, ctx.deadline);
         let store = VerifiedStore::new(if read_only {
             ctx.open_store_read_only(&config.store)?
         } else {
             ctx.open_store(&config.store)?
         });
-        let repo = GitRepo::open(&config, &cache_root)?;
+        let repo = GitRepo::open_until(&config, &cache_root, ctx.deadline_at())?;
         let builder = GitBuilder::new(&repo, &config);
         let cache = FactCache::load(
             Some(
@@ -76,6 +81,7 @@ impl Opened {
             cache,
             clock: SystemClock,
             actor,
+            deadline: ctx.deadline,
             #[cfg(feature = "kubernetes")]
             kube,
         })
@@ -91,7 +97,7 @@ impl Opened {
             &self.cache,
             self.actor.clone(),
         )
-        .with_lock(self.config.lock)
+        .with_lock(bound_lock_wait(self.config.lock, self.deadline))
         .with_journal(true);
         #[cfg(feature = "kubernetes")]
         let exec = match &self.kube {
@@ -108,6 +114,28 @@ impl Opened {
             None => exec,
         };
         exec
+    }
+}
+
+/// The lock mode with its wait for a busy holder cut to what is left of the deadline, less a
+/// margin (a quarter, at most 2 s) for the last poll and the report: a busy lock is then
+/// reported as busy, naming its holder, before the deadline passes. The lock's own git calls
+/// are bounded by the deadline through the git adapter.
+fn bound_lock_wait(lock: LockMode, deadline: Option<Deadline>) -> LockMode {
+    let Some(d) = deadline else { return lock };
+    let left = d.remaining();
+    let budget = left.saturating_sub((left / 4).min(std::time::Duration::from_secs(2)));
+    let clamp = |wait_ms: u64| wait_ms.min(budget.as_millis() as u64);
+    match lock {
+        LockMode::None => LockMode::None,
+        LockMode::Git { ttl_ms, wait_ms } => LockMode::Git {
+            ttl_ms,
+            wait_ms: clamp(wait_ms),
+        },
+        LockMode::Kubernetes { ttl_ms, wait_ms } => LockMode::Kubernetes {
+            ttl_ms,
+            wait_ms: clamp(wait_ms),
+        },
     }
 }
 

@@ -23,9 +23,14 @@ pub struct ChannelReport {
     /// The verdict on the facts as first read.
     pub verdict: Verdict,
     pub explanation: String,
-    /// What the channel names now (after any move).
+    /// What the channel names now (after any move): also a digest mainline did not make.
+    /// `null` only when the tag is absent or could not be read (see `channel_note`).
     pub channel_digest: Option<Digest>,
     pub channel_commit: Option<CommitId>,
+    /// Why the channel has no commit: its manifest records no mainline revision (a foreign
+    /// digest), or the tag could not be read. Absent for a channel mainline made, or no tag.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channel_note: Option<String>,
     pub mainline_commit: Option<CommitId>,
     /// The plan decided on the first facts (what reconcile would do, for status).
     pub plan: Plan,
@@ -71,11 +76,17 @@ pub struct WaitReport {
 impl ChannelReport {
     pub fn new(config: &ChannelConfig, report: &Report) -> ChannelReport {
         let facts = report.facts.as_ref();
-        let (channel_digest, channel_commit) = match facts.map(|f| &f.channel) {
+        let (channel_digest, channel_commit, channel_note) = match facts.map(|f| &f.channel) {
             Some(Known::Known(ChannelHead::Names { digest, commit })) => {
-                (Some(digest.clone()), commit.known().cloned())
+                (Some(digest.clone()), commit.known().cloned(), None)
             }
-            _ => (None, None),
+            Some(Known::Known(ChannelHead::Foreign { digest, why })) => (
+                Some(digest.clone()),
+                None,
+                Some(format!("not made by mainline: {why}")),
+            ),
+            Some(Known::Unknown { reason }) => (None, None, Some(format!("unreadable: {reason}"))),
+            Some(Known::Known(ChannelHead::Absent)) | None => (None, None, None),
         };
         ChannelReport {
             channel: config.channel_display(),
@@ -83,6 +94,7 @@ impl ChannelReport {
             explanation: report.decision.explanation.clone(),
             channel_digest,
             channel_commit,
+            channel_note,
             mainline_commit: facts.and_then(|f| f.mainline.known().cloned()),
             plan: report.decision.plan.clone(),
             moves: report.moves.clone(),
@@ -146,13 +158,19 @@ impl ChannelReport {
             |c: &Option<CommitId>| c.as_ref().map_or("-".to_owned(), |c| c.short().to_owned());
         writeln!(w, "channel   {}", self.channel)?;
         writeln!(w, "verdict   {}  {}", self.verdict, self.explanation)?;
+        let prod = match (&self.channel_digest, &self.channel_note) {
+            (Some(d), _) => d.short().to_owned(),
+            (None, Some(_)) => "(unreadable)".to_owned(),
+            (None, None) => "(tag absent)".to_owned(),
+        };
         writeln!(
             w,
-            "  prod     {} (commit {})",
-            self.channel_digest
+            "  prod     {prod} (commit {}){}",
+            short(&self.channel_commit),
+            self.channel_note
                 .as_ref()
-                .map_or("(tag absent)", |d| d.short()),
-            short(&self.channel_commit)
+                .map(|n| format!(": {n}"))
+                .unwrap_or_default()
         )?;
         if status_only {
             // Right under `prod`: what the Flux consumers have applied of it.
@@ -262,6 +280,9 @@ pub(super) fn finish(
         return Err(e);
     }
     let mut r = ChannelReport::new(&o.config, report);
+    if report.final_decision.verdict == mainline_core::Verdict::Unknown {
+        ctx.note_unanswered(report.final_decision.explanation.clone());
+    }
     if status_only && o.config.lock != LockMode::None {
         // status shows who holds the lock (one more read; only status pays it), from the
         // backend that is configured: the git ref, or the channel's Lease.
