@@ -15,6 +15,9 @@ use crate::error::{CliError, Kind};
 use mainline_core::{Action, ChannelHead, CommitId, Decision, Digest, Known, Move};
 use mainline_store::ReferenceTarget;
 
+/// The hint of a write another writer overtook; the executor re-decides on seeing it.
+pub(super) const OVERTAKEN: &str = "this run re-decides from fresh facts";
+
 /// Why a channel write did not complete.
 pub(super) enum ApplyError {
     /// Nothing was sent to the channel tag (building or fetching the target failed).
@@ -157,6 +160,19 @@ impl Executor<'_> {
                 tracing::warn!("{note}");
                 Ok((self.applied(g, d, mv, target, false), Some(note)))
             }
+            // Another writer's digest was read back after ours (unlocked writers racing, or a
+            // hand move): not a fault of this write. Re-decide from fresh facts.
+            (Ok(Some(seen)), Ok(())) if error.kind == Kind::Integrity => Err(Box::new((
+                CliError::new(
+                    Kind::Unavailable,
+                    format!(
+                        "{}: another writer moved the channel to {seen} at the same moment",
+                        self.config.channel_display()
+                    ),
+                )
+                .with_hint(OVERTAKEN),
+                Some(Some(seen)),
+            ))),
             (Ok(seen), Ok(())) => {
                 let message = format!(
                     "{} (after {attempts} attempt(s)); the channel names {} when read back after the fence, not {target}",

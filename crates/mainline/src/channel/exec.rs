@@ -306,6 +306,9 @@ impl<'a> Executor<'a> {
         let mut request = request;
         let mut first: Option<Decision> = None;
         let mut moves: Vec<AppliedMove> = Vec::new();
+        // Writes another writer overtook at once (read back as its digest): they count
+        // towards MAX_ROUNDS like moves.
+        let mut overtakes = 0usize;
         if let Request::Pin { pin } = &request {
             // The pin record goes first (even when the channel already names the digest), so
             // every later reconcile sees it; the channel follows in the loop below.
@@ -351,7 +354,7 @@ impl<'a> Executor<'a> {
                     };
                 }
                 Plan::Move(mv) => {
-                    if moves.len() >= MAX_ROUNDS {
+                    if moves.len() + overtakes >= MAX_ROUNDS {
                         return Err(CliError::new(
                             Kind::Unavailable,
                             format!(
@@ -386,14 +389,27 @@ impl<'a> Executor<'a> {
                         }
                         Err(failed) => {
                             let (error, abandoned) = *failed;
+                            let overtaken =
+                                error.hint.as_deref() == Some(super::effects::OVERTAKEN);
                             if let Some(after) = abandoned {
                                 let mut e = intent;
                                 e.kind = EntryKind::Abandoned;
                                 e.intent = intent_seq;
                                 e.after = after;
-                                e.reason = format!("the write did not land: {}", error.message);
+                                e.reason = match overtaken {
+                                    true => error.message.clone(),
+                                    false => format!("the write did not land: {}", error.message),
+                                };
                                 e.time = self.clock.now();
                                 self.append(e, &mut warnings);
+                            }
+                            if overtaken && moves.len() + overtakes + 1 < MAX_ROUNDS {
+                                overtakes += 1;
+                                warnings.push(error.message);
+                                request = Request::Reconcile {
+                                    force_restore: false,
+                                };
+                                continue;
                             }
                             return Err(error);
                         }
