@@ -13,7 +13,8 @@
 //!    succeeded. So after such a write the executor holds the lock, renewing it, for one more
 //!    TTL after the cut-off ([`LeaseFence::quarantine`]), then reads the channel again before it
 //!    decides or writes anything else. A request that lands within that window lands while we
-//!    hold the lock, and the re-decision sees it.
+//!    hold the lock, and the re-decision sees it. The quarantine renews at once, so a writer
+//!    that dies during it (its deadline, a kill) leaves a lock that still covers the window.
 //! 3. **Say what is known.** A writer that lost its lock stops, reads the channel, and reports
 //!    what it names and that an earlier attempt may still land; the next locked run settles the
 //!    journal from what the channel names and re-decides.
@@ -90,12 +91,12 @@ impl<'r, 'l> LeaseFence<'r, 'l> {
 
     /// Renew when less than half the lease is left (the git lock), or always (an external
     /// backend, which reports no lease of its own); returns how long the lock is still ours.
-    fn refresh(&self) -> Result<Option<i64>, String> {
+    fn refresh(&self, force: bool) -> Result<Option<i64>, String> {
         let mut slot = self.locked.borrow_mut();
         match slot.as_deref_mut() {
             None => Ok(None),
             Some(Locked::Git { lock, held }) => {
-                if lock.remaining_ms(held) < lock.ttl_ms / 2 {
+                if force || lock.remaining_ms(held) < lock.ttl_ms / 2 {
                     match lock.renew(held) {
                         Ok(()) => {}
                         // The remote did not answer, and our record is still there: the hold
@@ -128,8 +129,12 @@ impl<'r, 'l> LeaseFence<'r, 'l> {
             wait_ms = until - self.clock.monotonic_ms(),
             "a channel write attempt ended without an answer; holding the lock one TTL for a late landing"
         );
+        // Renew at once: should this process die during the wait (its deadline, a kill), the
+        // lock it leaves behind still covers one TTL after the cut-off, as others judge it.
+        let mut force = true;
         loop {
-            self.refresh().map_err(|reason| lost(&reason))?;
+            self.refresh(force).map_err(|reason| lost(&reason))?;
+            force = false;
             let left = until - self.clock.monotonic_ms();
             if left <= 0 {
                 return Ok(());
@@ -141,7 +146,7 @@ impl<'r, 'l> LeaseFence<'r, 'l> {
 
 impl WriteFence for LeaseFence<'_, '_> {
     fn admit(&self) -> Result<Duration, FenceRefused> {
-        let remaining = match self.refresh() {
+        let remaining = match self.refresh(false) {
             Ok(None) => return Ok(Duration::MAX),
             Ok(Some(ms)) => ms,
             Err(reason) => {
