@@ -50,6 +50,26 @@ fn assert_deadline_exit(run: &Run, elapsed: Duration, names: &str) {
     );
 }
 
+/// `status --timeout 3s` of `channel` with the git remote `git`, from a cache under `dir`.
+fn status_within_3s(dir: &Path, channel: &str, git: &Path) -> (Run, Duration) {
+    let cache = dir.join("cache");
+    timed(
+        dir,
+        &[
+            "status",
+            "--timeout",
+            "3s",
+            "--channel",
+            channel,
+            "--git",
+            git.to_str().expect("utf-8"),
+            "--path",
+            "k8s",
+            "--cache-dir",
+            cache.to_str().expect("utf-8"),
+        ],
+    )
+}
 #[test]
 fn status_against_a_git_remote_that_accepts_and_never_answers_ends_at_the_deadline() {
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -119,22 +139,7 @@ fn status_against_a_registry_that_accepts_and_never_answers_ends_at_the_deadline
     let (repo, _) = fixture_repo(tmp.path());
     let port = loopback::silent();
     let channel = format!("oci://127.0.0.1:{port}/acme/app:latest");
-    let (run, elapsed) = timed(
-        tmp.path(),
-        &[
-            "status",
-            "--timeout",
-            "3s",
-            "--channel",
-            &channel,
-            "--git",
-            repo.to_str().expect("utf-8"),
-            "--path",
-            "k8s",
-            "--cache-dir",
-            tmp.path().join("cache").to_str().expect("utf-8"),
-        ],
-    );
+    let (run, elapsed) = status_within_3s(tmp.path(), &channel, &repo);
     assert_deadline_exit(&run, elapsed, &format!("registry 127.0.0.1:{port}"));
 }
 
@@ -158,22 +163,7 @@ fn status_against_a_registry_whose_token_endpoint_never_answers_ends_at_the_dead
     let (repo, _) = fixture_repo(tmp.path());
     let (port, realm) = loopback::token_registry(loopback::Realm::Silent);
     let channel = format!("oci://127.0.0.1:{port}/acme/app:latest");
-    let (run, elapsed) = timed(
-        tmp.path(),
-        &[
-            "status",
-            "--timeout",
-            "3s",
-            "--channel",
-            &channel,
-            "--git",
-            repo.to_str().expect("utf-8"),
-            "--path",
-            "k8s",
-            "--cache-dir",
-            tmp.path().join("cache").to_str().expect("utf-8"),
-        ],
-    );
+    let (run, elapsed) = status_within_3s(tmp.path(), &channel, &repo);
     assert_deadline_exit(&run, elapsed, &realm);
 }
 
