@@ -15,8 +15,20 @@ use crate::error::{CliError, Kind};
 use mainline_core::{Action, ChannelHead, CommitId, Decision, Digest, Known, Move};
 use mainline_store::ReferenceTarget;
 
-/// The hint of a write another writer overtook; the executor re-decides on seeing it.
-pub(super) const OVERTAKEN: &str = "this run re-decides from fresh facts";
+/// How one fenced channel write ended (see [`Executor::write_fenced`]).
+pub(super) enum WriteOutcome {
+    /// Written and read back; with a warning when the registry never confirmed it.
+    Moved(AppliedMove, Option<String>),
+    /// Another writer's digest was read back right after ours (unlocked writers racing, or a
+    /// hand move): not a fault of this write; the run records it and re-decides.
+    Overtaken { seen: Digest, error: CliError },
+    /// The write failed. `abandoned`: what the channel names, when this run may still speak
+    /// for the journal (it holds the lock, or runs unlocked) and the channel was read.
+    Failed {
+        error: CliError,
+        abandoned: Option<Option<Digest>>,
+    },
+}
 
 /// Why a channel write did not complete.
 pub(super) enum ApplyError {
@@ -107,17 +119,13 @@ impl Executor<'_> {
 
     /// One channel write under the run's fence (see `fence.rs`): the write, the quarantine
     /// after an attempt that ended without an answer, and a truthful account when it failed.
-    /// Ok: the move (read back) and a warning when the registry never confirmed it. Err: the
-    /// error, and — when this run may still speak for the journal (it holds the lock, or runs
-    /// unlocked) and the channel was read — what the channel names, for an `abandoned` record.
-    #[allow(clippy::type_complexity)]
     pub(super) fn write_fenced(
         &self,
         g: &Gathered,
         d: &Decision,
         mv: &mainline_core::Move,
         locked: &mut Option<&mut Locked<'_>>,
-    ) -> Result<(AppliedMove, Option<String>), Box<(CliError, Option<Option<Digest>>)>> {
+    ) -> WriteOutcome {
         let external_ttl = match self.lock {
             LockMode::Kubernetes { ttl_ms, .. } => ttl_ms,
             _ => 0,
@@ -132,19 +140,22 @@ impl Executor<'_> {
         let (target, error) = match outcome {
             Ok(applied) => {
                 return match held {
-                    Ok(()) => Ok((applied, None)),
-                    Err(lost) => Err(Box::new((
-                        lost.with_hint(format!(
+                    Ok(()) => WriteOutcome::Moved(applied, None),
+                    Err(lost) => WriteOutcome::Failed {
+ error: lost.with_hint(format!(
                             "this run wrote {} and read it back before it lost the lock; the next locked run settles the journal and re-decides",
                             applied.to_digest
                         )),
-                        None,
-                    ))),
+ abandoned: None,
+ },
                 };
             }
             Err(ApplyError::BeforeWrite(e)) => {
                 let now = channel_digest(&g.facts.channel);
-                return Err(Box::new((e, now)));
+                return WriteOutcome::Failed {
+                    error: e,
+                    abandoned: now,
+                };
             }
             Err(ApplyError::Write { target, error }) => (target, error),
         };
@@ -158,21 +169,21 @@ impl Executor<'_> {
                     error.message
                 );
                 tracing::warn!("{note}");
-                Ok((self.applied(g, d, mv, target, false), Some(note)))
+                WriteOutcome::Moved(self.applied(g, d, mv, target, false), Some(note))
             }
             // Another writer's digest was read back after ours (unlocked writers racing, or a
             // hand move): not a fault of this write. Re-decide from fresh facts.
-            (Ok(Some(seen)), Ok(())) if error.kind == Kind::Integrity => Err(Box::new((
-                CliError::new(
+            (Ok(Some(seen)), Ok(())) if error.kind == Kind::Integrity => WriteOutcome::Overtaken {
+                error: CliError::new(
                     Kind::Unavailable,
                     format!(
                         "{}: another writer moved the channel to {seen} at the same moment",
                         self.config.channel_display()
                     ),
                 )
-                .with_hint(OVERTAKEN),
-                Some(Some(seen)),
-            ))),
+                .with_hint("re-run to converge"),
+                seen,
+            },
             (Ok(seen), Ok(())) => {
                 let message = format!(
                     "{} (after {attempts} attempt(s)); the channel names {} when read back after the fence, not {target}",
@@ -180,13 +191,13 @@ impl Executor<'_> {
                     named(&seen)
                 );
                 let hint = error.hint.clone().unwrap_or_else(|| "re-run to converge".into());
-                Err(Box::new((
-                    CliError::new(error.kind, message).with_hint(hint),
-                    Some(seen),
-                )))
+                WriteOutcome::Failed {
+ error: CliError::new(error.kind, message).with_hint(hint),
+ abandoned: Some(seen),
+ }
             }
-            (Ok(seen), Err(lost)) => Err(Box::new((
-                CliError::new(
+            (Ok(seen), Err(lost)) => WriteOutcome::Failed {
+ error: CliError::new(
                     lost.kind,
                     format!(
                         "{}; {}; the channel names {} now, and an attempt of this run to write {target} may still land",
@@ -196,10 +207,10 @@ impl Executor<'_> {
                     ),
                 )
                 .with_hint("the next locked run (any reconcile) settles the journal from what the channel names and re-decides"),
-                None,
-            ))),
-            (Err(read), _) => Err(Box::new((
-                CliError::new(
+ abandoned: None,
+ },
+            (Err(read), _) => WriteOutcome::Failed {
+ error: CliError::new(
                     error.kind,
                     format!(
                         "{}; the channel could not be read afterwards ({read}), so whether {target} landed is unknown",
@@ -207,8 +218,8 @@ impl Executor<'_> {
                     ),
                 )
                 .with_hint("the next locked run (any reconcile) settles the journal from what the channel names and re-decides"),
-                None,
-            ))),
+ abandoned: None,
+ },
         }
     }
 

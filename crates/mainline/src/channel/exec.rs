@@ -21,6 +21,7 @@
 //! failed renew, or report a move that was not read back.
 
 use super::cache::FactCache;
+use super::effects::WriteOutcome;
 use super::gather::{Depth, Gathered, Sources};
 use super::journal::{Entry, EntryKind, Journal};
 use super::lock::{GitLock, Held, LockError};
@@ -382,50 +383,50 @@ impl<'a> Executor<'a> {
                             None
                         }
                     };
-                    let applied = match self.write_fenced(&g, &d, &mv, &mut locked) {
-                        Ok((applied, note)) => {
-                            warnings.extend(note);
-                            applied
-                        }
-                        Err(failed) => {
-                            let (error, abandoned) = *failed;
-                            let overtaken =
-                                error.hint.as_deref() == Some(super::effects::OVERTAKEN);
-                            if let Some(after) = abandoned {
-                                let mut e = intent;
-                                e.kind = EntryKind::Abandoned;
-                                e.intent = intent_seq;
-                                e.after = after;
-                                e.reason = match overtaken {
-                                    true => error.message.clone(),
-                                    false => format!("the write did not land: {}", error.message),
-                                };
-                                e.time = self.clock.now();
-                                self.append(e, &mut warnings);
-                            }
-                            if overtaken && moves.len() + overtakes + 1 < MAX_ROUNDS {
-                                overtakes += 1;
-                                warnings.push(error.message);
+                    let (error, abandoned, overtaken) =
+                        match self.write_fenced(&g, &d, &mv, &mut locked) {
+                            WriteOutcome::Moved(applied, note) => {
+                                warnings.extend(note);
+                                let mut done = intent;
+                                done.kind = EntryKind::Moved;
+                                done.intent = intent_seq;
+                                done.to_digest = Some(applied.to_digest.clone());
+                                done.after = Some(applied.to_digest.clone());
+                                done.time = self.clock.now();
+                                self.append(done, &mut warnings);
+                                moves.push(applied);
+                                // Re-decide on fresh facts: undo a write the world no longer allows.
                                 request = Request::Reconcile {
                                     force_restore: false,
                                 };
                                 continue;
                             }
-                            return Err(error);
-                        }
-                    };
-                    let mut done = intent;
-                    done.kind = EntryKind::Moved;
-                    done.intent = intent_seq;
-                    done.to_digest = Some(applied.to_digest.clone());
-                    done.after = Some(applied.to_digest.clone());
-                    done.time = self.clock.now();
-                    self.append(done, &mut warnings);
-                    moves.push(applied);
-                    // Re-decide on fresh facts: undo a write the world no longer allows.
-                    request = Request::Reconcile {
-                        force_restore: false,
-                    };
+                            WriteOutcome::Overtaken { seen, error } => {
+                                (error, Some(Some(seen)), true)
+                            }
+                            WriteOutcome::Failed { error, abandoned } => (error, abandoned, false),
+                        };
+                    if let Some(after) = abandoned {
+                        let mut e = intent;
+                        e.kind = EntryKind::Abandoned;
+                        e.intent = intent_seq;
+                        e.after = after;
+                        e.reason = match overtaken {
+                            true => error.message.clone(),
+                            false => format!("the write did not land: {}", error.message),
+                        };
+                        e.time = self.clock.now();
+                        self.append(e, &mut warnings);
+                    }
+                    if overtaken && moves.len() + overtakes + 1 < MAX_ROUNDS {
+                        overtakes += 1;
+                        warnings.push(error.message);
+                        request = Request::Reconcile {
+                            force_restore: false,
+                        };
+                        continue;
+                    }
+                    return Err(error);
                 }
             }
         }
