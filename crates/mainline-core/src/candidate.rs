@@ -75,6 +75,9 @@ fn check<'f>(
 ) -> Result<(&'f Group, &'f CommitId, Option<Digest>), Stop> {
     let group = in_flight(facts, group_id, head)?;
     let m = facts.mainline_tip()?;
+    // A deploy path absent at mainline's tip refuses every request (`decide`); with the tip's
+    // tree unreadable that refusal cannot be ruled out, so no candidate moves either.
+    facts.deploy_tree(m)?;
     if !facts.ancestor(m, head)? {
         return Err(Stop::Refused(
             RefuseReason::GroupBehindMainline,

@@ -477,7 +477,7 @@ proptest! {
         // unknown facts: the pin's digest is the operator's, whatever mainline is.
         let hidden_input_error = clean.plan.as_refusal().map(|r| r.reason)
             == Some(RefuseReason::DeployPathMissing)
-            && case.injected.mainline.is_unknown()
+            && (case.injected.mainline.is_unknown() || tip_tree_unknown(&case.injected))
             && d.plan.as_move().is_some_and(|m| m.action == mainline_core::Action::ApplyPin);
         if let Some(mv) = d.plan.as_move().filter(|_| !hidden_input_error) {
             // The same write (its one-line reason may describe the unknown fact).
@@ -513,6 +513,14 @@ proptest! {
         never_backwards(&case, &case.injected, &d)?;
         prop_assert_eq!(&decide(&case.injected, &case.request), &d);
     }
+}
+
+/// Whether mainline's tip is known but its deploy tree is not (so a missing deploy path cannot
+/// be seen).
+fn tip_tree_unknown(f: &Facts) -> bool {
+    f.mainline
+        .known()
+        .is_some_and(|m| f.deploy_tree(m).is_err())
 }
 
 /// The generator is not vacuous: a fixed-seed sample reaches every verdict, every move action
