@@ -32,6 +32,7 @@ pub fn apply(facts: &Facts, mv: &Move) -> Facts {
                 artifact: Known::Known(None),
                 signed: Known::Known(false),
                 empty_tree: Known::unknown("not gathered"),
+                evidence_problem: None,
             });
             entry.artifact = Known::Known(Some(digest.clone()));
             entry.signed = Known::Known(false);

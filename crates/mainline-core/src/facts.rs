@@ -72,6 +72,11 @@ pub struct CommitFacts {
     /// Whether evidence exists for that artifact digest (consulted only when the policy
     /// requires signatures).
     pub signed: Known<bool>,
+    /// When `signed` is false: what the evidence check found, in words an operator can act on
+    /// (e.g. "the signature … does not verify with the configured key(s) …"). Carried into
+    /// the refusal's message and the journal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evidence_problem: Option<String>,
     /// Whether the deploy tree holds no file at all (absent, or only empty folders and
     /// submodules): an artifact of it would make Flux prune everything.
     pub empty_tree: Known<bool>,
@@ -245,6 +250,13 @@ impl Facts {
     }
 
     /// Whether evidence exists for `digest`, the artifact of `commit`.
+    /// What the evidence check found when `commit`'s artifact is not signed.
+    pub fn evidence_problem(&self, commit: &CommitId) -> Option<&str> {
+        self.commits
+            .get(commit)
+            .and_then(|c| c.evidence_problem.as_deref())
+    }
+
     pub fn signed(&self, commit: &CommitId, digest: &Digest) -> Result<bool, MissingFact> {
         match &self.commit_facts(commit)?.signed {
             Known::Known(signed) => Ok(*signed),

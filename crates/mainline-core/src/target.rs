@@ -19,10 +19,16 @@ pub(crate) enum TargetError {
     #[error(transparent)]
     Missing(#[from] MissingFact),
     #[error(
-        "the artifact {} of {} has no evidence and the policy requires it: sign it, then reconcile",
-        .digest.short(), .commit.short()
+        "the artifact {} of {} has no valid evidence{} and the policy requires it: sign it, \
+         then reconcile",
+        .digest.short(), .commit.short(),
+        .problem.as_deref().map(|p| format!(" ({p})")).unwrap_or_default()
     )]
-    Unsigned { commit: CommitId, digest: Digest },
+    Unsigned {
+        commit: CommitId,
+        digest: Digest,
+        problem: Option<String>,
+    },
     #[error(
         "{} has no artifact yet and a freshly packed artifact is unsigned, but the policy \
          requires evidence: push and sign {}, then reconcile",
@@ -79,6 +85,7 @@ pub(crate) fn commit_target(
                 return Err(TargetError::Unsigned {
                     commit: commit.clone(),
                     digest: digest.clone(),
+                    problem: facts.evidence_problem(commit).map(str::to_owned),
                 })
             }
             Some(_) => {}
@@ -117,6 +124,7 @@ pub(crate) fn pin_evidence(facts: &Facts, pin: &Pin) -> Result<(), TargetError> 
         Some(commit) => Err(TargetError::Unsigned {
             commit: commit.clone(),
             digest: pin.digest.clone(),
+            problem: facts.evidence_problem(commit).map(str::to_owned),
         }),
         None => Err(TargetError::NoEvidenceKnown {
             digest: pin.digest.clone(),

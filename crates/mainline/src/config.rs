@@ -8,7 +8,7 @@
 
 use crate::channel::exec::LockMode;
 use crate::channel::refs::ChannelKey;
-use crate::channel::{ChannelConfig, QueueSource};
+use crate::channel::{ChannelConfig, EvidenceConfig, QueueSource};
 use crate::error::CliError;
 use clap::{Args, ValueEnum};
 use mainline_core::Policy;
@@ -40,8 +40,32 @@ pub struct ChannelArgs {
     #[arg(long, env = "MAINLINE_SOURCE", value_name = "URL")]
     pub source: Option<String>,
     /// Refuse to let the channel name a digest without a cosign signature (sha256-<hex>.sig).
+    /// With --signature-key the signature must verify with one of the keys over a payload
+    /// naming exactly that digest (as Flux's spec.verify checks it); without a key only the
+    /// tag's presence is checked, which anyone who can push a tag satisfies.
     #[arg(long, env = "MAINLINE_REQUIRE_SIGNATURE")]
     pub require_signature: bool,
+    /// A PEM public key (cosign.pub, the file Flux's spec.verify secret holds) signatures
+    /// must verify with; repeatable, or comma-separated in the env var. Implies
+    /// --require-signature. ECDSA P-256/P-384, Ed25519 and RSA keys.
+    #[arg(
+        long = "signature-key",
+        env = "MAINLINE_SIGNATURE_KEY",
+        value_name = "PATH",
+        value_delimiter = ','
+    )]
+    pub signature_keys: Vec<PathBuf>,
+    /// Also require an SLSA provenance attestation (`cosign attest`, sha256-<hex>.att) about
+    /// the digest, signed by one of the --signature-key keys.
+    #[arg(long, env = "MAINLINE_REQUIRE_ATTESTATION")]
+    pub require_attestation: bool,
+    /// The builder id the provenance must name (implies --require-attestation).
+    #[arg(long, env = "MAINLINE_ATTESTATION_BUILDER", value_name = "ID")]
+    pub attestation_builder: Option<String>,
+    /// The source repository the provenance must name, e.g. https://github.com/acme/app
+    /// (implies --require-attestation).
+    #[arg(long, env = "MAINLINE_ATTESTATION_SOURCE", value_name = "URL")]
+    pub attestation_source: Option<String>,
     /// Let the channel name an artifact whose deploy tree holds no file. Off by default: Flux
     /// with `prune: true` would delete everything the channel deployed before, so such a
     /// move is refused (exit 5, recorded in the journal).
@@ -109,6 +133,11 @@ pub struct FileConfig {
     pub branch: Option<String>,
     pub source: Option<String>,
     pub require_signature: Option<bool>,
+    /// PEM public keys (paths relative to the working directory).
+    pub signature_keys: Option<Vec<PathBuf>>,
+    pub require_attestation: Option<bool>,
+    pub attestation_builder: Option<String>,
+    pub attestation_source: Option<String>,
     pub allow_empty: Option<bool>,
     pub queue: Option<QueueArg>,
     pub lease_ttl: Option<String>,
@@ -142,7 +171,7 @@ impl FileConfig {
         };
         let cfg: FileConfig = toml::from_str(&text)
             .map_err(|e| CliError::invalid(format!("{}: {}", path.display(), e.message().trim()))
-                .with_hint("keys are channel, git, path, branch, source, require_signature, allow_empty, queue, lease_ttl, lock, cache_dir"))?;
+                .with_hint("keys are channel, git, path, branch, source, require_signature, signature_keys, require_attestation, attestation_builder, attestation_source, allow_empty, queue, lease_ttl, lock, cache_dir"))?;
         if let Some(g) = &cfg.git {
             if has_password(g) {
                 return Err(CliError::invalid(format!(
@@ -201,6 +230,7 @@ pub fn resolve_from(
     args: &ChannelArgs,
     file: FileConfig,
 ) -> Result<(ChannelConfig, PathBuf), CliError> {
+    let evidence = evidence_config(args, &file)?;
     let channel = args.channel.clone().or(file.channel).ok_or_else(|| {
         CliError::invalid("no channel given")
             .with_hint("pass --channel STORE:TAG (e.g. oci://ghcr.io/acme/app:latest), set MAINLINE_CHANNEL, or add channel = \"…\" to mainline.toml")
@@ -261,9 +291,12 @@ pub fn resolve_from(
             .unwrap_or_else(|| "main".into()),
         path,
         policy: Policy {
-            require_signature: args.require_signature || file.require_signature.unwrap_or(false),
+            require_signature: args.require_signature
+                || file.require_signature.unwrap_or(false)
+                || !evidence.keys.is_empty(),
             allow_empty: args.allow_empty || file.allow_empty.unwrap_or(false),
         },
+        evidence,
         queue,
         lease_ttl,
         lock: {
@@ -281,6 +314,43 @@ pub fn resolve_from(
         config,
         cache_root(args.cache_dir.clone().or(file.cache_dir)),
     ))
+}
+
+/// The keys and attestation policy evidence is judged by: flags first, then mainline.toml.
+/// A key file that cannot be used is invalid input, named, before anything else happens.
+fn evidence_config(args: &ChannelArgs, file: &FileConfig) -> Result<EvidenceConfig, CliError> {
+    let paths = if args.signature_keys.is_empty() {
+        file.signature_keys.clone().unwrap_or_default()
+    } else {
+        args.signature_keys.clone()
+    };
+    let keys = mainline_evidence::KeySet::load(&paths).map_err(|e| {
+        CliError::invalid(e.to_string()).with_hint(
+            "--signature-key takes the PEM public key (cosign.pub) the artifacts are signed with",
+        )
+    })?;
+    let builder_id = args
+        .attestation_builder
+        .clone()
+        .or_else(|| file.attestation_builder.clone());
+    let source = args
+        .attestation_source
+        .clone()
+        .or_else(|| file.attestation_source.clone());
+    let wanted = args.require_attestation
+        || file.require_attestation.unwrap_or(false)
+        || builder_id.is_some()
+        || source.is_some();
+    if wanted && keys.is_empty() {
+        return Err(CliError::invalid(
+            "--require-attestation needs --signature-key: an attestation counts only when it \
+             verifies with a configured key",
+        ));
+    }
+    Ok(EvidenceConfig {
+        keys,
+        attestation: wanted.then_some(mainline_evidence::AttestationPolicy { builder_id, source }),
+    })
 }
 
 /// `--lock-ttl`, checked against the bounds the lock honours (see `channel::lock`).

@@ -166,6 +166,7 @@ impl Model {
                     artifact: Known::Known(self.artifacts[i].clone()),
                     signed: Known::Known(self.signed[i]),
                     empty_tree: Known::Known(self.trees[i].is_none()),
+                    evidence_problem: None,
                 };
                 (c(i), facts)
             })

@@ -154,23 +154,18 @@ impl Sources<'_> {
                 )
             };
             let artifact = self.artifact(c, depth, &mut deferred);
-            let signed = match (&artifact, self.config.policy.require_signature) {
-                (_, false) => Known::Known(false),
-                (Known::Known(None), true) => Known::Known(false),
+            let (signed, evidence_problem) = match (&artifact, self.config.policy.require_signature)
+            {
+                (_, false) => (Known::Known(false), None),
+                (Known::Known(None), true) => (Known::Known(false), None),
                 (Known::Known(Some(d)), true) => match depth {
                     Depth::Cached => {
                         deferred = true;
-                        Known::unknown(DEFERRED)
+                        (Known::unknown(DEFERRED), None)
                     }
-                    Depth::Full => match self.store.resolve(&d.cosign_signature_tag()) {
-                        Ok(found) => Known::Known(found.is_some()),
-                        Err(e) => Known::unknown(format!(
-                            "evidence for {} could not be read: {e}",
-                            d.short()
-                        )),
-                    },
+                    Depth::Full => super::evidence::judge(self.store, &self.config.evidence, d),
                 },
-                (Known::Unknown { reason }, true) => Known::unknown(reason.clone()),
+                (Known::Unknown { reason }, true) => (Known::unknown(reason.clone()), None),
             };
             commits.insert(
                 c.clone(),
@@ -179,6 +174,7 @@ impl Sources<'_> {
                     artifact,
                     signed,
                     empty_tree,
+                    evidence_problem,
                 },
             );
         }

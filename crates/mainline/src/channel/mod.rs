@@ -10,6 +10,7 @@
 
 pub mod cache;
 mod effects;
+mod evidence;
 pub mod exec;
 mod fence;
 pub mod gather;
@@ -50,6 +51,8 @@ pub struct ChannelConfig {
     /// `org.opencontainers.image.source` for artifacts mainline packs itself.
     pub source: String,
     pub policy: Policy,
+    /// The keys and attestation policy evidence is judged by (under `policy.require_signature`).
+    pub evidence: EvidenceConfig,
     pub queue: QueueSource,
     pub lease_ttl: Duration,
     /// How writers are serialised (the git-ref lock by default).
@@ -57,6 +60,15 @@ pub struct ChannelConfig {
     /// The `[kubernetes]` settings (Flux consumers, Lease namespace), parsed by the
     /// Kubernetes adapter when this build has it.
     pub kubernetes: Option<toml::Value>,
+}
+
+/// What counts as evidence. No keys: only the presence of a `sha256-<hex>.sig` tag is
+/// checked (the behaviour before keys existed; documented as weak).
+#[derive(Debug, Clone, Default)]
+pub struct EvidenceConfig {
+    pub keys: mainline_evidence::KeySet,
+    /// Also require a verified SLSA provenance attestation matching this policy.
+    pub attestation: Option<mainline_evidence::AttestationPolicy>,
 }
 
 impl ChannelConfig {

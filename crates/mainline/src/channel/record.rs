@@ -13,7 +13,8 @@ use mainline_core::{RefuseReason, Request};
 impl Executor<'_> {
     /// Journal the refusal of an explicit request (deploy, promote, pin). A reconcile's refusal
     /// is a standing state, reported by `status`, not a new event — except an empty deploy
-    /// tree, which holds mainline's change back (recorded once, not per reconcile). A
+    /// tree or missing evidence, which hold mainline's change back (recorded once, not per
+    /// reconcile, with what the evidence check found). A
     /// mistyped `--path` is invalid input and writes nothing. Returns warnings.
     pub(super) fn journal_refusal(&self, request: &Request, report: &Report) -> Vec<String> {
         let mut warnings = Vec::new();
@@ -28,10 +29,17 @@ impl Executor<'_> {
             Request::DeployCandidate { head, .. } => Some(head.clone()),
             Request::Promote { commit } => Some(commit.clone()),
             Request::Pin { pin } => pin.commit.clone(),
-            Request::Reconcile { .. } if refusal.reason == RefuseReason::EmptyTree => report
-                .facts
-                .as_ref()
-                .and_then(|f| f.mainline.known().cloned()),
+            Request::Reconcile { .. }
+                if matches!(
+                    refusal.reason,
+                    RefuseReason::EmptyTree | RefuseReason::EvidenceMissing
+                ) =>
+            {
+                report
+                    .facts
+                    .as_ref()
+                    .and_then(|f| f.mainline.known().cloned())
+            }
             _ => return warnings,
         };
         if !self.journal {

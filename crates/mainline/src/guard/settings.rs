@@ -429,6 +429,10 @@ fn resolve_entries(
             branch: e.branch.clone().or_else(|| top.branch.clone()),
             source: e.source.clone().or_else(|| top.source.clone()),
             require_signature: e.require_signature.or(top.require_signature),
+            signature_keys: top.signature_keys.clone(),
+            require_attestation: top.require_attestation,
+            attestation_builder: top.attestation_builder.clone(),
+            attestation_source: top.attestation_source.clone(),
             allow_empty: top.allow_empty,
             queue: match e.queue {
                 Some(EntryQueue::Lease) => Some(QueueArg::Lease),

@@ -203,6 +203,7 @@ pub fn channel_config(strategy: Strategy, require_signature: bool) -> ChannelCon
             require_signature,
             allow_empty: false,
         },
+        evidence: Default::default(),
         queue: QueueSource::GithubRefs,
         lease_ttl: std::time::Duration::from_secs(30 * 60),
         lock: match strategy {
