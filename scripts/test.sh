@@ -13,6 +13,7 @@ command -v htpasswd >/dev/null || need+=(apache2-utils)
 command -v git >/dev/null || need+=(git)
 command -v promtool >/dev/null || need+=(prometheus)   # the guard's /metrics is checked with promtool
 command -v chromium >/dev/null || need+=(chromium)     # the guard's status page is loaded headless
+command -v openssl >/dev/null || need+=(openssl)       # the independent signer of mainline-evidence's tests
 if [ ${#need[@]} -gt 0 ]; then
   echo "test.sh: installing ${need[*]}" >&2
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
@@ -41,6 +42,15 @@ oracle_dir=${CARGO_TARGET_DIR:-target}
 case $oracle_dir in /*) ;; *) oracle_dir=$PWD/$oracle_dir ;; esac
 (cd tests/flux-oracle && GOFLAGS="${GOFLAGS:--p=2}" "$GO" build -mod=readonly -o "$oracle_dir/flux-oracle/flux-oracle" .)
 export MAINLINE_FLUX_ORACLE=$oracle_dir/flux-oracle/flux-oracle
+
+# The real cosign CLI signs and attests in the evidence scenarios (issue 17) and judges, with
+# `cosign verify`, that what mainline accepts cosign accepts. Built from its Go module once;
+# later runs find it in the target dir.
+COSIGN_VERSION=v2.4.3
+if [ ! -x "$oracle_dir/cosign-$COSIGN_VERSION/cosign" ]; then
+  GOBIN="$oracle_dir/cosign-$COSIGN_VERSION" GOFLAGS="${GOFLAGS:--p=2}" "$GO" install "github.com/sigstore/cosign/v2/cmd/cosign@$COSIGN_VERSION"
+fi
+export MAINLINE_COSIGN=$oracle_dir/cosign-$COSIGN_VERSION/cosign
 
 # Tests run against real registries and real git repositories; none of them skips.
 scripts/with-registry.sh cargo test --workspace --locked --no-fail-fast "$@"
