@@ -126,13 +126,16 @@ fn layout(dir: &Path) -> LayoutStore {
     .expect("layout")
 }
 
-/// Store `layers` (bytes, annotations) as a manifest tagged `tag`, as cosign does.
+/// One stored document: its bytes and its layer annotations.
+type Document<'a> = (Vec<u8>, Vec<(&'a str, String)>);
+
+/// Store `layers` as a manifest tagged `tag`, as cosign does.
 fn put_documents(
     store: &dyn Store,
     dir: &Path,
     tag: &Tag,
     media: &str,
-    layers: &[(Vec<u8>, Vec<(&str, String)>)],
+    layers: &[Document],
 ) {
     let config = b"{}".to_vec();
     let mut descs = Vec::new();
