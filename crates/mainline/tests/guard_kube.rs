@@ -151,6 +151,43 @@ fn two_replicas_elect_one_leader_and_the_standby_takes_over() {
     let w = World::new("guard-kube-leader");
     let fake = kube::start();
     let kc = kubeconfig(w.path(), "cluster", &fake.url());
+    leader_election(&w, &kc, &|| {
+        fake.object(&LEASE, "mainline", "mainline-guard-leader")
+            .expect("the leader Lease")
+    });
+}
+
+/// The same election against a real kube-apiserver (tests/kube) with `deploy/kubernetes/`
+/// applied as shipped, the replicas authenticating as the shipped ServiceAccount: the Lease
+/// compare-and-swap, the MicroTime fields and the Role are the real server's.
+#[test]
+fn two_replicas_elect_one_leader_on_a_real_api_server_as_the_shipped_service_account() {
+    let w = World::new("guard-kube-leader-real");
+    let server =
+        mainline_kube::apiserver::ApiServer::start_with_shipped(&w.path().join("apiserver"));
+    let token = server.guard_token();
+    server.wait_allowed(
+        &token,
+        "update",
+        "coordination.k8s.io",
+        "leases",
+        "mainline",
+        "mainline-guard-leader",
+    );
+    let kc = w.path().join("real-kubeconfig.yaml");
+    server.write_kubeconfig(&kc, &token);
+    leader_election(&w, &kc, &|| {
+        server
+            .get(&LEASE, "mainline", "mainline-guard-leader")
+            .expect("the leader Lease")
+    });
+}
+
+/// Two replicas on one Lease, then a third: the leader alone moves the channel, the standby
+/// serves read-only; SIGKILL hands over after a lease duration, SIGTERM at the next retry.
+/// `lease()` reads the leader Lease as the API server stores it.
+fn leader_election(w: &World, kc: &Path, lease: &dyn Fn() -> Value) {
+    let kc = kc.to_path_buf();
     let config = w.write(
         "mainline.toml",
         &format!(
@@ -189,14 +226,15 @@ github_repository = "acme/app"
     assert_eq!(r["leader"], "guard-a", "{r}");
     assert_eq!(r["lease"], "mainline/mainline-guard-leader", "{r}");
     assert_eq!(role(&a)["role"], "leader");
-    let lease = fake
-        .object(&LEASE, "mainline", "mainline-guard-leader")
-        .expect("the leader Lease");
-    assert_eq!(lease["spec"]["holderIdentity"], "guard-a", "{lease}");
+    let leader_lease = lease();
     assert_eq!(
-        lease["spec"]["leaseDurationSeconds"],
+        leader_lease["spec"]["holderIdentity"], "guard-a",
+        "{leader_lease}"
+    );
+    assert_eq!(
+        leader_lease["spec"]["leaseDurationSeconds"],
         json!(LEASE_SECS),
-        "{lease}"
+        "{leader_lease}"
     );
 
     // The standby serves: health, ready, its page and read-only passes (status, no writes).
@@ -338,9 +376,7 @@ github_repository = "acme/app"
         took < Duration::from_secs(LEASE_SECS),
         "a graceful hand-over is faster than a lease duration: {took:?}"
     );
-    let lease = fake
-        .object(&LEASE, "mainline", "mainline-guard-leader")
-        .expect("the leader Lease");
+    let lease = lease();
     assert_eq!(lease["spec"]["holderIdentity"], "guard-c", "{lease}");
 }
 
