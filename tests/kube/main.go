@@ -42,9 +42,15 @@ import (
 func main() {
 	if err := run(); err != nil {
 		fmt.Fprintf(os.Stderr, "kube-test-server: %v\n", err)
+		if errors.Is(err, errUsage) {
+			os.Exit(2)
+		}
 		os.Exit(1)
 	}
 }
+
+// errUsage marks a bad command line (exit 2, as flag parsing errors do).
+var errUsage = errors.New("usage")
 
 func run() error {
 	dataDir := flag.String("data-dir", "", "an empty or absent directory for certificates, tokens and etcd data (required)")
@@ -53,7 +59,7 @@ func run() error {
 	flag.Parse()
 	if *dataDir == "" || flag.NArg() != 0 {
 		flag.Usage()
-		return errors.New("--data-dir DIR is required and nothing else is accepted")
+		return fmt.Errorf("%w: --data-dir DIR is required and nothing else is accepted", errUsage)
 	}
 	dir, err := filepath.Abs(*dataDir)
 	if err != nil {

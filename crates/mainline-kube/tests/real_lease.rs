@@ -210,10 +210,12 @@ fn lease_racer_child_process() {
         let held = l.acquire().expect("acquired within the wait");
         writeln!(out, "acquired {} {}", l.identity(), now().millis()).expect("log");
         if id == "racer-0" {
-            // Hold and wait to be killed (SIGKILL): never release.
+            // Hold and wait to be killed (SIGKILL): never release. Should the parent die
+            // first, its end of our stdin closes and we go too.
             println!("HOLDING");
             std::io::stdout().flush().expect("flush");
-            std::thread::sleep(Duration::from_secs(600));
+            let _ = std::io::Read::read_to_end(&mut std::io::stdin(), &mut Vec::new());
+            std::process::exit(1);
         }
         std::thread::sleep(Duration::from_millis(100));
         writeln!(out, "released {} {}", l.identity(), now().millis()).expect("log");
@@ -230,6 +232,7 @@ fn spawn_racer(id: &str, spec_tail: &str) -> Child {
             "--test-threads=1",
         ])
         .env(CHILD_ENV, format!("{id}|{spec_tail}"))
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()

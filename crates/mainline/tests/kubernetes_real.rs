@@ -272,3 +272,95 @@ fn deploy_wait_passes_once_flux_applied_the_candidate_on_a_real_server() {
         "the token the run wrote is the one Flux echoed"
     );
 }
+
+/// A Lease held by `holder`, renewed `ago` ago for `secs`, written as the admin with
+/// server-side apply (created, or replaced in place).
+fn put_foreign_lease(
+    server: &ApiServer,
+    name: &str,
+    holder: &str,
+    ago: Duration,
+    secs: i64,
+) -> Value {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_millis() as i64;
+    let renewed =
+        mainline_kube::lease::micro_time(mainline_core::Timestamp(now_ms - ago.as_millis() as i64));
+    server.apply(
+        &json!({
+            "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+            "metadata": {"name": name, "namespace": LEASE_NS},
+            "spec": {"holderIdentity": holder, "leaseDurationSeconds": secs,
+                     "acquireTime": renewed, "renewTime": renewed, "leaseTransitions": 3}
+        }),
+        "test",
+    )
+}
+
+#[test]
+fn a_live_foreign_lease_on_a_real_server_stops_writers_and_an_expired_one_is_taken_over() {
+    const OTHER: &str = "mainline-guard-7c9d8f6b5-x2x9q";
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (server, toml) = cluster(tmp.path());
+    let mut q = Queue::new(tmp.path());
+    let plain = Channel::new(&registry_store("kube-real-busy"), &q, "runner");
+    let main_digest = first_deploy(&plain, &q);
+    let g = q.enqueue(7, &[("k8s/app.yaml", &app(7))]);
+    let candidate = deploy(&plain, &g);
+    q.end(&g);
+    seed(&server, &candidate);
+    let toml_s = toml.display().to_string();
+    let ch = plain.with(&[
+        "--config",
+        &toml_s,
+        "--lock",
+        "kubernetes",
+        "--lock-wait",
+        "1s",
+    ]);
+    let name = lease_name(&plain);
+
+    put_foreign_lease(&server, &name, OTHER, Duration::ZERO, 3600);
+    let seeded = server.get(&LEASE, LEASE_NS, &name).expect("seeded");
+    let r = ch.run(&["reconcile"]);
+    assert_eq!(
+        r.code, 6,
+        "unavailable: retry later\n{}\n{}",
+        r.stdout, r.stderr
+    );
+    assert!(r.stderr.contains(OTHER), "names the holder: {}", r.stderr);
+    assert_eq!(
+        plain.digest("latest"),
+        Some(candidate.clone()),
+        "nothing written"
+    );
+    assert_eq!(
+        server.get(&LEASE, LEASE_NS, &name),
+        Some(seeded.clone()),
+        "the Lease is untouched"
+    );
+    let st = ch.status(3);
+    let lock = field(&st, "lock").expect("lock");
+    assert!(
+        lock.starts_with("kubernetes") && lock.contains(OTHER),
+        "{lock}"
+    );
+
+    // The holder died an hour ago: its Lease expired and this run takes it over.
+    put_foreign_lease(&server, &name, OTHER, Duration::from_secs(3600), 15);
+    let r = ch.run_env(&["reconcile"], &[("USER", "kube-test")]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(moves(&r.json())[0]["action"], "restore", "{}", r.stdout);
+    assert_eq!(plain.digest("latest"), Some(main_digest));
+    let after = server.get(&LEASE, LEASE_NS, &name).expect("lease");
+    assert_eq!(
+        after["spec"]["leaseTransitions"], 4,
+        "one more hand-over: {after}"
+    );
+    assert!(
+        after["spec"].get("holderIdentity").is_none(),
+        "released: {after}"
+    );
+}
