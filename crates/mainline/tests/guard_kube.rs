@@ -216,9 +216,9 @@ github_repository = "acme/app"
     let main_digest = w.artifact(&w.main);
 
     // guard-a starts first and wins the Lease; guard-b stands by.
-    let a = replica(&w, &config, &kc, "guard-a");
+    let a = replica(w, &config, &kc, "guard-a");
     until(Duration::from_secs(30), "guard-a to lead", || leads(&a));
-    let b = replica(&w, &config, &kc, "guard-b");
+    let b = replica(w, &config, &kc, "guard-b");
     b.wait_reconciled("app", 0);
     let r = role(&b);
     assert_eq!(r["role"], "standby", "{r}");
@@ -268,7 +268,7 @@ github_repository = "acme/app"
 
     // Twice, a candidate is ejected: only the leader restores (both replicas run every second).
     for round in 1..=2u64 {
-        eject_a_candidate(&w);
+        eject_a_candidate(w);
         until(Duration::from_secs(30), "guard-a to restore", || {
             a.channel("app")["restores"].as_u64() >= Some(round)
         });
@@ -339,7 +339,7 @@ github_repository = "acme/app"
     let r = role(&b);
     assert_eq!(r["role"], "leader", "{r}");
     // The new leader acts at once, and its actor is in the journal.
-    eject_a_candidate(&w);
+    eject_a_candidate(w);
     until(Duration::from_secs(30), "guard-b to restore", || {
         b.channel("app")["restores"].as_u64() >= Some(1)
     });
@@ -349,7 +349,7 @@ github_repository = "acme/app"
 
     // A graceful SIGTERM: the leader steps down, so the next standby takes over at its next
     // retry instead of after a lease duration.
-    let c = replica(&w, &config, &kc, "guard-c");
+    let c = replica(w, &config, &kc, "guard-c");
     c.wait_reconciled("app", 0);
     assert_eq!(role(&c)["role"], "standby");
     let mut b = b;
