@@ -364,3 +364,87 @@ fn a_live_foreign_lease_on_a_real_server_stops_writers_and_an_expired_one_is_tak
         "released: {after}"
     );
 }
+
+#[test]
+fn status_reads_what_flux_wrote_on_a_real_server_and_a_wait_flux_never_meets_exits_10() {
+    const BEFORE: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+    const CONSUMER: &str = "flux-system/app-manifests";
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (server, toml) = cluster(tmp.path());
+    let mut q = Queue::new(tmp.path());
+    let plain = Channel::new(&registry_store("kube-real-status"), &q, "runner");
+    let d = first_deploy(&plain, &q);
+    seed(&server, &d);
+    let toml_s = toml.display().to_string();
+    let ch = plain.with(&["--config", &toml_s]);
+    let applied = |what: &str, state: &str| -> String {
+        let s = ch.status(0);
+        let a = s["applied"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{what}: no applied in {s}"));
+        assert_eq!(a.len(), 1, "{s}");
+        assert_eq!(a[0]["consumer"], CONSUMER, "{s}");
+        assert_eq!(a[0]["state"], state, "{what}: {s}");
+        a[0]["detail"].as_str().expect("detail").to_owned()
+    };
+
+    assert_eq!(applied("Flux runs the channel's digest", "APPLIED"), "");
+    server.write_status(
+        &OCI_REPOSITORY,
+        FLUX_NS,
+        SOURCE,
+        &status_at("flux/ocirepository_ready", BEFORE),
+    );
+    let detail = applied("Flux is on another digest", "PENDING");
+    assert!(
+        detail.contains(BEFORE) && detail.contains(&d),
+        "names both digests: {detail}"
+    );
+    // Flux's own failing status, stored through the CRD's schema (conditions replace).
+    let failing = fixture("flux/ocirepository_fetch_failed")["status"].clone();
+    server.write_status(&OCI_REPOSITORY, FLUX_NS, SOURCE, &failing);
+    let ready = failing["conditions"]
+        .as_array()
+        .expect("conditions")
+        .iter()
+        .find(|c| c["type"] == "Ready")
+        .expect("a Ready condition")
+        .clone();
+    let detail = applied("the source fails to fetch", "STUCK");
+    for quoted in [&ready["reason"], &ready["message"]] {
+        assert!(
+            detail.contains(quoted.as_str().expect("text")),
+            "quotes Flux's {quoted}: {detail}"
+        );
+    }
+
+    // The gate: Flux stays on the old digest, so --wait gives up at its deadline with exit 10.
+    server.write_status(
+        &OCI_REPOSITORY,
+        FLUX_NS,
+        SOURCE,
+        &status_at("flux/ocirepository_ready", &d),
+    );
+    let g = q.enqueue(7, &[("k8s/app.yaml", &app(7))]);
+    let start = Instant::now();
+    let r = ch.run(&[
+        "deploy",
+        "--candidate",
+        "--group",
+        &g.id,
+        "--commit",
+        &g.head,
+        "--wait",
+        "2s",
+    ]);
+    let took = start.elapsed();
+    assert_eq!(r.code, 10, "{}\n{}", r.stdout, r.stderr);
+    let j = r.json();
+    eprintln!(
+        "deploy --wait 2s on a real API server, Flux never applies: exit 10 after {took:?}: {}",
+        j["wait"]
+    );
+    assert_eq!(j["wait"]["applied"], false, "{j}");
+    assert_eq!(j["applied"][0]["state"], "PENDING", "{j}");
+    assert!(took < Duration::from_secs(15), "{took:?}");
+}
