@@ -333,3 +333,67 @@ fn check_exclusive(log: &Path) -> Vec<(i64, String)> {
     }
     holds
 }
+
+#[test]
+fn a_follower_takes_over_only_after_a_full_lease_duration_on_its_own_clock() {
+    // The election's rules on a manual clock, the Lease's storage and resourceVersions real.
+    let clock = mainline_kube::clock::ManualClock::at(Timestamp(1_750_000_000_000));
+    let shared: Arc<dyn mainline_kube::Clock> = Arc::new(clock.clone());
+    let cfg = |id: &str| {
+        let mut c = ElectionConfig::new(GUARD_NS, "real-leader-manual", id);
+        c.request_timeout = Duration::from_secs(5);
+        c
+    };
+    let a = LeaderElector::new(guard_client(), shared.clone(), cfg("pod-a")).expect("a");
+    let b = LeaderElector::new(guard_client(), shared, cfg("pod-b")).expect("b");
+    assert!(matches!(
+        a.try_acquire_or_renew().expect("a"),
+        Leadership::Leader { .. }
+    ));
+    assert!(matches!(
+        b.try_acquire_or_renew().expect("b"),
+        Leadership::Follower { .. }
+    ));
+    for _ in 0..5 {
+        clock.advance(Duration::from_secs(2));
+        assert!(matches!(
+            a.try_acquire_or_renew().expect("a"),
+            Leadership::Leader { .. }
+        ));
+        assert!(matches!(
+            b.try_acquire_or_renew().expect("b"),
+            Leadership::Follower { .. }
+        ));
+    }
+    // a stops renewing: its leadership lapses after the renew deadline (10 s), b takes over
+    // once 15 s passed since it saw a's last renew.
+    clock.advance(Duration::from_secs(10));
+    assert!(!a.is_leader());
+    clock.advance(Duration::from_secs(4));
+    assert!(
+        matches!(
+            b.try_acquire_or_renew().expect("b"),
+            Leadership::Follower { .. }
+        ),
+        "14 s < 15 s"
+    );
+    clock.advance(Duration::from_secs(1));
+    assert!(
+        matches!(
+            b.try_acquire_or_renew().expect("b"),
+            Leadership::Leader { .. }
+        ),
+        "15 s"
+    );
+    let lease = server()
+        .get(&LEASE, GUARD_NS, "real-leader-manual")
+        .expect("lease");
+    assert_eq!(lease["spec"]["holderIdentity"], json!("pod-b"));
+    assert_eq!(lease["spec"]["leaseTransitions"], json!(1));
+    assert_eq!(
+        a.try_acquire_or_renew().expect("a"),
+        Leadership::Follower {
+            holder: Some("pod-b".into())
+        }
+    );
+}
