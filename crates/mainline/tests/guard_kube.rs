@@ -1,6 +1,9 @@
 //! The guard on Kubernetes, end to end: the built binary as child processes, against
 //! mainline-kube's fake API server (HTTPS, reached through kubeconfig files as on a laptop; in a
-//! pod it is the service account), the real test registry and a real bare git remote.
+//! pod it is the service account), the real test registry and a real bare git remote. The
+//! leader election also runs against a real kube-apiserver (tests/kube) with
+//! `deploy/kubernetes/` applied as shipped and the replicas authenticating as its
+//! ServiceAccount.
 //!
 //! - Leader election: two replicas on one Lease; only the leader reconciles (every move in the
 //!   journal is its actor, the standby's metrics count none), the standby serves its views,
