@@ -650,6 +650,193 @@ kubeconfig = "{dark}"
     assert_eq!(app["applied"]["digest"], main_digest.as_str(), "{app}");
 }
 
+/// The guard's channel lock and nudge against a real kube-apiserver (tests/kube), as the
+/// shipped ServiceAccount: a CI job's live Lease is shown, then, once released, the guard
+/// holds the channel's Lease while it restores, releases it, and merge-patches the one
+/// OCIRepository the shipped Role lets it patch; the test plays Flux by writing status.
+#[test]
+fn a_guard_channel_on_a_real_api_server_locks_through_its_lease_and_nudges_flux() {
+    use mainline_kube::apiserver::ApiServer;
+    const NS: &str = "flux-system";
+    const SOURCE: &str = "app-manifests";
+    let w = World::new("guard-kube-flux-real");
+    let server = ApiServer::start_with_shipped(&w.path().join("apiserver"));
+    let token = server.guard_token();
+    server.wait_allowed(
+        &token,
+        "patch",
+        "source.toolkit.fluxcd.io",
+        "ocirepositories",
+        NS,
+        SOURCE,
+    );
+    server.wait_allowed(
+        &token,
+        "update",
+        "coordination.k8s.io",
+        "leases",
+        "mainline",
+        "x",
+    );
+    let kc = w.path().join("real-kubeconfig.yaml");
+    server.write_kubeconfig(&kc, &token);
+    let main_digest = w.artifact(&w.main);
+    let candidate_digest = w.artifact(&w.candidate);
+    let status = |res: &mainline_kube::api::ApiResource, digest: &str, echo: Option<&str>| {
+        let f = if res.kind == "OCIRepository" {
+            "flux/ocirepository_ready"
+        } else {
+            "flux/kustomization_ready"
+        };
+        let mut s = fixture(f)["status"].clone();
+        let rev = json!(kube::revision(digest));
+        if res.kind == "OCIRepository" {
+            s["artifact"]["revision"] = rev;
+        } else {
+            s["lastAppliedRevision"] = rev.clone();
+            s["lastAttemptedRevision"] = rev;
+        }
+        if let Some(t) = echo {
+            s["lastHandledReconcileAt"] = json!(t);
+        }
+        server.write_status(res, NS, SOURCE, &s);
+    };
+    for res in [&OCI_REPOSITORY, &KUSTOMIZATION] {
+        let f = fixture(if res.kind == "OCIRepository" {
+            "flux/ocirepository_ready"
+        } else {
+            "flux/kustomization_ready"
+        });
+        let mut spec = f["spec"].clone();
+        if res.kind == "Kustomization" {
+            spec["sourceRef"]["name"] = json!(SOURCE);
+        }
+        server.create(
+            res,
+            &json!({"apiVersion": f["apiVersion"], "kind": res.kind,
+            "metadata": {"name": SOURCE, "namespace": NS}, "spec": spec}),
+        );
+        status(res, &main_digest, None);
+    }
+    let lease = lease_name(&w.channel());
+    let put_lease = |spec: Value| {
+        server.apply(
+            &json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                    "metadata": {"name": lease, "namespace": "mainline"}, "spec": spec}),
+            "test",
+        )
+    };
+    let renewed = now_micro();
+    put_lease(
+        json!({ "holderIdentity": "ci@run-42", "leaseDurationSeconds": 300,
+                      "acquireTime": renewed, "renewTime": renewed, "leaseTransitions": 0 }),
+    );
+    let config = w.write(
+        "mainline.toml",
+        &format!(
+            r#"git = "{remote}"
+path = "k8s"
+
+[kubernetes]
+lease_namespace = "mainline"
+
+[[kubernetes.consumers]]
+namespace = "{NS}"
+oci_repository = "{SOURCE}"
+kustomizations = ["{SOURCE}"]
+kubeconfig = "{kc}"
+
+[guard]
+interval = "1h"
+
+[[channels]]
+name = "app"
+channel = "{store}:latest"
+lock = "kubernetes"
+"#,
+            remote = w.remote_str(),
+            store = w.store,
+            kc = kc.display(),
+        ),
+    );
+    let dir = w.path().join("guard");
+    std::fs::create_dir_all(&dir).expect("guard dir");
+    let g = GuardProc::start(
+        &dir,
+        &[
+            "--config",
+            config.to_str().expect("utf8"),
+            "--listen",
+            "127.0.0.1:0",
+            "--cache-dir",
+            dir.join("cache").to_str().expect("utf8"),
+        ],
+        &[("POD_NAME", "guard-flux"), ("MAINLINE_GUARD_TOKEN", TOKEN)],
+    );
+    wait_for(60, "/readyz to answer 200", || {
+        (get(&g.addr, "/readyz").status == 200).then_some(())
+    });
+    let app = g.channel("app");
+    assert_eq!(app["verdict"], "CONVERGED", "{app}");
+    assert_eq!(app["applied"]["state"], "APPLIED", "{app}");
+    assert_eq!(
+        app["applied"]["consumers"][0]["consumer"],
+        "flux-system/app-manifests"
+    );
+    assert_eq!(app["lock"]["backend"], "kubernetes", "{app}");
+    assert_eq!(app["lock"]["holder"], "ci@run-42", "{app}");
+
+    // The CI job releases; a candidate is deployed, applied, then ejected.
+    let renewed = now_micro();
+    put_lease(
+        json!({ "leaseDurationSeconds": 1, "acquireTime": renewed, "renewTime": renewed,
+                      "leaseTransitions": 0 }),
+    );
+    eject_a_candidate(&w);
+    assert_eq!(w.channel_digest(), candidate_digest);
+    status(&OCI_REPOSITORY, &candidate_digest, None);
+    status(&KUSTOMIZATION, &candidate_digest, None);
+
+    let holder = || {
+        server
+            .get(&LEASE, "mainline", &lease)
+            .and_then(|l| l["spec"]["holderIdentity"].as_str().map(str::to_owned))
+            .unwrap_or_default()
+    };
+    let before = g.reconciles("app");
+    let (app, holders) = kube::watching(holder, || {
+        let r = post_token(&g.addr, "/api/channels/app/reconcile", "");
+        assert_eq!(r.status, 202, "{}", r.text());
+        g.wait_reconciled("app", before)
+    });
+    println!("Lease holders seen on the real server during the restore: {holders:?}");
+    assert_eq!(app["verdict"], "CONVERGED", "{app}");
+    assert_eq!(app["restores"], 1, "{app}");
+    assert_eq!(w.channel_digest(), main_digest);
+    assert!(
+        holders.iter().any(|h| h.starts_with("guard@guard-flux/")),
+        "the guard held the channel's Lease during the restore: {holders:?}"
+    );
+    assert_eq!(holder(), "", "released after the run");
+
+    // The nudge landed as the guard's merge patch; Flux handles it and the next pass sees it.
+    let src = server.get(&OCI_REPOSITORY, NS, SOURCE).expect("source");
+    let token = src["metadata"]["annotations"][REQUESTED_AT]
+        .as_str()
+        .expect("the requestedAt annotation is set")
+        .to_owned();
+    status(&OCI_REPOSITORY, &main_digest, Some(&token));
+    status(&KUSTOMIZATION, &main_digest, Some(&token));
+    let before = g.reconciles("app");
+    assert_eq!(
+        post_token(&g.addr, "/api/channels/app/reconcile", "").status,
+        202
+    );
+    let app = g.wait_reconciled("app", before);
+    assert_eq!(app["applied"]["state"], "APPLIED", "{app}");
+    assert_eq!(app["applied"]["digest"], main_digest.as_str(), "{app}");
+}
+
 /// `mainline guard --check` on `config` in a fresh directory.
 fn check(config: &str, env: &[(&str, &str)]) -> support::Run {
     let dir = tempfile::tempdir().expect("tempdir");
