@@ -397,3 +397,43 @@ fn a_follower_takes_over_only_after_a_full_lease_duration_on_its_own_clock() {
         }
     );
 }
+
+#[test]
+fn an_update_without_resource_version_is_refused_422_and_the_fake_says_the_same() {
+    // The fake's `kube/status_invalid` fixture was captured from this answer.
+    let api = LeaseApi::new(guard_client(), GUARD_NS, "real-no-rv");
+    api.create(&rules::claim(None, "a", 30, now()), soon())
+        .expect("create");
+    let mut body = server().get(&LEASE, GUARD_NS, "real-no-rv").expect("lease");
+    body["metadata"]
+        .as_object_mut()
+        .expect("metadata")
+        .remove("resourceVersion");
+    body["spec"]["holderIdentity"] = json!("last-writer");
+    let a = server().admin_request(
+        "PUT",
+        &LEASE.object_path(GUARD_NS, "real-no-rv"),
+        "application/json",
+        Some(&body),
+    );
+    assert_eq!(a.status, 422, "{}", a.body);
+    let fixture = mainline_kube::fake::fixture("kube/status_invalid");
+    assert_eq!(a.body["reason"], fixture["reason"]);
+    assert_eq!(
+        a.body["details"]["causes"], fixture["details"]["causes"],
+        "{}",
+        a.body
+    );
+    assert_eq!(
+        a.body["message"],
+        json!(
+            r#"leases.coordination.k8s.io "real-no-rv" is invalid: metadata.resourceVersion: Invalid value: 0: must be specified for an update"#
+        )
+    );
+    let stored = server().get(&LEASE, GUARD_NS, "real-no-rv").expect("lease");
+    assert_eq!(
+        stored["spec"]["holderIdentity"],
+        json!("a"),
+        "nothing was written"
+    );
+}
