@@ -403,3 +403,17 @@ fn a_missing_object_is_not_found_and_a_wrong_token_is_unauthorized_without_print
         "the token leaked: {err}"
     );
 }
+
+#[test]
+fn a_client_trusting_another_ca_is_refused_by_tls_before_any_token_is_sent() {
+    let mut conn = server().connection(&guard_token());
+    conn.ca_pem = Some(mainline_kube::fake::OTHER_CA_PEM.to_vec());
+    let client = mainline_kube::KubeClient::new(conn).expect("a client builds");
+    let err = observe_source(&client, &app(), soon()).expect_err("TLS must fail");
+    assert!(
+        matches!(err, KubeError::Unreachable { .. }),
+        "a certificate the CA did not sign is unreachable, not a server answer: {err:?}"
+    );
+    assert_eq!(err.kind(), ErrorKind::Unavailable);
+    assert!(!err.to_string().contains(guard_token().expose()), "{err}");
+}
