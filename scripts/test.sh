@@ -52,6 +52,14 @@ if [ ! -x "$oracle_dir/cosign-$COSIGN_VERSION/cosign" ]; then
 fi
 export MAINLINE_COSIGN=$oracle_dir/cosign-$COSIGN_VERSION/cosign
 
+# A real kube-apiserver judges the Kubernetes side (issue 19, tests/kube): the upstream
+# kube-apiserver and an embedded etcd, built from their Go modules into one test binary that the
+# Rust tests start per test binary (mainline-kube's `apiserver` feature). Cold (modules through
+# the proxy, empty build cache) it is the longest step of this script; warm, seconds. The tests
+# fail, saying how to build it, when MAINLINE_KUBE_APISERVER is not set.
+(cd tests/kube && GOFLAGS="${GOFLAGS:--p=2}" "$GO" build -mod=readonly -o "$oracle_dir/kube-apiserver/kube-test-server" .)
+export MAINLINE_KUBE_APISERVER=$oracle_dir/kube-apiserver/kube-test-server
+
 # Tests run against real registries and real git repositories; none of them skips.
 scripts/with-registry.sh cargo test --workspace --locked --no-fail-fast "$@"
 

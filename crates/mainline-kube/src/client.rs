@@ -327,7 +327,7 @@ fn bearer(token: &str) -> Option<HeaderValue> {
 
 /// reqwest is built without a bundled crypto provider (as the rest of the workspace builds
 /// it); install ring's as the process default unless one is installed already.
-fn install_crypto_provider() {
+pub(crate) fn install_crypto_provider() {
     if rustls::crypto::CryptoProvider::get_default().is_none() {
         // Err means another thread installed one first: that one is used, which is fine.
         let _ = rustls::crypto::ring::default_provider().install_default();

@@ -12,6 +12,8 @@
 //! - [`lease`]: a `coordination.k8s.io/v1` Lease as channel lock ([`LeaseLock`]) and as leader
 //!   election for the guard ([`LeaderElector`]).
 //! - `fake` (feature `fake`): a local fake API server for tests.
+//! - `apiserver` (feature `apiserver`): a real kube-apiserver (built from `tests/kube/`) as a
+//!   test fixture.
 //!
 //! Why not kube-rs: measured on this project's shared 2-core machine, `kube` 5 (client,
 //! rustls, ring) plus `k8s-openapi` 0.29 (one version feature) added 2 min 51 s wall (3 min
@@ -29,6 +31,8 @@
 //! status it could not read (that is [`AppliedState::Unreachable`], not "applied").
 
 pub mod api;
+#[cfg(feature = "apiserver")]
+pub mod apiserver;
 mod client;
 pub mod clock;
 pub mod config;

@@ -310,3 +310,36 @@ fn lease_names_are_valid_and_distinct_for_any_channel_key() {
     let unique: std::collections::BTreeSet<_> = names.iter().collect();
     assert_eq!(unique.len(), names.len());
 }
+
+#[test]
+fn an_update_without_resource_version_is_refused_422_as_the_real_server_does() {
+    // Leases allow no unconditional update (tests/real_lease.rs checks the real server).
+    let fake = FakeKube::start();
+    fake.accept_token(TOKEN);
+    fake.put_object(&LEASE, fixture("kube/lease"));
+    let (ns, name) = ("mainline", "mainline-guard-leader");
+    let mut body = fake
+        .object(&LEASE, ns, name)
+        .expect("the fixture Lease is seeded");
+    body["metadata"]
+        .as_object_mut()
+        .expect("metadata")
+        .remove("resourceVersion");
+    body["spec"]["holderIdentity"] = json!("last-writer");
+    let resp = reqwest::blocking::Client::new()
+        .put(format!("{}{}", fake.url(), LEASE.object_path(ns, name)))
+        .bearer_auth(TOKEN)
+        .header("Content-Type", "application/json")
+        .body(body.to_string())
+        .send()
+        .expect("the fake answers");
+    assert_eq!(resp.status().as_u16(), 422);
+    let status: serde_json::Value =
+        serde_json::from_str(&resp.text().expect("body")).expect("a Status");
+    assert_eq!(status["reason"], json!("Invalid"), "{status}");
+    assert_ne!(
+        fake.object(&LEASE, ns, name).expect("lease")["spec"]["holderIdentity"],
+        json!("last-writer"),
+        "nothing was written"
+    );
+}

@@ -1,6 +1,9 @@
 //! The guard on Kubernetes, end to end: the built binary as child processes, against
 //! mainline-kube's fake API server (HTTPS, reached through kubeconfig files as on a laptop; in a
-//! pod it is the service account), the real test registry and a real bare git remote.
+//! pod it is the service account), the real test registry and a real bare git remote. The
+//! leader election also runs against a real kube-apiserver (tests/kube) with
+//! `deploy/kubernetes/` applied as shipped and the replicas authenticating as its
+//! ServiceAccount.
 //!
 //! - Leader election: two replicas on one Lease; only the leader reconciles (every move in the
 //!   journal is its actor, the standby's metrics count none), the standby serves its views,
@@ -151,6 +154,43 @@ fn two_replicas_elect_one_leader_and_the_standby_takes_over() {
     let w = World::new("guard-kube-leader");
     let fake = kube::start();
     let kc = kubeconfig(w.path(), "cluster", &fake.url());
+    leader_election(&w, &kc, &|| {
+        fake.object(&LEASE, "mainline", "mainline-guard-leader")
+            .expect("the leader Lease")
+    });
+}
+
+/// The same election against a real kube-apiserver (tests/kube) with `deploy/kubernetes/`
+/// applied as shipped, the replicas authenticating as the shipped ServiceAccount: the Lease
+/// compare-and-swap, the MicroTime fields and the Role are the real server's.
+#[test]
+fn two_replicas_elect_one_leader_on_a_real_api_server_as_the_shipped_service_account() {
+    let w = World::new("guard-kube-leader-real");
+    let server =
+        mainline_kube::apiserver::ApiServer::start_with_shipped(&w.path().join("apiserver"));
+    let token = server.guard_token();
+    server.wait_allowed(
+        &token,
+        "update",
+        "coordination.k8s.io",
+        "leases",
+        "mainline",
+        "mainline-guard-leader",
+    );
+    let kc = w.path().join("real-kubeconfig.yaml");
+    server.write_kubeconfig(&kc, &token);
+    leader_election(&w, &kc, &|| {
+        server
+            .get(&LEASE, "mainline", "mainline-guard-leader")
+            .expect("the leader Lease")
+    });
+}
+
+/// Two replicas on one Lease, then a third: the leader alone moves the channel, the standby
+/// serves read-only; SIGKILL hands over after a lease duration, SIGTERM at the next retry.
+/// `lease()` reads the leader Lease as the API server stores it.
+fn leader_election(w: &World, kc: &Path, lease: &dyn Fn() -> Value) {
+    let kc = kc.to_path_buf();
     let config = w.write(
         "mainline.toml",
         &format!(
@@ -179,9 +219,9 @@ github_repository = "acme/app"
     let main_digest = w.artifact(&w.main);
 
     // guard-a starts first and wins the Lease; guard-b stands by.
-    let a = replica(&w, &config, &kc, "guard-a");
+    let a = replica(w, &config, &kc, "guard-a");
     until(Duration::from_secs(30), "guard-a to lead", || leads(&a));
-    let b = replica(&w, &config, &kc, "guard-b");
+    let b = replica(w, &config, &kc, "guard-b");
     b.wait_reconciled("app", 0);
     let r = role(&b);
     assert_eq!(r["role"], "standby", "{r}");
@@ -189,14 +229,15 @@ github_repository = "acme/app"
     assert_eq!(r["leader"], "guard-a", "{r}");
     assert_eq!(r["lease"], "mainline/mainline-guard-leader", "{r}");
     assert_eq!(role(&a)["role"], "leader");
-    let lease = fake
-        .object(&LEASE, "mainline", "mainline-guard-leader")
-        .expect("the leader Lease");
-    assert_eq!(lease["spec"]["holderIdentity"], "guard-a", "{lease}");
+    let leader_lease = lease();
     assert_eq!(
-        lease["spec"]["leaseDurationSeconds"],
+        leader_lease["spec"]["holderIdentity"], "guard-a",
+        "{leader_lease}"
+    );
+    assert_eq!(
+        leader_lease["spec"]["leaseDurationSeconds"],
         json!(LEASE_SECS),
-        "{lease}"
+        "{leader_lease}"
     );
 
     // The standby serves: health, ready, its page and read-only passes (status, no writes).
@@ -230,7 +271,7 @@ github_repository = "acme/app"
 
     // Twice, a candidate is ejected: only the leader restores (both replicas run every second).
     for round in 1..=2u64 {
-        eject_a_candidate(&w);
+        eject_a_candidate(w);
         until(Duration::from_secs(30), "guard-a to restore", || {
             a.channel("app")["restores"].as_u64() >= Some(round)
         });
@@ -301,7 +342,7 @@ github_repository = "acme/app"
     let r = role(&b);
     assert_eq!(r["role"], "leader", "{r}");
     // The new leader acts at once, and its actor is in the journal.
-    eject_a_candidate(&w);
+    eject_a_candidate(w);
     until(Duration::from_secs(30), "guard-b to restore", || {
         b.channel("app")["restores"].as_u64() >= Some(1)
     });
@@ -311,7 +352,7 @@ github_repository = "acme/app"
 
     // A graceful SIGTERM: the leader steps down, so the next standby takes over at its next
     // retry instead of after a lease duration.
-    let c = replica(&w, &config, &kc, "guard-c");
+    let c = replica(w, &config, &kc, "guard-c");
     c.wait_reconciled("app", 0);
     assert_eq!(role(&c)["role"], "standby");
     let mut b = b;
@@ -338,9 +379,7 @@ github_repository = "acme/app"
         took < Duration::from_secs(LEASE_SECS),
         "a graceful hand-over is faster than a lease duration: {took:?}"
     );
-    let lease = fake
-        .object(&LEASE, "mainline", "mainline-guard-leader")
-        .expect("the leader Lease");
+    let lease = lease();
     assert_eq!(lease["spec"]["holderIdentity"], "guard-c", "{lease}");
 }
 
@@ -601,6 +640,193 @@ kubeconfig = "{dark}"
         "{app}"
     );
     // The next pass sees Flux caught up.
+    let before = g.reconciles("app");
+    assert_eq!(
+        post_token(&g.addr, "/api/channels/app/reconcile", "").status,
+        202
+    );
+    let app = g.wait_reconciled("app", before);
+    assert_eq!(app["applied"]["state"], "APPLIED", "{app}");
+    assert_eq!(app["applied"]["digest"], main_digest.as_str(), "{app}");
+}
+
+/// The guard's channel lock and nudge against a real kube-apiserver (tests/kube), as the
+/// shipped ServiceAccount: a CI job's live Lease is shown, then, once released, the guard
+/// holds the channel's Lease while it restores, releases it, and merge-patches the one
+/// OCIRepository the shipped Role lets it patch; the test plays Flux by writing status.
+#[test]
+fn a_guard_channel_on_a_real_api_server_locks_through_its_lease_and_nudges_flux() {
+    use mainline_kube::apiserver::ApiServer;
+    const NS: &str = "flux-system";
+    const SOURCE: &str = "app-manifests";
+    let w = World::new("guard-kube-flux-real");
+    let server = ApiServer::start_with_shipped(&w.path().join("apiserver"));
+    let token = server.guard_token();
+    server.wait_allowed(
+        &token,
+        "patch",
+        "source.toolkit.fluxcd.io",
+        "ocirepositories",
+        NS,
+        SOURCE,
+    );
+    server.wait_allowed(
+        &token,
+        "update",
+        "coordination.k8s.io",
+        "leases",
+        "mainline",
+        "x",
+    );
+    let kc = w.path().join("real-kubeconfig.yaml");
+    server.write_kubeconfig(&kc, &token);
+    let main_digest = w.artifact(&w.main);
+    let candidate_digest = w.artifact(&w.candidate);
+    let status = |res: &mainline_kube::api::ApiResource, digest: &str, echo: Option<&str>| {
+        let f = if res.kind == "OCIRepository" {
+            "flux/ocirepository_ready"
+        } else {
+            "flux/kustomization_ready"
+        };
+        let mut s = fixture(f)["status"].clone();
+        let rev = json!(kube::revision(digest));
+        if res.kind == "OCIRepository" {
+            s["artifact"]["revision"] = rev;
+        } else {
+            s["lastAppliedRevision"] = rev.clone();
+            s["lastAttemptedRevision"] = rev;
+        }
+        if let Some(t) = echo {
+            s["lastHandledReconcileAt"] = json!(t);
+        }
+        server.write_status(res, NS, SOURCE, &s);
+    };
+    for res in [&OCI_REPOSITORY, &KUSTOMIZATION] {
+        let f = fixture(if res.kind == "OCIRepository" {
+            "flux/ocirepository_ready"
+        } else {
+            "flux/kustomization_ready"
+        });
+        let mut spec = f["spec"].clone();
+        if res.kind == "Kustomization" {
+            spec["sourceRef"]["name"] = json!(SOURCE);
+        }
+        server.create(
+            res,
+            &json!({"apiVersion": f["apiVersion"], "kind": res.kind,
+            "metadata": {"name": SOURCE, "namespace": NS}, "spec": spec}),
+        );
+        status(res, &main_digest, None);
+    }
+    let lease = lease_name(&w.channel());
+    let put_lease = |spec: Value| {
+        server.apply(
+            &json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                    "metadata": {"name": lease, "namespace": "mainline"}, "spec": spec}),
+            "test",
+        )
+    };
+    let renewed = now_micro();
+    put_lease(
+        json!({ "holderIdentity": "ci@run-42", "leaseDurationSeconds": 300,
+                      "acquireTime": renewed, "renewTime": renewed, "leaseTransitions": 0 }),
+    );
+    let config = w.write(
+        "mainline.toml",
+        &format!(
+            r#"git = "{remote}"
+path = "k8s"
+
+[kubernetes]
+lease_namespace = "mainline"
+
+[[kubernetes.consumers]]
+namespace = "{NS}"
+oci_repository = "{SOURCE}"
+kustomizations = ["{SOURCE}"]
+kubeconfig = "{kc}"
+
+[guard]
+interval = "1h"
+
+[[channels]]
+name = "app"
+channel = "{store}:latest"
+lock = "kubernetes"
+"#,
+            remote = w.remote_str(),
+            store = w.store,
+            kc = kc.display(),
+        ),
+    );
+    let dir = w.path().join("guard");
+    std::fs::create_dir_all(&dir).expect("guard dir");
+    let g = GuardProc::start(
+        &dir,
+        &[
+            "--config",
+            config.to_str().expect("utf8"),
+            "--listen",
+            "127.0.0.1:0",
+            "--cache-dir",
+            dir.join("cache").to_str().expect("utf8"),
+        ],
+        &[("POD_NAME", "guard-flux"), ("MAINLINE_GUARD_TOKEN", TOKEN)],
+    );
+    wait_for(60, "/readyz to answer 200", || {
+        (get(&g.addr, "/readyz").status == 200).then_some(())
+    });
+    let app = g.channel("app");
+    assert_eq!(app["verdict"], "CONVERGED", "{app}");
+    assert_eq!(app["applied"]["state"], "APPLIED", "{app}");
+    assert_eq!(
+        app["applied"]["consumers"][0]["consumer"],
+        "flux-system/app-manifests"
+    );
+    assert_eq!(app["lock"]["backend"], "kubernetes", "{app}");
+    assert_eq!(app["lock"]["holder"], "ci@run-42", "{app}");
+
+    // The CI job releases; a candidate is deployed, applied, then ejected.
+    let renewed = now_micro();
+    put_lease(
+        json!({ "leaseDurationSeconds": 1, "acquireTime": renewed, "renewTime": renewed,
+                      "leaseTransitions": 0 }),
+    );
+    eject_a_candidate(&w);
+    assert_eq!(w.channel_digest(), candidate_digest);
+    status(&OCI_REPOSITORY, &candidate_digest, None);
+    status(&KUSTOMIZATION, &candidate_digest, None);
+
+    let holder = || {
+        server
+            .get(&LEASE, "mainline", &lease)
+            .and_then(|l| l["spec"]["holderIdentity"].as_str().map(str::to_owned))
+            .unwrap_or_default()
+    };
+    let before = g.reconciles("app");
+    let (app, holders) = kube::watching(holder, || {
+        let r = post_token(&g.addr, "/api/channels/app/reconcile", "");
+        assert_eq!(r.status, 202, "{}", r.text());
+        g.wait_reconciled("app", before)
+    });
+    println!("Lease holders seen on the real server during the restore: {holders:?}");
+    assert_eq!(app["verdict"], "CONVERGED", "{app}");
+    assert_eq!(app["restores"], 1, "{app}");
+    assert_eq!(w.channel_digest(), main_digest);
+    assert!(
+        holders.iter().any(|h| h.starts_with("guard@guard-flux/")),
+        "the guard held the channel's Lease during the restore: {holders:?}"
+    );
+    assert_eq!(holder(), "", "released after the run");
+
+    // The nudge landed as the guard's merge patch; Flux handles it and the next pass sees it.
+    let src = server.get(&OCI_REPOSITORY, NS, SOURCE).expect("source");
+    let token = src["metadata"]["annotations"][REQUESTED_AT]
+        .as_str()
+        .expect("the requestedAt annotation is set")
+        .to_owned();
+    status(&OCI_REPOSITORY, &main_digest, Some(&token));
+    status(&KUSTOMIZATION, &main_digest, Some(&token));
     let before = g.reconciles("app");
     assert_eq!(
         post_token(&g.addr, "/api/channels/app/reconcile", "").status,

@@ -39,7 +39,7 @@ pub const TEST_CA_PEM: &[u8] = include_bytes!("../../fixtures/tls/throwaway-ca.p
 /// A throwaway CA that signed nothing the fake serves (for "wrong CA" tests).
 pub const OTHER_CA_PEM: &[u8] = include_bytes!("../../fixtures/tls/throwaway-other-ca.pem");
 
-const FIXTURES: [(&str, &str); 18] = [
+const FIXTURES: [(&str, &str); 19] = [
     (
         "flux/ocirepository_ready",
         include_str!("../../fixtures/flux/ocirepository_ready.json"),
@@ -88,6 +88,10 @@ const FIXTURES: [(&str, &str); 18] = [
     (
         "kube/status_bad_request",
         include_str!("../../fixtures/kube/status_bad_request.json"),
+    ),
+    (
+        "kube/status_invalid",
+        include_str!("../../fixtures/kube/status_invalid.json"),
     ),
     (
         "kube/status_internal_error",
