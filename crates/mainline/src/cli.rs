@@ -329,9 +329,14 @@ pub struct HistoryArgs {
     /// UTC, or a duration ago such as 2h), and which record put it there.
     #[arg(long, value_name = "TIME")]
     pub at: Option<String>,
-    /// Check that every record names its predecessor's hash; exit 8 on a break.
+    /// Check that every record names its predecessor's hash; exit 8 on a break. A chain this
+    /// machine verified before is checked from its checkpoint on (under the cache dir) when
+    /// --last is given, so a long journal is not re-read from record 1.
     #[arg(long)]
     pub verify: bool,
+    /// Only the newest N records, read back from the head (cost: N records, not the chain).
+    #[arg(long, value_name = "N")]
+    pub last: Option<usize>,
 }
 
 #[derive(Debug, Args)]

@@ -178,7 +178,9 @@ impl Repo for GitRepo {
     }
 
     fn read_record(&self, refname: &str, commit: &CommitId) -> Result<String, RepoError> {
-        if let Ok(m) = self.remote.commit_message(commit) {
+        // The kept snapshot, not a fresh one per record: opening the object store is most of
+        // the cost of a record, and walking the journal's tail reads one after another.
+        if let Ok(m) = self.with_snapshot(|s| s.commit_message(commit)) {
             return Ok(m);
         }
         self.remote.fetch_ref_chain(refname).map_err(to_repo_err)?;
@@ -201,7 +203,7 @@ impl Repo for GitRepo {
     }
 
     fn record_parents(&self, commit: &CommitId) -> Result<Vec<CommitId>, RepoError> {
-        self.remote.parents(commit).map_err(to_repo_err)
+        self.with_snapshot(|s| s.parents(commit))
     }
 
     fn cas_ref(

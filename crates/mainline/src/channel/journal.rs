@@ -320,7 +320,19 @@ impl<'a> Journal<'a> {
         Ok(out)
     }
 
-    /// Every record, oldest first.
+    /// The newest `k` records, oldest first: read back from the head, one record at a time, so
+    /// the cost is O(k) whatever the chain's length.
+    pub fn last(&self, k: usize) -> Result<Vec<Record>, JournalError> {
+        if k == 0 {
+            return Ok(Vec::new());
+        }
+        let mut out = self.tail(k, |_| false)?;
+        out.reverse();
+        Ok(out)
+    }
+
+    /// Every record, oldest first (O(chain): for `history` of the whole chain; the guard and
+    /// `--last` use [`Journal::last`]).
     pub fn records(&self) -> Result<Vec<Record>, JournalError> {
         let mut out = Vec::new();
         let mut next = match self.head()? {
@@ -343,57 +355,7 @@ impl<'a> Journal<'a> {
     }
 }
 
-/// A break in the chain, as `history --verify` reports it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Break {
-    pub seq: u64,
-    pub commit: CommitId,
-    pub problem: String,
-}
-
-/// Check the chain oldest-first: sequence numbers count up from 1, each `prev` is the hash of
-/// the entry before, and times never go backwards by more than clock skew (5 minutes).
-pub fn verify(records: &[Record]) -> Vec<Break> {
-    let mut breaks = Vec::new();
-    let mut before: Option<&Entry> = None;
-    for r in records {
-        let e = &r.entry;
-        let expected_seq = before.map_or(1, |b| b.seq + 1);
-        if e.seq != expected_seq {
-            breaks.push(Break {
-                seq: e.seq,
-                commit: r.commit.clone(),
-                problem: format!(
-                    "sequence number {} where {expected_seq} was expected",
-                    e.seq
-                ),
-            });
-        }
-        let expected_prev = before.map(Entry::hash);
-        if e.prev != expected_prev {
-            breaks.push(Break {
-                seq: e.seq,
-                commit: r.commit.clone(),
-                problem: format!(
-                    "prev is {} but the previous entry hashes to {}",
-                    e.prev.as_deref().unwrap_or("(none)"),
-                    expected_prev.as_deref().unwrap_or("(none)")
-                ),
-            });
-        }
-        if let Some(b) = before {
-            if e.time.millis() + 300_000 < b.time.millis() {
-                breaks.push(Break {
-                    seq: e.seq,
-                    commit: r.commit.clone(),
-                    problem: format!("time {} is before the previous entry's {}", e.time, b.time),
-                });
-            }
-        }
-        before = Some(e);
-    }
-    breaks
-}
+pub use super::journal_verify::{verify, Break};
 
 /// Which records settle what killed writers left (pure; the executor appends them under the
 /// lock). `window` is the journal's tail, newest first, ending at (and including) the last

@@ -15,6 +15,7 @@ pub mod exec;
 mod fence;
 pub mod gather;
 pub mod journal;
+pub mod journal_verify;
 pub mod lock;
 pub mod ports;
 mod record;

@@ -38,7 +38,7 @@ fn describe(settings: &GuardSettings, listening: String) -> Started {
         interval_ms: settings.interval.as_millis(),
         parallelism: settings.parallelism,
         webhooks: settings.webhook_secret.is_some(),
-        actions: settings.token.is_some(),
+        actions: !settings.tokens.is_empty(),
         channels: settings
             .channels
             .iter()

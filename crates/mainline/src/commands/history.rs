@@ -4,6 +4,7 @@
 use crate::adapters::git::GitRepo;
 use crate::channel::journal::Journal;
 use crate::channel::journal::{verify, Break, JournalError, Record};
+use crate::channel::journal_verify::{self as checkpoints, verify_from, Checkpoint};
 use crate::channel::ports::SystemClock;
 use crate::cli::HistoryArgs;
 use crate::commands::push::io_err;
@@ -26,6 +27,12 @@ struct HistoryReport {
     /// With --verify: the breaks found (empty: the chain verifies).
     #[serde(skip_serializing_if = "Option::is_none")]
     verified: Option<Vec<Break>>,
+    /// With --verify: how many records were checked, and the checkpoint's seq they were checked
+    /// from (`null`: from record 1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    verified_records: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    verified_from: Option<u64>,
     /// Seqs of intents no `moved`/`abandoned` record settles yet: their write may or may not
     /// have landed (a run died, or lost its answer). The next locked run settles them.
     unsettled: Vec<u64>,
@@ -56,7 +63,11 @@ pub fn run(ctx: &Context, args: &HistoryArgs, out: &mut dyn Write) -> Result<u8,
     let (config, cache_root) = crate::config::resolve(&args.channel)?;
     let repo = GitRepo::open_until(&config, &cache_root, ctx.deadline_at())?;
     let journal = Journal::new(&repo, &SystemClock, &config.key, &config.branch);
-    let all = journal.records().map_err(journal_err)?;
+    let all = match args.last {
+        Some(n) => journal.last(n),
+        None => journal.records(),
+    }
+    .map_err(journal_err)?;
     if all.is_empty() {
         if let Location::Layout { path } = &config.store {
             if !path.join("oci-layout").is_file() {
@@ -68,7 +79,19 @@ pub fn run(ctx: &Context, args: &HistoryArgs, out: &mut dyn Write) -> Result<u8,
             }
         }
     }
-    let verified = args.verify.then(|| verify(&all));
+    let checked = if args.verify {
+        let remote = repo.remote().url().redacted().to_owned();
+        let path = checkpoints::path(&cache_root, &remote, &journal.refname);
+        Some(verify_chain(
+            &journal,
+            &all,
+            args.last.is_some(),
+            &path,
+            &remote,
+        )?)
+    } else {
+        None
+    };
     let unsettled = unsettled_intents(&all);
     let at_report = at.map(|t| {
         let record = all
@@ -91,7 +114,9 @@ pub fn run(ctx: &Context, args: &HistoryArgs, out: &mut dyn Write) -> Result<u8,
         journal_ref: journal.refname.clone(),
         records,
         at: at_report,
-        verified,
+        verified_records: checked.as_ref().map(|c| c.records),
+        verified_from: checked.as_ref().and_then(|c| c.from),
+        verified: checked.map(|c| c.breaks),
         unsettled,
     };
     emit(ctx, out, &report, |w| render(&report, w)).map_err(io_err)?;
@@ -121,6 +146,63 @@ fn journal_err(e: JournalError) -> CliError {
             ))
         }
     }
+}
+
+/// What `--verify` checked.
+struct Checked {
+    breaks: Vec<Break>,
+    records: usize,
+    from: Option<u64>,
+}
+
+/// Verify the chain. `loaded` is what was read for display; when it is only the newest records
+/// (`partial`), the chain is read back from the head to this machine's checkpoint, and checked
+/// from there when the checkpoint's record is still on the chain unchanged — else the whole
+/// chain is read and checked. A chain without a break gets a new checkpoint at its head.
+fn verify_chain(
+    journal: &Journal<'_>,
+    loaded: &[Record],
+    partial: bool,
+    path: &std::path::Path,
+    remote: &str,
+) -> Result<Checked, CliError> {
+    let checkpoint = partial
+        .then(|| checkpoints::load(path, remote, &journal.refname))
+        .flatten();
+    let (anchor, segment) = match &checkpoint {
+        Some(c) => {
+            let mut back = journal
+                .tail(usize::MAX, |e| e.seq <= c.seq)
+                .map_err(journal_err)?;
+            back.reverse();
+            match back.split_first() {
+                Some((first, rest)) if c.matches(first) => (Some(first.clone()), rest.to_vec()),
+                _ => (None, journal.records().map_err(journal_err)?),
+            }
+        }
+        None if partial => (None, journal.records().map_err(journal_err)?),
+        None => (None, loaded.to_vec()),
+    };
+    let breaks = match &anchor {
+        Some(a) => verify_from(Some(&a.entry), &segment),
+        None => verify(&segment),
+    };
+    if breaks.is_empty() {
+        if let Some(newest) = segment.last().or(anchor.as_ref()) {
+            let c = Checkpoint::at(remote, &journal.refname, newest);
+            if let Err(e) = checkpoints::save(path, &c) {
+                tracing::warn!(
+                    "could not save the verification checkpoint {}: {e}",
+                    path.display()
+                );
+            }
+        }
+    }
+    Ok(Checked {
+        breaks,
+        records: segment.len(),
+        from: anchor.map(|a| a.entry.seq),
+    })
 }
 
 /// Intents that no `moved` or `abandoned` record names as settled.
@@ -213,11 +295,17 @@ fn render(r: &HistoryReport, w: &mut dyn Write) -> std::io::Result<()> {
     }
     if let Some(breaks) = &r.verified {
         if breaks.is_empty() {
-            writeln!(
-                w,
-                "chain verified: {} records, each naming its predecessor's hash",
-                r.records.len()
-            )?;
+            let checked = r.verified_records.unwrap_or(r.records.len());
+            match r.verified_from {
+                Some(seq) => writeln!(
+                    w,
+                    "chain verified: {checked} records after #{seq} (verified before, checkpoint unchanged), each naming its predecessor's hash"
+                )?,
+                None => writeln!(
+                    w,
+                    "chain verified: {checked} records, each naming its predecessor's hash"
+                )?,
+            }
         } else {
             for b in breaks {
                 writeln!(w, "BROKEN at #{} ({}): {}", b.seq, b.commit, b.problem)?;

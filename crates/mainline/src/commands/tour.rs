@@ -259,6 +259,7 @@ impl Tour<'_> {
             since: None,
             at: None,
             verify: true,
+            last: None,
         };
         self.say("  $ mainline history --verify")?;
         self.show(|c, w| crate::commands::history::run(c, &a, w))

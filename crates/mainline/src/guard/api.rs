@@ -2,22 +2,26 @@
 //! `/api/channels/{name}/history`) and the action endpoints (`POST …/reconcile`, `…/pin`,
 //! `…/unpin`, `/api/reconcile`).
 //!
-//! Invariants: read-only views need no login; with leader election, reconcile-now is refused
+//! Invariants: read-only views need no login unless `api_auth = "token"`, and are rate limited
+//! per client (both checked in `auth`); they do no I/O — history included, which is the journal
+//! tail the reconcile loop read when the journal head last moved, so a flood of requests
+//! costs no git process and no thread; with leader election, reconcile-now is refused
 //! (503, naming the leader) on a standby, while pins and unpins run anywhere (they take the
-//! channel lock and journal like the CLI's); every action needs `Authorization: Bearer
-//! <MAINLINE_GUARD_TOKEN>`, compared in constant time, and is refused (403) when no token is
-//! configured; a pin or unpin runs through the same executor, lock and journal as the CLI's,
-//! serialised with the channel's reconciles.
+//! channel lock and journal like the CLI's); every action needs a bearer token (checked by
+//! `auth` before the body is read), and a pin or unpin records the token's name in the journal;
+//! a pin or unpin runs through the same executor, lock and journal as the CLI's, serialised
+//! with the channel's reconciles.
 //! Must never: echo a token, or answer a malformed action with anything but a 4xx that says
 //! what to send.
 
+use super::auth::TokenName;
 use super::http::{error_response, Shared};
 use super::slot::Slot;
 use super::state::{AppliedView, LastError, LockView};
 use crate::commands::channel::ChannelReport;
 use crate::error::{CliError, Kind};
-use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::extract::{Extension, Path, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use mainline_core::{CommitId, Digest, Group, Pin, PinKind, Refusal, Request, Timestamp, Verdict};
@@ -176,71 +180,51 @@ pub async fn channel(State(shared): State<Arc<Shared>>, Path(name): Path<String>
     }
 }
 
-/// The journal's newest records, read fresh from the git remote.
+/// The journal's newest records, as the reconcile loop last read them (it re-reads the tail
+/// whenever a run sees the journal head move, and after every write of its own): no I/O here.
 pub async fn history(State(shared): State<Arc<Shared>>, Path(name): Path<String>) -> Response {
     let slot = match find(&shared, &name) {
         Ok(s) => s,
         Err(r) => return *r,
     };
-    let reader = slot.clone();
-    if let Err(e) = tokio::task::spawn_blocking(move || reader.refresh_history()).await {
-        tracing::error!("the history reader panicked: {e}");
-    }
-    let s = slot.state();
-    let body = json!({
-        "channel": slot.name(),
-        "journal_ref": slot.spec.config.key.journal_ref(),
-        "records": s.history,
-        "error": s.history_error,
-    });
-    let status = if s.history_error.is_some() {
+    let mut s = slot.state();
+    let failed = s.history_error.is_some();
+    let body = match &s.history_body {
+        Some(b) => b.clone(),
+        None => {
+            let text = json!({
+                "channel": slot.name(),
+                "journal_ref": slot.spec.config.key.journal_ref(),
+                "records": s.history,
+                "error": s.history_error,
+                "head": s.history_head,
+                "read_at": s.history_read_at,
+            })
+            .to_string();
+            let b: Arc<str> = Arc::from(text);
+            s.history_body = Some(b.clone());
+            b
+        }
+    };
+    drop(s);
+    let status = if failed {
         StatusCode::BAD_GATEWAY
     } else {
         StatusCode::OK
     };
-    (status, Json(body)).into_response()
-}
-
-/// Check the bearer token of an action; the response to send when it does not pass.
-pub fn authorize(shared: &Shared, headers: &HeaderMap) -> Result<(), Early> {
-    let Some(token) = &shared.token else {
-        return Err(Box::new(error_response(
-            StatusCode::FORBIDDEN,
-            &CliError::new(
-                Kind::Unauthorized,
-                "action endpoints are disabled on this guard",
-            )
-            .with_hint("start the guard with MAINLINE_GUARD_TOKEN set to enable them"),
-        )));
-    };
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    match given {
-        Some(t) if token.matches(t) => Ok(()),
-        _ => {
-            let mut r = error_response(
-                StatusCode::UNAUTHORIZED,
-                &CliError::new(Kind::Unauthorized, "missing or wrong bearer token")
-                    .with_hint("send Authorization: Bearer <the guard's MAINLINE_GUARD_TOKEN>"),
-            );
-            r.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                header::HeaderValue::from_static("Bearer realm=\"mainline guard\""),
-            );
-            Err(Box::new(r))
-        }
-    }
+    (
+        status,
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
 }
 
 pub async fn reconcile_one(
     State(shared): State<Arc<Shared>>,
     Path(name): Path<String>,
-    headers: HeaderMap,
 ) -> Response {
-    if let Err(r) = authorize(&shared, &headers).and_then(|()| standby(&shared)) {
+    if let Err(r) = standby(&shared) {
         return *r;
     }
     match find(&shared, &name) {
@@ -256,8 +240,8 @@ pub async fn reconcile_one(
     }
 }
 
-pub async fn reconcile_all(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
-    if let Err(r) = authorize(&shared, &headers).and_then(|()| standby(&shared)) {
+pub async fn reconcile_all(State(shared): State<Arc<Shared>>) -> Response {
+    if let Err(r) = standby(&shared) {
         return *r;
     }
     let names: Vec<&str> = shared
@@ -285,12 +269,9 @@ pub struct PinBody {
 pub async fn pin(
     State(shared): State<Arc<Shared>>,
     Path(name): Path<String>,
-    headers: HeaderMap,
+    Extension(token): Extension<TokenName>,
     body: axum::body::Bytes,
 ) -> Response {
-    if let Err(r) = authorize(&shared, &headers) {
-        return *r;
-    }
     let body: PinBody = match serde_json::from_slice(&body) {
         Ok(b) => b,
         Err(e) => return error_response(
@@ -310,9 +291,10 @@ pub async fn pin(
             )
         }
     };
-    let actor = format!("{} (API)", shared.actor);
+    let actor = api_actor(&shared, &token);
     act(&shared, &name, move |slot| {
         let (digest, commit) = slot.pin_target(&body.target)?;
+        let by = actor.clone();
         let now = crate::channel::ports::Clock::now(&slot.clock);
         let pin = Pin {
             digest,
@@ -322,7 +304,7 @@ pub async fn pin(
             expires_at: expires.map(|d| now.plus_millis(d.as_millis() as i64)),
             kind: PinKind::Pin,
         };
-        slot.run(Request::Pin { pin }, "api pin")
+        slot.run_as(Request::Pin { pin }, "api pin", &by)
     })
     .await
 }
@@ -330,12 +312,19 @@ pub async fn pin(
 pub async fn unpin(
     State(shared): State<Arc<Shared>>,
     Path(name): Path<String>,
-    headers: HeaderMap,
+    Extension(token): Extension<TokenName>,
 ) -> Response {
-    if let Err(r) = authorize(&shared, &headers) {
-        return *r;
-    }
-    act(&shared, &name, |slot| slot.run(Request::Unpin, "api unpin")).await
+    let actor = api_actor(&shared, &token);
+    act(&shared, &name, move |slot| {
+        slot.run_as(Request::Unpin, "api unpin", &actor)
+    })
+    .await
+}
+
+/// Who the journal names for an API action: the guard and the token's name,
+/// `guard@host (API, token alice)`.
+fn api_actor(shared: &Shared, token: &TokenName) -> String {
+    format!("{} (API, token {})", shared.actor, token.0)
 }
 
 /// Run an action on the channel's blocking lane and answer with its report.

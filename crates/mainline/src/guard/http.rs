@@ -2,9 +2,12 @@
 //! `/healthz`, `/readyz`, and `POST /webhooks/github`.
 //!
 //! Invariants: handlers never block (they read the slots' states, queue triggers, or hand work
-//! to the blocking lane); the webhook body is capped by axum's limit before it is buffered;
+//! to the blocking lane); a body whose `Content-Length` is over its route's limit is refused
+//! (413) before a byte of it is read, and every body is capped while it streams (64 KiB, the
+//! webhook's [`MAX_BODY_BYTES`]) and bounded in time (`body_timeout`, see `server`); tokens and
+//! the rate limit are checked by route middleware before any extractor runs (see `auth`);
 //! error bodies are JSON `{ "error": { kind, message, hint } }`.
-//! Must never: serve an action without the bearer check (see `api`), or put a secret in a
+//! Must never: serve an action without the bearer check (see `auth`), or put a secret in a
 //! response.
 
 use super::metrics::{render, WebhookCounters};
@@ -13,8 +16,10 @@ use super::slot::Slot;
 use super::{api, page, webhook};
 use crate::channel::ports::{Clock, SystemClock};
 use crate::error::CliError;
+use crate::error::Kind;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, StatusCode};
+use axum::middleware::{from_fn_with_state, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -37,7 +42,11 @@ pub struct Shared {
     pub webhook_secret: Option<Secret>,
     pub replay: Mutex<ReplayGuard>,
     pub webhooks: WebhookCounters,
-    pub token: Option<Secret>,
+    /// Action tokens by name.
+    pub tokens: Vec<(String, Secret)>,
+    pub api_auth: super::limits::ApiAuth,
+    pub rate: super::auth::RateLimit,
+    pub conns: Arc<super::server::ConnCounters>,
     pub interval: Duration,
     pub started_at: Timestamp,
     /// Who acts for API pins (`guard@host`).
@@ -62,26 +71,92 @@ pub fn error_response(status: StatusCode, e: &CliError) -> Response {
     (status, Json(body)).into_response()
 }
 
+/// The body limit of every route but the webhook's.
+pub const MAX_API_BODY: usize = 64 * 1024;
+
 pub fn router(shared: Arc<Shared>) -> Router {
-    Router::new()
+    let reads = Router::new()
         .route("/", get(index))
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
         .route("/api/channels", get(api::channels))
         .route("/api/channels/{name}", get(api::channel))
         .route("/api/channels/{name}/history", get(api::history))
+        .route_layer(from_fn_with_state(shared.clone(), super::auth::reads));
+    let actions = Router::new()
         .route("/api/channels/{name}/reconcile", post(api::reconcile_one))
         .route("/api/channels/{name}/pin", post(api::pin))
         .route("/api/channels/{name}/unpin", post(api::unpin))
         .route("/api/reconcile", post(api::reconcile_all))
+        .route_layer(from_fn_with_state(shared.clone(), super::auth::actions));
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .route(
             "/webhooks/github",
             post(webhook::github).layer(DefaultBodyLimit::max(MAX_BODY_BYTES)),
         )
+        .merge(reads)
+        .merge(actions)
         .fallback(not_found)
-        .layer(DefaultBodyLimit::max(64 * 1024))
+        .layer(DefaultBodyLimit::max(MAX_API_BODY))
+        .layer(from_fn_with_state(shared.clone(), declared_size))
         .with_state(shared)
+}
+
+/// What a connection in the health reserve is served: `/healthz` and `/readyz`, nothing else.
+pub fn health_router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .fallback(busy)
+        .with_state(shared)
+}
+
+async fn busy() -> Response {
+    let mut r = error_response(
+        StatusCode::SERVICE_UNAVAILABLE,
+        &CliError::new(
+            Kind::Unavailable,
+            "the guard is serving its connection limit; this connection may only ask /healthz or /readyz",
+        )
+        .with_hint("retry shortly; raise [guard] max_connections if this is regular load"),
+    );
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+    r
+}
+
+/// Refuse (413) a request whose declared `Content-Length` is over its route's limit, before
+/// reading any of it: a client that declares 100 MiB and sends nothing is answered at once.
+async fn declared_size(
+    State(shared): State<Arc<Shared>>,
+    req: axum::extract::Request,
+    next: Next,
+) -> Response {
+    let limit = if req.uri().path() == "/webhooks/github" {
+        MAX_BODY_BYTES
+    } else {
+        MAX_API_BODY
+    };
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    match declared {
+        Some(n) if n > limit as u64 => {
+            if req.uri().path() == "/webhooks/github" {
+                shared.webhooks.too_large.fetch_add(1, Ordering::Relaxed);
+            }
+            error_response(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &CliError::invalid(format!(
+                    "the request declares a {n}-byte body; at most {limit} bytes are accepted here"
+                )),
+            )
+        }
+        _ => next.run(req).await,
+    }
 }
 
 async fn not_found() -> Response {
@@ -131,12 +206,13 @@ async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
 }
 
 async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
-    let text = render(
+    let mut text = render(
         &shared.slots,
         &shared.webhooks,
         shared.leader.may_reconcile(),
         shared.now(),
     );
+    super::metrics::render_connections(&mut text, &shared.conns);
     (
         [(
             header::CONTENT_TYPE,

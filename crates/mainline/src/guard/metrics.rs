@@ -40,12 +40,15 @@ pub struct WebhookCounters {
     pub unauthorized: AtomicU64,
     pub malformed: AtomicU64,
     pub too_large: AtomicU64,
+    /// Bodies that ended before their declared length (the client went away) or did not
+    /// arrive within `body_timeout`: not `too_large`.
+    pub incomplete: AtomicU64,
     /// Verified deliveries a standby replica acknowledged without acting.
     pub standby: AtomicU64,
 }
 
 impl WebhookCounters {
-    fn pairs(&self) -> [(&'static str, u64); 7] {
+    fn pairs(&self) -> [(&'static str, u64); 8] {
         let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
         [
             ("accepted", g(&self.accepted)),
@@ -54,6 +57,7 @@ impl WebhookCounters {
             ("unauthorized", g(&self.unauthorized)),
             ("malformed", g(&self.malformed)),
             ("too_large", g(&self.too_large)),
+            ("incomplete", g(&self.incomplete)),
             ("standby", g(&self.standby)),
         ]
     }
@@ -197,7 +201,7 @@ pub fn render(
         ),
         (
             "mainline_channel_reconcile_errors_total",
-            "Reconciles that failed (registry, git or lock unavailable, …).",
+            "Reconciles that failed (registry, git or lock unavailable, …) or ended UNKNOWN because a fact could not be read.",
             |r| r.errors,
         ),
     ];
@@ -289,4 +293,40 @@ pub fn render(
     );
     let _ = writeln!(out, "mainline_guard_leader {}", u8::from(leading));
     out
+}
+
+/// The listener's connection figures (guard-wide).
+pub fn render_connections(out: &mut String, c: &super::server::ConnCounters) {
+    header(
+        out,
+        "mainline_guard_http_connections",
+        "gauge",
+        "HTTP connections open now (the health reserve included).",
+    );
+    let _ = writeln!(
+        out,
+        "mainline_guard_http_connections {}",
+        c.open.load(Ordering::Relaxed)
+    );
+    let counters = [
+        (
+            "mainline_guard_http_reserve_connections_total",
+            "Connections over max_connections served by the /healthz-/readyz reserve.",
+            &c.reserve,
+        ),
+        (
+            "mainline_guard_http_refused_connections_total",
+            "Reserve connections closed to make room for a newer one (max_connections and the health reserve were full).",
+            &c.refused,
+        ),
+        (
+            "mainline_guard_http_accept_errors_total",
+            "Failed accepts (e.g. out of file descriptors).",
+            &c.accept_errors,
+        ),
+    ];
+    for (name, help, v) in counters {
+        header(out, name, "counter", help);
+        let _ = writeln!(out, "{name} {}", v.load(Ordering::Relaxed));
+    }
 }

@@ -11,20 +11,26 @@
 //! Invariants: at most `parallelism` reconciles at once, and one channel's failure or slowness
 //! never delays another's turn; on SIGTERM/SIGINT no new reconcile starts, in-flight ones get
 //! `shutdown_grace` to finish and are then abandoned (the channel tag is only ever written
-//! whole, the executor's lock expires by itself, and the next run settles the journal).
+//! whole, the executor's lock expires by itself, and the next run settles the journal) — and
+//! all that time the listener keeps serving: `/readyz` answers 503 (so the Service stops
+//! routing here) and `/healthz` 200 (so the kubelet does not kill a guard that is finishing a
+//! write); the listener closes only once in-flight work ended.
 //! Must never: run the blocking executor, a registry store or the GitHub client on an async
 //! worker thread, drop a slot inside the runtime (each registry store owns a runtime), or
 //! decide anything itself: every decision is `mainline_core::decide` on fresh facts.
 
 pub mod api;
+pub mod auth;
 pub mod error;
 pub mod http;
 pub mod kube;
 pub mod leader;
+pub mod limits;
 pub mod metrics;
 pub mod page;
 pub mod schedule;
 pub mod secret;
+pub mod server;
 pub mod settings;
 pub mod slot;
 pub mod state;
@@ -240,7 +246,7 @@ pub fn serve(
 ) -> Result<(), GuardError> {
     let leader = Arc::new(leader::Leader::open(settings.leader_election.as_ref())?);
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(1)
         .thread_name("mainline-guard")
         .enable_all()
         .build()
@@ -260,7 +266,10 @@ pub fn serve(
         webhook_secret: settings.webhook_secret.clone(),
         replay: Mutex::new(ReplayGuard::default()),
         webhooks: metrics::WebhookCounters::default(),
-        token: settings.token.clone(),
+        tokens: settings.tokens.clone(),
+        api_auth: settings.http.api_auth,
+        rate: auth::RateLimit::new(settings.http.rate_limit, settings.http.rate_burst),
+        conns: Arc::new(server::ConnCounters::default()),
         interval: settings.interval,
         started_at: SystemClock.now(),
         actor: actor(),
@@ -291,19 +300,36 @@ pub fn serve(
                 Jitter::new(seed, settings.jitter),
             ));
         }
-        let mut server_stop = rx.clone();
-        let server = axum::serve(listener, http::router(shared.clone())).with_graceful_shutdown(
-            async move {
-                let _ = server_stop.wait_for(|s| *s).await;
-            },
-        );
-        let server = tokio::spawn(async move { server.await });
+        // The listener outlives the channel loops: it stops only after in-flight work ended.
+        let (server_stop, server_rx) = watch::channel(false);
+        let server = tokio::spawn(server::serve(
+            listener,
+            http::router(shared.clone()),
+            http::health_router(shared.clone()),
+            settings.http.clone(),
+            shared.conns.clone(),
+            server_rx,
+            Duration::from_secs(5),
+        ));
+        if let Some(asked) = settings.http.max_connections_asked {
+            tracing::warn!(
+                asked,
+                max_connections = settings.http.max_connections,
+                "max_connections lowered to fit the open-file limit (ulimit -n), keeping {} \
+                 descriptors for git and registry work and {} for the health reserve",
+                limits::FD_HEADROOM,
+                settings.http.health_reserve
+            );
+        }
         tracing::info!(
             channels = slots.len(),
             parallelism = settings.parallelism,
             interval = ?settings.interval,
             leader_election = leader.elected(),
             identity = %leader.view().identity,
+            max_connections = settings.http.max_connections,
+            header_timeout = ?settings.http.header_timeout,
+            body_timeout = ?settings.http.body_timeout,
             "guard started"
         );
         wait_for(stop).await;
@@ -332,10 +358,9 @@ pub fn serve(
         let _ = elector_stop.send(true);
         let _ = campaign.await;
         leader::step_down(&leader).await;
-        match tokio::time::timeout(Duration::from_secs(5), server).await {
-            Ok(Ok(Err(e))) => tracing::warn!("the HTTP server stopped with an error: {e}"),
-            Err(_) => tracing::warn!("HTTP connections still open after 5s; closing them"),
-            _ => {}
+        let _ = server_stop.send(true);
+        if let Err(e) = tokio::time::timeout(Duration::from_secs(10), server).await {
+            tracing::warn!("the HTTP server did not stop: {e}");
         }
         Ok(())
     });

@@ -47,6 +47,12 @@ mainline.toml for several channels (top-level keys are defaults for every entry)
   interval = \"30s\"
   parallelism = 8
   webhook_secret_file = \"/run/secrets/mainline-webhook\"
+  header_timeout = \"10s\"              # request head (and idle keep-alive); body_timeout = \"30s\"
+  max_connections = 512                # + health_reserve = 16 for /healthz and /readyz
+  api_auth = \"none\"                    # or \"token\": / and /api/... need a bearer token
+  rate_limit = 50                      # requests/s per client on / and /api/... (0: off)
+  [guard.tokens]                       # named action tokens (files); journal records the name
+  alice = \"/run/secrets/alice-token\"
   [guard.leader_election]              # several replicas: one reconciles (a Lease)
   namespace = \"mainline\"               # identity: POD_NAME (else hostname-pid)
   [[channels]]
@@ -127,6 +133,18 @@ pub struct GuardSection {
     /// `[guard.leader_election]`: several replicas, one reconciles (mainline-kube's
     /// `LeaderElectionConfig`; parsed in [`super::leader::settings`]).
     pub leader_election: Option<toml::Value>,
+    /// The HTTP surface's limits (see [`super::limits`]).
+    pub header_timeout: Option<String>,
+    pub body_timeout: Option<String>,
+    pub max_connections: Option<usize>,
+    pub health_reserve: Option<usize>,
+    /// `none` (default) or `token`: whether `/` and `/api/…` reads need a bearer token.
+    pub api_auth: Option<String>,
+    /// Requests per second per client on `/` and `/api/…` (0: off), and the burst.
+    pub rate_limit: Option<u32>,
+    pub rate_burst: Option<u32>,
+    /// `[guard.tokens]`: action tokens by name, each read from the file named.
+    pub tokens: Option<std::collections::BTreeMap<String, PathBuf>>,
 }
 
 /// Where a channel's in-flight groups come from.
@@ -191,7 +209,9 @@ pub struct GuardSettings {
     pub cache_root: PathBuf,
     pub channels: Vec<ChannelSpec>,
     pub webhook_secret: Option<Secret>,
-    pub token: Option<Secret>,
+    /// Action tokens by name (`default`: `MAINLINE_GUARD_TOKEN`; more from `[guard.tokens]`).
+    pub tokens: Vec<(String, Secret)>,
+    pub http: super::limits::HttpLimits,
     pub github: Option<GithubSettings>,
     /// `[guard.leader_election]`, validated, with this replica's identity.
     pub leader_election: Option<super::leader::ElectionSettings>,
@@ -257,7 +277,7 @@ impl GuardSettings {
     pub fn resolve(args: &GuardArgs) -> Result<GuardSettings, GuardError> {
         let mut file = FileConfig::load(args.channel.config.as_deref())?;
         let entries = file.channels.take();
-        let section = file.guard.take().unwrap_or_default();
+        let mut section = file.guard.take().unwrap_or_default();
         if section.webhook_secret.is_some() {
             return Err(GuardError::SecretInFile {
                 key: "webhook_secret",
@@ -350,7 +370,26 @@ impl GuardSettings {
                 None => None,
             },
         };
-        let token = env("MAINLINE_GUARD_TOKEN").map(Secret::new);
+        let tokens = super::limits::tokens(
+            env("MAINLINE_GUARD_TOKEN").map(Secret::new),
+            section.tokens.take(),
+        )?;
+        let http = super::limits::HttpLimits::resolve(super::limits::HttpKeys {
+            header_timeout: section.header_timeout.take(),
+            body_timeout: section.body_timeout.take(),
+            max_connections: section.max_connections,
+            health_reserve: section.health_reserve,
+            api_auth: section.api_auth.take(),
+            rate_limit: section.rate_limit,
+            rate_burst: section.rate_burst,
+        })?;
+        if http.api_auth == super::limits::ApiAuth::Token && tokens.is_empty() {
+            return Err(invalid(
+                "api_auth",
+                "token",
+                "needs a token: set MAINLINE_GUARD_TOKEN or add [guard.tokens]",
+            ));
+        }
         let leader_election = super::leader::settings(section.leader_election)?;
         let github = if channels.iter().any(|c| c.queue_api) {
             let api_url = args
@@ -382,7 +421,8 @@ impl GuardSettings {
             cache_root,
             channels,
             webhook_secret,
-            token,
+            tokens,
+            http,
             github,
             leader_election,
         })

@@ -151,7 +151,7 @@ impl Slot {
 
     /// The executor over this channel's ports, with its consumers and Lease lock attached
     /// exactly as the CLI's `Opened::executor` attaches them.
-    fn executor(&self) -> Executor<'_> {
+    fn executor(&self, actor: &str) -> Executor<'_> {
         let exec = Executor::new(
             &self.spec.config,
             self.ports.store.as_ref(),
@@ -159,7 +159,7 @@ impl Slot {
             &self.ports.builder,
             &self.clock,
             &self.ports.cache,
-            self.actor.clone(),
+            actor.to_owned(),
         )
         .with_lock(self.spec.config.lock)
         .with_journal(true);
@@ -180,8 +180,16 @@ impl Slot {
         exec
     }
 
-    /// Run `request` (blocking), then record its outcome, the lock and the journal's tail.
+    /// Run `request` (blocking) as the guard, then record its outcome, the lock and the
+    /// journal's tail.
     pub fn run(&self, request: Request, trigger: &str) -> Result<Report, CliError> {
+        self.run_as(request, trigger, &self.actor.clone())
+    }
+
+    /// [`Slot::run`] with the journal and lock naming `actor` (an API action names its token).
+    /// The duration recorded is the whole run: the executor (lock, journal, writes), then the
+    /// lock and journal reads for the page.
+    pub fn run_as(&self, request: Request, trigger: &str, actor: &str) -> Result<Report, CliError> {
         let started = Instant::now();
         {
             let mut s = self.state();
@@ -191,8 +199,7 @@ impl Slot {
         }
         self.ports.repo.begin();
         let writes_journal = matches!(request, Request::Pin { .. } | Request::Unpin);
-        let result = self.executor().run(request);
-        let seconds = started.elapsed().as_secs_f64();
+        let result = self.executor(actor).run(request);
         let view = self.ports.repo.first_view();
         let lock = self.read_lock(view.as_ref());
         let moved = result.as_ref().is_ok_and(|r| !r.moves.is_empty());
@@ -209,6 +216,7 @@ impl Slot {
         // After the run (a consumer never delays a write), on this blocking thread.
         #[cfg(feature = "kubernetes")]
         let applied = super::kube::applied(self.ports.kube.as_ref(), &result, self.clock.now());
+        let seconds = started.elapsed().as_secs_f64();
         match &result {
             Ok(r) => tracing::info!(
                 channel = %self.spec.name,
@@ -236,14 +244,7 @@ impl Slot {
             s.applied = applied;
         }
         if let Some(h) = history {
-            match h {
-                Ok((records, head)) => {
-                    s.history = records;
-                    s.history_head = head;
-                    s.history_error = None;
-                }
-                Err(e) => s.history_error = Some(e),
-            }
+            s.take_history(h, self.clock.now());
         }
         s.running = false;
         result
@@ -315,7 +316,8 @@ impl Slot {
         lock
     }
 
-    /// The newest `history_len` journal records and the head they were read at.
+    /// The newest `history_len` journal records (oldest first) and the head they were read at:
+    /// read back from the head, so the cost is the tail's length, not the chain's.
     pub fn read_history(
         &self,
     ) -> Result<(Vec<crate::channel::journal::Record>, Option<CommitId>), String> {
@@ -325,25 +327,9 @@ impl Slot {
             &self.spec.config.key,
             &self.spec.config.branch,
         );
-        let mut records = journal.records().map_err(|e| e.to_string())?;
+        let records = journal.last(self.history_len).map_err(|e| e.to_string())?;
         let head = records.last().map(|r| r.commit.clone());
-        let skip = records.len().saturating_sub(self.history_len);
-        records.drain(..skip);
         Ok((records, head))
-    }
-
-    /// Refresh the journal tail now (the history API asks for it).
-    pub fn refresh_history(&self) {
-        let h = self.read_history();
-        let mut s = self.state();
-        match h {
-            Ok((records, head)) => {
-                s.history = records;
-                s.history_head = head;
-                s.history_error = None;
-            }
-            Err(e) => s.history_error = Some(e),
-        }
     }
 
     /// What a pin names: a digest in the channel's repository (its commit read from the

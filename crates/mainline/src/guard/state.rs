@@ -144,6 +144,11 @@ pub struct ChannelState {
     /// The journal head the history was read at.
     pub history_head: Option<CommitId>,
     pub history_error: Option<String>,
+    /// When the history was last read.
+    pub history_read_at: Option<Timestamp>,
+    /// The history API's JSON body for what is above, built on the first request after a read
+    /// (a flood of requests serialises it once, not once each).
+    pub history_body: Option<std::sync::Arc<str>>,
     /// Why the GitHub API queue fell back to git refs on the last run.
     pub queue_warning: Option<String>,
     /// What the Flux consumers applied, when the channel has some.
@@ -199,6 +204,24 @@ impl ChannelState {
         self.unmerged_since.map_or(0.0, |t| secs_between(t, now))
     }
 
+    /// Take in a read of the journal's tail.
+    pub fn take_history(
+        &mut self,
+        read: Result<(Vec<Record>, Option<CommitId>), String>,
+        now: Timestamp,
+    ) {
+        self.history_body = None;
+        match read {
+            Ok((records, head)) => {
+                self.history = records;
+                self.history_head = head;
+                self.history_error = None;
+                self.history_read_at = Some(now);
+            }
+            Err(e) => self.history_error = Some(e),
+        }
+    }
+
     /// Take in the outcome of one run.
     pub fn record(
         &mut self,
@@ -251,6 +274,11 @@ impl ChannelState {
                 self.unmerged_since.get_or_insert(now);
             }
             Verdict::Pinned | Verdict::Unknown => {}
+        }
+        if r.final_verdict == Verdict::Unknown {
+            // A fact could not be read (an unreachable git remote, registry or API): the run
+            // failed at its job, whatever the executor returned.
+            self.errors += 1;
         }
         self.error = None;
         self.snapshot = Some(Snapshot {

@@ -1,11 +1,14 @@
 //! `POST /webhooks/github`: GitHub's deliveries, verified and turned into immediate reconciles.
 //!
-//! Order per delivery: body size (axum's limit, [`MAX_BODY_BYTES`]: 413), signature
-//! (`X-Hub-Signature-256`, constant-time: missing or wrong 401), the event and delivery headers
-//! (400 when absent), the delivery id (a replay of a verified id is acknowledged with 200 and
-//! not acted on; ids are recorded only after the signature verified), the payload (malformed
-//! 400), then the channels it concerns — by repository and mainline branch — are asked to
-//! reconcile at once (202). Unknown events are acknowledged (202) and ignored.
+//! Order per delivery: body size (a declared `Content-Length` over [`MAX_BODY_BYTES`] is refused
+//! before reading, a longer stream when it passes the limit: 413, `too_large`), a body that
+//! stops short — the client went away, or `body_timeout` passed — is `incomplete` (400/408, not
+//! `too_large`), signature (`X-Hub-Signature-256`, constant-time: missing or wrong 401), the
+//! event and delivery headers (400 when absent), the payload (malformed 400), the delivery id (a
+//! replay of an accepted id is acknowledged with 200 and not acted on; an id is recorded only
+//! once its payload verified *and* parsed, so GitHub's redelivery of a delivery we refused is
+//! still heard), then the channels it concerns — by repository and mainline branch — are asked
+//! to reconcile at once (202). Unknown events are acknowledged (202) and ignored.
 //!
 //! A standby replica (leader election) verifies and acknowledges a delivery (202, `"status":
 //! "standby"`) but acts on nothing: GitHub does not redeliver, so the leader's next scheduled
@@ -19,8 +22,7 @@
 use super::http::{error_response, Shared};
 use crate::error::{CliError, Kind};
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -64,11 +66,40 @@ fn label(e: &Event) -> String {
     }
 }
 
-pub async fn github(
-    State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
+/// How a body that could not be read is answered and counted.
+fn unreadable(shared: &Shared, delivery: Option<&str>, e: &axum::Error) -> Response {
+    let counters = &shared.webhooks;
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    let (mut too_large, mut timed_out) = (false, false);
+    while let Some(s) = source {
+        too_large |= s.is::<http_body_util::LengthLimitError>();
+        timed_out |= s.is::<tower_http::timeout::TimeoutError>();
+        source = s.source();
+    }
+    let (status, message) = if too_large {
+        counters.too_large.fetch_add(1, Ordering::Relaxed);
+        (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the webhook body is over {MAX_BODY_BYTES} bytes"),
+        )
+    } else if timed_out {
+        counters.incomplete.fetch_add(1, Ordering::Relaxed);
+        (
+            StatusCode::REQUEST_TIMEOUT,
+            "the webhook body did not arrive within the guard's body_timeout".to_owned(),
+        )
+    } else {
+        counters.incomplete.fetch_add(1, Ordering::Relaxed);
+        (
+            StatusCode::BAD_REQUEST,
+            format!("the webhook body ended before its declared length ({e})"),
+        )
+    };
+    tracing::warn!(delivery = %shown(delivery), "webhook refused: {message}");
+    error_response(status, &CliError::invalid(message))
+}
+
+pub async fn github(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     let counters = &shared.webhooks;
     let Some(secret) = &shared.webhook_secret else {
         return error_response(
@@ -79,19 +110,12 @@ pub async fn github(
             ),
         );
     };
+    let (parts, body) = req.into_parts();
+    let headers = parts.headers;
     let delivery = header(&headers, DELIVERY_HEADER);
-    let body = match body {
+    let body: Bytes = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
         Ok(b) => b,
-        Err(e) => {
-            counters.too_large.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(delivery = %shown(delivery), "webhook refused: {e}");
-            return error_response(
-                e.status(),
-                &CliError::invalid(format!(
-                    "the webhook body could not be read ({e}); at most {MAX_BODY_BYTES} bytes are accepted"
-                )),
-            );
-        }
+        Err(e) => return unreadable(&shared, delivery, &e),
     };
     if let Err(e) = verify_signature(
         secret.expose().as_bytes(),
@@ -119,6 +143,14 @@ pub async fn github(
             .with_hint("GitHub always sends both: check that the sender is GitHub"),
         );
     };
+    let parsed = match parse_event(event, delivery, &body) {
+        Ok(e) => e,
+        Err(e) => {
+            counters.malformed.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(delivery, event, "webhook refused: {e}");
+            return error_response(StatusCode::BAD_REQUEST, &CliError::invalid(e.to_string()));
+        }
+    };
     let seen = shared
         .replay
         .lock()
@@ -145,14 +177,6 @@ pub async fn github(
             return error_response(StatusCode::BAD_REQUEST, &CliError::invalid(e.to_string()));
         }
     }
-    let parsed = match parse_event(event, delivery, &body) {
-        Ok(e) => e,
-        Err(e) => {
-            counters.malformed.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(delivery, event, "webhook refused: {e}");
-            return error_response(StatusCode::BAD_REQUEST, &CliError::invalid(e.to_string()));
-        }
-    };
     let what = label(&parsed);
     if matches!(parsed, Event::Ignored { .. } | Event::Ping) {
         counters.ignored.fetch_add(1, Ordering::Relaxed);

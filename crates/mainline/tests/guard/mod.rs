@@ -204,11 +204,29 @@ impl GuardProc {
     /// Start `mainline --plain-http -v guard ARGS` in `dir` with `env`, and wait until it says
     /// where it listens.
     pub fn start(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> GuardProc {
+        GuardProc::start_wrapped(&[], dir, args, env)
+    }
+
+    /// [`GuardProc::start`] under a wrapper that execs its command (`prlimit --nofile=…`), so
+    /// the child's pid is the guard's.
+    pub fn start_wrapped(
+        wrapper: &[&str],
+        dir: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> GuardProc {
         let stderr = dir.join(format!("guard-{}.log", std::process::id()));
         let log = std::fs::File::create(&stderr).expect("create log");
         let home = dir.join("home");
         std::fs::create_dir_all(&home).expect("home");
-        let mut cmd = Command::new(support::bin());
+        let mut cmd = match wrapper.split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(support::bin());
+                c
+            }
+            None => Command::new(support::bin()),
+        };
         cmd.current_dir(dir)
             .args(["--plain-http", "-v", "guard"])
             .args(args)
@@ -302,6 +320,20 @@ impl GuardProc {
 
     pub fn metrics(&self) -> String {
         get(&self.addr, "/metrics").text()
+    }
+
+    /// Open file descriptors of the guard process now.
+    pub fn fds(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.child.id()))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    }
+
+    /// Threads of the guard process now.
+    pub fn threads(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/task", self.child.id()))
+            .map(|d| d.count())
+            .unwrap_or(0)
     }
 }
 
