@@ -40,6 +40,9 @@ pub(crate) enum Failure {
     Protocol { detail: String },
     /// The write's fence refused the next attempt (no request was sent for it).
     Fenced { reason: String },
+    /// We spoke TLS and the registry answered in plain HTTP: a flag is missing, and retrying
+    /// cannot help.
+    PlainHttp,
 }
 
 impl Failure {
@@ -90,6 +93,11 @@ impl Failure {
             return Failure::from_status(status.as_u16(), None, "");
         }
         let error = error.without_url();
+        // Some layers between reqwest and rustls box their cause as a `Box<dyn Error>` (which
+        // no downcast sees through), so rustls's own wording is the fallback.
+        if answered_plain_http(&error) || chain(&error).contains("of type InvalidContentType") {
+            return Failure::PlainHttp;
+        }
         let what = if error.is_timeout() {
             "no answer in time"
         } else if error.is_connect() {
@@ -215,6 +223,10 @@ impl Failure {
                 ErrorKind::Fenced,
                 format!("{op} on {repository} (registry {host}): {reason}"),
             ),
+            Failure::PlainHttp => (
+                ErrorKind::InvalidInput,
+                format!("registry {host} speaks plain HTTP, not HTTPS ({op} on {repository}): pass --plain-http (loopback registries) or --plain-http-host {host}, or use its HTTPS address"),
+            ),
             Failure::Protocol { detail } => (
                 ErrorKind::Internal,
                 format!("registry {host} broke the OCI distribution protocol during {op} on {repository} ({detail}); check that {host} is an OCI registry"),
@@ -257,6 +269,36 @@ fn truncate(text: &str) -> String {
         Some((cut, _)) => format!("{}…", &text[..cut]),
         None => text.to_owned(),
     }
+}
+
+/// Whether a TLS handshake failed because the peer answered in plain HTTP: rustls reads the
+/// first bytes of `HTTP/1.1 400 …` as a record of an invalid content type.
+fn answered_plain_http(error: &(dyn std::error::Error + 'static)) -> bool {
+    let is_it = |e: &(dyn std::error::Error + 'static)| {
+        matches!(
+            e.downcast_ref::<rustls::Error>(),
+            Some(rustls::Error::InvalidMessage(
+                rustls::InvalidMessage::InvalidContentType
+            ))
+        )
+    };
+    let mut next = Some(error);
+    while let Some(e) = next {
+        if is_it(e) {
+            return true;
+        }
+        // io::Error's `source()` skips the error it wraps: look inside it too.
+        if let Some(inner) = e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            if is_it(inner) {
+                return true;
+            }
+        }
+        next = e.source();
+    }
+    false
 }
 
 /// An error and its causes on one line (reqwest's own message is only the outermost).
