@@ -24,7 +24,41 @@ Deadline (--timeout, MAINLINE_TIMEOUT):
   --wait). Every registry request (the token endpoint's included), retry and lock wait, and
   every git process is bounded by what is left of it. git runs in its own process group,
   killed at the deadline and when mainline itself dies. A command that runs out of time exits
-  6 and names what did not answer. guard, tour and simulate have no overall deadline.";
+  6 and names what did not answer. guard, tour and simulate have no overall deadline.
+
+Design: docs/design.md in mainline's repository explains the invariant (S1-S5, L1, L2, G), the
+verdicts, the lock and fencing, the journal, the stores and the scenario catalog.
+Start with `mainline tour` (offline, in seconds); every subcommand's --help ends with examples.";
+
+/// Environment variables that hold a boolean, with the flag each stands for. Each accepts
+/// 1/0, true/false, yes/no, on/off (any case); anything else is refused naming the variable.
+pub const BOOL_ENV: &[(&str, &str)] = &[
+    ("MAINLINE_PLAIN_HTTP", "--plain-http"),
+    ("MAINLINE_REQUIRE_SIGNATURE", "--require-signature"),
+    ("MAINLINE_ALLOW_EMPTY", "--allow-empty"),
+];
+
+/// Check every boolean environment variable before clap reads them (clap's own error would
+/// name the flag, not the variable the user set). Returns the message and hint.
+pub fn check_bool_env(get: impl Fn(&str) -> Option<String>) -> Result<(), (String, String)> {
+    const WORDS: &[&str] = &[
+        "1", "0", "true", "false", "yes", "no", "on", "off", "y", "n", "t", "f",
+    ];
+    for (var, flag) in BOOL_ENV {
+        if let Some(v) = get(var) {
+            let t = v.trim().to_ascii_lowercase();
+            if !t.is_empty() && !WORDS.contains(&t.as_str()) {
+                return Err((
+                    format!("{var}={v:?} is not a boolean (it stands for {flag})"),
+                    format!(
+                        "set {var} to 1 or 0 (true/false, yes/no and on/off work too), or unset it"
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
 
 /// mainline keeps a Flux OCI channel tag on what landed on main, or on a merge group that is
 /// still in flight — never on code that was ejected from the merge queue.
@@ -77,7 +111,7 @@ pub struct GlobalArgs {
 #[command(next_help_heading = "Registry access")]
 pub struct RegistryArgs {
     /// Talk plain HTTP to the registry when it is on loopback (127.0.0.1, ::1, localhost).
-    #[arg(long, global = true, env = "MAINLINE_PLAIN_HTTP")]
+    #[arg(long, global = true, env = "MAINLINE_PLAIN_HTTP", value_parser = clap::builder::BoolishValueParser::new())]
     pub plain_http: bool,
 
     /// Talk plain HTTP to this named registry host[:port] (repeatable). Use only on networks you trust.
@@ -125,8 +159,10 @@ pub enum Command {
     #[command(after_help = PUSH_HELP)]
     Push(PushArgs),
     /// Show an artifact: digest, media types, annotations and the files in its layer.
+    #[command(after_help = INSPECT_HELP)]
     Inspect(InspectArgs),
     /// Extract an artifact's files into a directory, safely and within size limits.
+    #[command(after_help = PULL_HELP)]
     Pull(PullArgs),
     /// Point a tag at the identical manifest bytes of another tag or digest, then read it back.
     #[command(after_help = TAG_HELP)]
@@ -143,16 +179,20 @@ pub enum Command {
     #[command(after_help = DEPLOY_HELP)]
     Deploy(DeployArgs),
     /// Promote after a commit landed on mainline (a push to main without a merge queue).
+    #[command(after_help = PROMOTE_HELP)]
     Promote(PromoteArgs),
     /// Pin the channel to a digest or commit during an incident; automation holds until unpin.
     #[command(after_help = PIN_HELP)]
     Pin(PinArgs),
     /// Remove the pin and hand control back to automation (reconciles at once).
+    #[command(after_help = UNPIN_HELP)]
     Unpin(UnpinArgs),
     /// Roll back to an earlier mainline commit's artifact: a pin, so automation does not undo it.
+    #[command(after_help = ROLLBACK_HELP)]
     Rollback(RollbackArgs),
     /// Replay the merge-queue incident on a throwaway store and repository, and watch mainline
     /// heal it. Runs offline in seconds.
+    #[command(after_help = TOUR_HELP)]
     Tour(TourArgs),
     /// Compare deployment strategies on simulated merge-queue histories, running the real
     /// executor against an in-memory registry and git remote that fail on purpose. The same
@@ -210,13 +250,60 @@ Reconcile reads fresh facts (git remote, registry, merge queue), decides, and ac
 mainline's artifact over code that was ejected from the queue (DIVERGED), promotes when mainline
 moved on (BEHIND), and holds for a live candidate. A restore is a re-tag of an artifact that
 already exists (or is packed from git objects first): it never waits on a cluster.
-Run it from the merge-group job's failure and cancel paths, on pushes to main, on a schedule.";
+Run it from the merge-group job's failure and cancel paths, on pushes to main, on a schedule.
+
+Examples:
+  mainline reconcile --channel oci://ghcr.io/acme/app-manifests:latest --git https://github.com/acme/app.git --path k8s
+  mainline reconcile --channel-name prod            # a [[channels]] entry of mainline.toml
+  mainline reconcile --force-restore                # also over a channel moved by hand
+  mainline reconcile -o json | jq '{verdict, after}'";
 
 const DEPLOY_HELP: &str = "\
 In a GitHub Actions merge_group run, the group comes from GITHUB_EVENT_PATH / GITHUB_SHA /
 GITHUB_REF; elsewhere pass --group and --commit. The channel moves only forward along the
 queue, never for a group that is no longer in flight, and the write is checked again right
-after it happens (a write that raced with the group's end is undone in the same run).";
+after it happens (a write that raced with the group's end is undone in the same run).
+
+Examples:
+  # in a GitHub Actions merge_group job (the group and head come from the event)
+  mainline deploy --candidate --wait 5m
+  # elsewhere: name both
+  mainline deploy --candidate --group gh-readonly-queue/main/pr-7-0123abcd0123abcd0123abcd0123abcd0123abcd --commit 0123abcd0123abcd0123abcd0123abcd0123abcd
+  # hosts without a merge queue API: any group id, held by a lease
+  mainline deploy --candidate --queue lease --group release-42 --commit 0123abcd0123abcd0123abcd0123abcd0123abcd";
+
+const PROMOTE_HELP: &str = "\
+Examples:
+  mainline promote                                  # mainline's tip (or $GITHUB_SHA in CI)
+  mainline promote --commit 0123abcd0123abcd0123abcd0123abcd0123abcd --wait 5m";
+
+const UNPIN_HELP: &str = "\
+Examples:
+  mainline unpin                                    # the channel then reconciles at once
+  mainline unpin --channel-name prod -o json";
+
+const ROLLBACK_HELP: &str = "\
+Examples:
+  mainline rollback 0123abcd0123abcd0123abcd0123abcd0123abcd --reason \"INC-123: 1.2 leaks memory\"
+  mainline rollback 0123abcd0123abcd0123abcd0123abcd0123abcd --reason \"canary\" --expires 30m
+A rollback is a pin: automation holds it until `mainline unpin` (or --expires).";
+
+const INSPECT_HELP: &str = "\
+Examples:
+  mainline inspect oci://ghcr.io/acme/app-manifests:latest
+  mainline inspect oci-layout:./store@sha256:4f1c... -o json | jq .files";
+
+const PULL_HELP: &str = "\
+Examples:
+  mainline pull oci://ghcr.io/acme/app-manifests:latest --output-dir ./prod
+  mainline pull oci-layout:./store:sha-0123abcd0123abcd0123abcd0123abcd0123abcd --output-dir /tmp/x --max-size 10M
+Files counts regular files, as push does (folders and links are counted apart in JSON).";
+
+const TOUR_HELP: &str = "\
+Examples:
+  mainline tour                       # the story, in text
+  mainline tour --keep ./tour         # keep the store and the git remote to poke at
+  mainline tour -o json | jq '.steps[] | {step, title}'";
 
 const PIN_HELP: &str = "\
 Examples:
@@ -343,10 +430,14 @@ pub struct TourArgs {
 
 const PUSH_HELP: &str = "\
 Examples:
-  # from a checkout, as CI would
+  # from a checkout, as CI would (--source defaults to the checkout's origin)
   mainline push ./k8s --to oci://ghcr.io/acme/app-manifests --revision main@sha1:$GITHUB_SHA
-  # straight from git objects (no checkout); same digest as the line above
+  # a folder outside git: name the source; created is 1970-01-01T00:00:00Z unless --created
+  mainline push ./k8s --to oci-layout:./store --revision main@sha1:0123abcd0123abcd0123abcd0123abcd0123abcd --source https://github.com/acme/app
+  # straight from git objects (no checkout); same digest as the first line
   mainline push --git . --commit main --path k8s --to oci-layout:./store
+  # from a remote, as the channel commands take it
+  mainline push --git https://github.com/acme/app.git --commit main --path k8s --to oci-layout:./store
 
 STORE is oci://HOST[:PORT]/REPO (a registry) or oci-layout:PATH (an OCI image-layout directory).
 Symlinks are refused (Flux drops them when it unpacks) unless --resolve-symlinks stores their
@@ -383,25 +474,31 @@ pub struct PushArgs {
     pub to: String,
 
     /// The source revision, as flux takes it: <ref>@sha1:<commit>, or a bare commit id.
-    /// Required for DIR; with --git it defaults to <REV>@sha1:<commit>.
+    /// Required for DIR; with --git it defaults to <branch>@sha1:<commit> (or sha1:<commit>).
     #[arg(long, value_name = "REV")]
     pub revision: Option<String>,
 
-    /// The source URL recorded in org.opencontainers.image.source. Defaults to
-    /// $GITHUB_SERVER_URL/$GITHUB_REPOSITORY in GitHub Actions, else the --git REPO.
+    /// The source URL recorded in org.opencontainers.image.source. Required, unless it can be
+    /// found: $GITHUB_SERVER_URL/$GITHUB_REPOSITORY in GitHub Actions, else the origin of the
+    /// git repository around DIR (or of --git REPO), else the --git REPO itself.
     #[arg(long, value_name = "URL", env = "MAINLINE_SOURCE")]
     pub source: Option<String>,
 
     /// Creation time (RFC 3339). Defaults to the commit's committer time, read from --git or
     /// from the git repository that contains DIR; never the wall clock, so builds reproduce.
+    /// Outside git, 1970-01-01T00:00:00Z (as `flux push artifact --reproducible`), and said so.
     #[arg(long, value_name = "TIME")]
     pub created: Option<String>,
 
-    /// Pack from this git repository's objects instead of a directory (no checkout).
+    /// Pack from this git repository's objects instead of a directory (no checkout): a local
+    /// path, or any remote URL the channel commands take (file://, https://, ssh://), fetched
+    /// blob-less into mainline's cache.
     #[arg(long, value_name = "REPO")]
-    pub git: Option<PathBuf>,
+    pub git: Option<String>,
 
-    /// With --git: the commit to pack (an id, a branch or HEAD).
+    /// With --git: the commit to pack (an id, a branch or HEAD; from a remote URL a branch, a
+    /// refs/... name or a full id). A commit id is recorded with the one local branch that
+    /// contains it (<branch>@sha1:<id>), else as sha1:<id>.
     #[arg(long, value_name = "REV", requires = "git", default_value = "HEAD")]
     pub commit: String,
 
@@ -487,7 +584,7 @@ lock), mainline-unlocked. Each history runs a merge queue with batching, failure
 force-cancels, timeouts, invalidations, re-enqueues, direct pushes, dying runners, skewed runner
 clocks, scheduled/webhook/daemon reconcilers, an operator pin, and a registry and git remote
 that answer 5xx, time out, lose responses after writes and hold channel writes past their
-writer's lease. Clauses checked: S1-S5, L1 and G (DESIGN.md).
+writer's lease. Clauses checked: S1-S5, L1 and G (docs/design.md).
 
 Examples:
   mainline simulate --histories 10000 --plot strategies.svg

@@ -12,6 +12,7 @@ pub mod channel;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod config_entries;
 pub mod deadline;
 pub mod error;
 pub mod github_env;

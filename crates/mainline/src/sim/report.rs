@@ -157,6 +157,13 @@ pub fn table(summary: &Summary, out: &mut dyn Write) -> io::Result<()> {
          writes within twice the runners' clock skew after a pin expired (runners disagree \
          whether it did; not judged as S2-S5)."
     )?;
+    writeln!(
+        out,
+        "  The max columns come from injected outages: while the registry or the git remote is \
+         down, or the runner dies, no strategy can move the channel, so a strategy that never \
+         breaks S3/L1 still shows long worst cases (counted as fault-excused). Run with \
+         --no-faults to see the figures without them."
+    )?;
     for s in &summary.strategies {
         if let Some(i) = s.first_violation {
             writeln!(
