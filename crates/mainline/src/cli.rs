@@ -46,7 +46,7 @@ pub fn check_bool_env(get: impl Fn(&str) -> Option<String>) -> Result<(), (Strin
     ];
     for (var, flag) in BOOL_ENV {
         if let Some(v) = get(var) {
-            let t = v.trim().to_ascii_lowercase();
+            let t = v.to_ascii_lowercase();
             if !t.is_empty() && !WORDS.contains(&t.as_str()) {
                 return Err((
                     format!("{var}={v:?} is not a boolean (it stands for {flag})"),

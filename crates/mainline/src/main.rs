@@ -18,6 +18,13 @@ fn main() -> ExitCode {
         eprintln!("error: {}\n  hint: {hint}", redact(&message));
         return ExitCode::from(mainline::error::Kind::InvalidInput.exit_code());
     }
+    // An empty boolean variable means unset (`MAINLINE_PLAIN_HTTP=` in a CI file), which clap
+    // would refuse as "not a boolean". No other thread runs yet.
+    for (var, _) in mainline::cli::BOOL_ENV {
+        if std::env::var_os(var).is_some_and(|v| v.is_empty()) {
+            std::env::remove_var(var);
+        }
+    }
     let cli = Cli::parse();
     mainline::redact::register_env();
     // The guard is a daemon: its reconciles are worth seeing by default.

@@ -362,11 +362,14 @@ fn boolean_environment_variables_take_one_and_zero_and_name_themselves() {
         let r = bare(tmp.path(), &push, &[("MAINLINE_PLAIN_HTTP", yes)]);
         assert_eq!(r.code, 0, "MAINLINE_PLAIN_HTTP={yes}: {}", r.stderr);
     }
-    let r = bare(tmp.path(), &push, &[("MAINLINE_PLAIN_HTTP", "0")]);
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    for no in ["0", "no", ""] {
+        let r = bare(tmp.path(), &push, &[("MAINLINE_PLAIN_HTTP", no)]);
+        assert_eq!(r.code, 0, "MAINLINE_PLAIN_HTTP={no:?}: {}", r.stderr);
+    }
     for (var, bad) in [
         ("MAINLINE_PLAIN_HTTP", "maybe"),
         ("MAINLINE_ALLOW_EMPTY", "2"),
+        ("MAINLINE_REQUIRE_SIGNATURE", "1 "),
     ] {
         let r = bare(tmp.path(), &push, &[(var, bad)]);
         assert_eq!(r.code, 2, "{var}={bad}: {}", r.stderr);
@@ -503,4 +506,78 @@ fn a_plain_http_registry_is_named_at_once_without_retries_or_colour() {
         &[],
     );
     assert!(!r.stderr.contains('\x1b'), "{:?}", r.stderr);
+}
+
+/// The progress bar: drawn on a terminal (run under `script`, which gives the command a pty),
+/// absent in logs (the other tests run with stderr on a pipe and expect it empty).
+#[test]
+fn a_push_draws_its_progress_bar_on_a_terminal_only() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let files: Vec<(String, String)> = (0..400)
+        .map(|i| {
+            (
+                format!("k8s/d{}/f{i}.yaml", i % 20),
+                format!("{i}\n").repeat(4000),
+            )
+        })
+        .collect();
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(p, c)| (p.as_str(), c.as_str()))
+        .collect();
+    write_tree(tmp.path(), &refs);
+    let typescript = tmp.path().join("typescript");
+    let command = format!(
+        "{} push k8s --to oci-layout:{}/store --revision main@sha1:{SHA} --source https://e.x/a >/dev/null",
+        bin().display(),
+        tmp.path().display()
+    );
+    let out = Command::new("script")
+        .current_dir(tmp.path())
+        .args(["-qec", &command])
+        .arg(&typescript)
+        .env("HOME", tmp.path())
+        .output()
+        .expect(
+            "`script` (util-linux, Debian package bsdutils) is needed to give the push a terminal",
+        );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let drawn = std::fs::read(&typescript).expect("typescript");
+    let drawn = String::from_utf8_lossy(&drawn);
+    assert!(drawn.contains("upload ["), "no bar on a terminal:\n{drawn}");
+
+    // Log colour: on a terminal yes, with NO_COLOR never (a note is logged as a warning).
+    let note = |no_color: bool| -> String {
+        let command = format!(
+            "{}{} status --queue github-api --channel oci-layout:{dir}/store:latest --git {dir}/none.git --path k8s --cache-dir {dir}/cache",
+            if no_color { "NO_COLOR=1 " } else { "" },
+            bin().display(),
+            dir = tmp.path().display()
+        );
+        Command::new("script")
+            .current_dir(tmp.path())
+            .args(["-qec", &command])
+            .arg(&typescript)
+            .env("HOME", tmp.path())
+            .env_remove("NO_COLOR")
+            .output()
+            .expect("run script");
+        let text =
+            String::from_utf8_lossy(&std::fs::read(&typescript).expect("typescript")).into_owned();
+        let line = text
+            .lines()
+            .find(|l| l.contains("note: queue = github-api"));
+        line.unwrap_or_else(|| panic!("no note:\n{text}"))
+            .to_owned()
+    };
+    let coloured = note(false);
+    assert!(
+        coloured.contains("\x1b[33m"),
+        "coloured on a terminal: {coloured:?}"
+    );
+    assert!(!note(true).contains('\x1b'), "NO_COLOR is honoured");
 }

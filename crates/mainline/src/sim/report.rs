@@ -159,10 +159,10 @@ pub fn table(summary: &Summary, out: &mut dyn Write) -> io::Result<()> {
     )?;
     writeln!(
         out,
-        "  The max columns come from injected outages: while the registry or the git remote is \
-         down, or the runner dies, no strategy can move the channel, so a strategy that never \
-         breaks S3/L1 still shows long worst cases (counted as fault-excused). Run with \
-         --no-faults to see the figures without them."
+        "  mainline's longest unmerged and behind episodes (max) come from injected outages: \
+         while the registry or the git remote is down, or a runner dies, no writer can move the \
+         channel (stretches without a fault longer than T would count as S3/L1). Run with \
+         --no-faults to see the figures without outages."
     )?;
     for s in &summary.strategies {
         if let Some(i) = s.first_violation {
