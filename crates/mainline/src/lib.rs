@@ -10,6 +10,7 @@ pub mod adapters;
 pub mod artifact;
 pub mod channel;
 pub mod cli;
+pub mod cli_help;
 pub mod commands;
 pub mod config;
 pub mod config_entries;

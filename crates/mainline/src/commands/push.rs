@@ -100,7 +100,7 @@ fn pack_from_git(
     repo: &str,
     scratch: &Path,
 ) -> Result<Made, CliError> {
-    let src = inputs::open_git(args, repo)?;
+    let src = inputs::open_git(args, repo, ctx.deadline_at())?;
     let revision = inputs::git_revision(args, &src)?;
     let (created, from) = match &args.created {
         Some(c) => (c.clone(), CreatedFrom::Flag),

@@ -54,9 +54,14 @@ pub fn is_remote(repo: &str) -> bool {
 
 /// Open `--git REPO` at `--commit REV`: read a local repository directly, or fetch the commit
 /// (and its deploy folder's blobs) from a remote into mainline's cache.
-pub fn open_git(args: &PushArgs, repo: &str) -> Result<GitSource, CliError> {
+/// Every git call for a remote is bounded by `deadline` (the command's).
+pub fn open_git(
+    args: &PushArgs,
+    repo: &str,
+    deadline: Option<std::time::Instant>,
+) -> Result<GitSource, CliError> {
     if is_remote(repo) {
-        return open_remote(args, repo);
+        return open_remote(args, repo, deadline);
     }
     let path = Path::new(repo);
     if !path.is_dir() {
@@ -78,11 +83,19 @@ pub fn open_git(args: &PushArgs, repo: &str) -> Result<GitSource, CliError> {
     })
 }
 
-fn open_remote(args: &PushArgs, url: &str) -> Result<GitSource, CliError> {
+fn open_remote(
+    args: &PushArgs,
+    url: &str,
+    deadline: Option<std::time::Instant>,
+) -> Result<GitSource, CliError> {
     let git = |e: mainline_git::GitError| {
         CliError::new(crate::adapters::git::git_kind(&e), chain_message(&e))
     };
-    let remote = GitRemote::open(url, &crate::config::cache_root(None).join("git")).map_err(git)?;
+    // The channel commands' cache (MAINLINE_CACHE_DIR, else the XDG cache): shared objects.
+    let root = crate::config::cache_root(std::env::var_os("MAINLINE_CACHE_DIR").map(PathBuf::from));
+    let remote = GitRemote::open(url, &root.join("git"))
+        .map_err(git)?
+        .with_deadline(deadline);
     let rev = args.commit.as_str();
     let (target, reference) = if rev.parse::<CommitId>().is_ok() {
         (rev.to_owned(), None)
