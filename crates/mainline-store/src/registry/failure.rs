@@ -93,9 +93,7 @@ impl Failure {
             return Failure::from_status(status.as_u16(), None, "");
         }
         let error = error.without_url();
-        // Some layers between reqwest and rustls box their cause as a `Box<dyn Error>` (which
-        // no downcast sees through), so rustls's own wording is the fallback.
-        if answered_plain_http(&error) || chain(&error).contains("of type InvalidContentType") {
+        if answered_plain_http(&chain(&error)) {
             return Failure::PlainHttp;
         }
         let what = if error.is_timeout() {
@@ -272,33 +270,12 @@ fn truncate(text: &str) -> String {
 }
 
 /// Whether a TLS handshake failed because the peer answered in plain HTTP: rustls reads the
-/// first bytes of `HTTP/1.1 400 …` as a record of an invalid content type.
-fn answered_plain_http(error: &(dyn std::error::Error + 'static)) -> bool {
-    let is_it = |e: &(dyn std::error::Error + 'static)| {
-        matches!(
-            e.downcast_ref::<rustls::Error>(),
-            Some(rustls::Error::InvalidMessage(
-                rustls::InvalidMessage::InvalidContentType
-            ))
-        )
-    };
-    let mut next = Some(error);
-    while let Some(e) = next {
-        if is_it(e) {
-            return true;
-        }
-        // io::Error's `source()` skips the error it wraps: look inside it too.
-        if let Some(inner) = e
-            .downcast_ref::<std::io::Error>()
-            .and_then(|io| io.get_ref())
-        {
-            if is_it(inner) {
-                return true;
-            }
-        }
-        next = e.source();
-    }
-    false
+/// first bytes of `HTTP/1.1 400 …` as a record of an invalid content type. Matched on rustls's
+/// own wording (`received corrupt message of type InvalidContentType`), because between reqwest
+/// and rustls the cause is boxed by hyper's connector and no downcast reaches the typed
+/// `rustls::Error` (tried: through io::Error's inner error and the source chain).
+fn answered_plain_http(chain_text: &str) -> bool {
+    chain_text.contains("corrupt message of type InvalidContentType")
 }
 
 /// An error and its causes on one line (reqwest's own message is only the outermost).
