@@ -11,6 +11,7 @@ command -v docker-registry >/dev/null || need+=(docker-registry)
 command -v skopeo >/dev/null || need+=(skopeo)
 command -v htpasswd >/dev/null || need+=(apache2-utils)
 command -v git >/dev/null || need+=(git)
+command -v script >/dev/null || need+=(bsdutils)      # gives a push a terminal: its progress bar is drawn there only
 command -v promtool >/dev/null || need+=(prometheus)   # the guard's /metrics is checked with promtool
 command -v chromium >/dev/null || need+=(chromium)     # the guard's status page is loaded headless
 command -v openssl >/dev/null || need+=(openssl)       # the independent signer of mainline-evidence's tests

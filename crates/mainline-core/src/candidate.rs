@@ -162,8 +162,11 @@ fn in_flight<'f>(facts: &'f Facts, group_id: &str, head: &CommitId) -> Result<&'
                 g.head.short(),
                 head.short()
             ),
+            // The queue only reports groups in flight: one that ended and one that never
+            // existed (a typo in --group) look alike, so neither is claimed.
             None => format!(
-                "the queue reports no in-flight group {}: it ended",
+                "group {} not found: the queue reports no in-flight group by that id (it ended, \
+                 or never existed; check --group)",
                 crate::explain::group_id(group_id)
             ),
         },

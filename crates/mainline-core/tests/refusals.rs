@@ -92,7 +92,7 @@ fn group_not_in_flight_when_not_reported_stale_head_or_lease_expired() {
     let d = decide(&facts, &deploy("pr-1", PR9));
     refused(&d, RefuseReason::GroupNotInFlight);
     assert!(
-        d.explanation.contains("no in-flight group pr-1"),
+        d.explanation.contains("group pr-1 not found") && d.explanation.contains("never existed"),
         "{}",
         d.explanation
     );

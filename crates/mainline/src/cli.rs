@@ -1,30 +1,40 @@
 //! Command-line grammar: what a user can type, with help text that teaches. Parsing only —
 //! no I/O happens here; `settings` turns these raw values into validated settings.
 
+use crate::cli_help::*;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
-const EXIT_CODES: &str = "\
-Exit codes:
-  0  success (status: CONVERGED, CANDIDATE or PINNED)
-  1  internal error
-  2  invalid input or usage
-  3  status: BEHIND or DIVERGED (reconcile would move the channel)
-  4  status: UNKNOWN (a fact could not be read)
-  5  refused: the invariant forbids the requested move
-  6  unavailable: a registry or git remote could not be reached (retry later)
-  7  unauthorized: credentials were refused
-  8  integrity: bytes did not match their digest, or a read-back differed
-  9  conflict: an immutable tag already names other bytes
- 10  --wait: the Flux consumers did not apply the digest in time
+/// Environment variables that hold a boolean, with the flag each stands for. Each accepts
+/// 1/0, true/false, yes/no, on/off (any case); anything else is refused naming the variable.
+pub const BOOL_ENV: &[(&str, &str)] = &[
+    ("MAINLINE_PLAIN_HTTP", "--plain-http"),
+    ("MAINLINE_REQUIRE_SIGNATURE", "--require-signature"),
+    ("MAINLINE_ALLOW_EMPTY", "--allow-empty"),
+    ("MAINLINE_REQUIRE_ATTESTATION", "--require-attestation"),
+];
 
-Deadline (--timeout, MAINLINE_TIMEOUT):
-  Every command ends within one overall deadline: 60s by default for status, inspect, pull
-  and history; 120s for push, tag, reconcile, deploy, promote, pin, unpin and rollback (plus
-  --wait). Every registry request (the token endpoint's included), retry and lock wait, and
-  every git process is bounded by what is left of it. git runs in its own process group,
-  killed at the deadline and when mainline itself dies. A command that runs out of time exits
-  6 and names what did not answer. guard, tour and simulate have no overall deadline.";
+/// Check every boolean environment variable before clap reads them (clap's own error would
+/// name the flag, not the variable the user set). Returns the message and hint.
+pub fn check_bool_env(get: impl Fn(&str) -> Option<String>) -> Result<(), (String, String)> {
+    const WORDS: &[&str] = &[
+        "1", "0", "true", "false", "yes", "no", "on", "off", "y", "n", "t", "f",
+    ];
+    for (var, flag) in BOOL_ENV {
+        if let Some(v) = get(var) {
+            let t = v.to_ascii_lowercase();
+            if !t.is_empty() && !WORDS.contains(&t.as_str()) {
+                return Err((
+                    format!("{var}={v:?} is not a boolean (it stands for {flag})"),
+                    format!(
+                        "set {var} to 1 or 0 (true/false, yes/no and on/off work too), or unset it"
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
 
 /// mainline keeps a Flux OCI channel tag on what landed on main, or on a merge group that is
 /// still in flight — never on code that was ejected from the merge queue.
@@ -77,7 +87,7 @@ pub struct GlobalArgs {
 #[command(next_help_heading = "Registry access")]
 pub struct RegistryArgs {
     /// Talk plain HTTP to the registry when it is on loopback (127.0.0.1, ::1, localhost).
-    #[arg(long, global = true, env = "MAINLINE_PLAIN_HTTP")]
+    #[arg(long, global = true, env = "MAINLINE_PLAIN_HTTP", value_parser = clap::builder::BoolishValueParser::new())]
     pub plain_http: bool,
 
     /// Talk plain HTTP to this named registry host[:port] (repeatable). Use only on networks you trust.
@@ -125,8 +135,10 @@ pub enum Command {
     #[command(after_help = PUSH_HELP)]
     Push(PushArgs),
     /// Show an artifact: digest, media types, annotations and the files in its layer.
+    #[command(after_help = INSPECT_HELP)]
     Inspect(InspectArgs),
     /// Extract an artifact's files into a directory, safely and within size limits.
+    #[command(after_help = PULL_HELP)]
     Pull(PullArgs),
     /// Point a tag at the identical manifest bytes of another tag or digest, then read it back.
     #[command(after_help = TAG_HELP)]
@@ -143,16 +155,20 @@ pub enum Command {
     #[command(after_help = DEPLOY_HELP)]
     Deploy(DeployArgs),
     /// Promote after a commit landed on mainline (a push to main without a merge queue).
+    #[command(after_help = PROMOTE_HELP)]
     Promote(PromoteArgs),
     /// Pin the channel to a digest or commit during an incident; automation holds until unpin.
     #[command(after_help = PIN_HELP)]
     Pin(PinArgs),
     /// Remove the pin and hand control back to automation (reconciles at once).
+    #[command(after_help = UNPIN_HELP)]
     Unpin(UnpinArgs),
     /// Roll back to an earlier mainline commit's artifact: a pin, so automation does not undo it.
+    #[command(after_help = ROLLBACK_HELP)]
     Rollback(RollbackArgs),
     /// Replay the merge-queue incident on a throwaway store and repository, and watch mainline
     /// heal it. Runs offline in seconds.
+    #[command(after_help = TOUR_HELP)]
     Tour(TourArgs),
     /// Compare deployment strategies on simulated merge-queue histories, running the real
     /// executor against an in-memory registry and git remote that fail on purpose. The same
@@ -191,38 +207,6 @@ impl Command {
         }
     }
 }
-
-const STATUS_HELP: &str = "\
-Verdicts:
-  CONVERGED  the channel runs mainline's deploy tree                     (exit 0)
-  CANDIDATE  the channel runs a merge group that is still in flight     (exit 0)
-  PINNED     an operator pin holds the channel                          (exit 0)
-  BEHIND     mainline changed the deploy tree since; reconcile promotes (exit 3)
-  DIVERGED   the channel runs code that is not on mainline; reconcile restores (exit 3)
-  UNKNOWN    a fact could not be read; nothing is done                  (exit 4)
-
-Examples:
-  mainline status --channel oci://ghcr.io/acme/app:latest --git https://github.com/acme/app --path k8s
-  mainline status -o json | jq .verdict";
-
-const RECONCILE_HELP: &str = "\
-Reconcile reads fresh facts (git remote, registry, merge queue), decides, and acts: it restores
-mainline's artifact over code that was ejected from the queue (DIVERGED), promotes when mainline
-moved on (BEHIND), and holds for a live candidate. A restore is a re-tag of an artifact that
-already exists (or is packed from git objects first): it never waits on a cluster.
-Run it from the merge-group job's failure and cancel paths, on pushes to main, on a schedule.";
-
-const DEPLOY_HELP: &str = "\
-In a GitHub Actions merge_group run, the group comes from GITHUB_EVENT_PATH / GITHUB_SHA /
-GITHUB_REF; elsewhere pass --group and --commit. The channel moves only forward along the
-queue, never for a group that is no longer in flight, and the write is checked again right
-after it happens (a write that raced with the group's end is undone in the same run).";
-
-const PIN_HELP: &str = "\
-Examples:
-  mainline pin sha256:4f1c... --reason \"INC-123: hold while we debug\" --expires 2h
-  mainline pin 0123abcd... --reason \"known good\"
-  mainline unpin";
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
@@ -310,13 +294,6 @@ pub struct RollbackArgs {
     pub expires: Option<std::time::Duration>,
 }
 
-const HISTORY_HELP: &str = "\
-Examples:
-  mainline history                       # every move, pin, unpin and refusal, oldest first
-  mainline history --at 16:08            # what did prod run at 16:08 UTC today, and why?
-  mainline history --since 2h -o json    # the last two hours, for scripts
-  mainline history --verify              # check the hash chain (exit 8 when broken)";
-
 #[derive(Debug, Args)]
 pub struct HistoryArgs {
     #[command(flatten)]
@@ -346,33 +323,6 @@ pub struct TourArgs {
     pub keep: Option<std::path::PathBuf>,
 }
 
-const PUSH_HELP: &str = "\
-Examples:
-  # from a checkout, as CI would
-  mainline push ./k8s --to oci://ghcr.io/acme/app-manifests --revision main@sha1:$GITHUB_SHA
-  # straight from git objects (no checkout); same digest as the line above
-  mainline push --git . --commit main --path k8s --to oci-layout:./store
-
-STORE is oci://HOST[:PORT]/REPO (a registry) or oci-layout:PATH (an OCI image-layout directory).
-Symlinks are refused (Flux drops them when it unpacks) unless --resolve-symlinks stores their
-targets; names with a backslash are refused (Flux rejects the whole artifact).
-The artifact is reproducible: the same tree, revision, source and created time give the same
-digest on any machine. `created` defaults to the commit time when packing from git.
-An empty deploy tree is refused (exit 2) unless --allow-empty: Flux would prune everything.
-\"already present\" is reported only after every blob was verified in the store (registry: a
-HEAD each; layout: a digest check); a missing or corrupt blob is uploaded again.";
-
-const TAG_HELP: &str = "\
-Examples:
-  mainline tag oci://ghcr.io/acme/app-manifests:sha-0123abcd... latest
-  mainline tag oci-layout:./store@sha256:4f1c... latest
-
-The manifest bytes are copied unchanged, so the digest (and every signature on it) is kept.
-Cost on a registry: one GET of the source manifest, one PUT, one HEAD to read the tag back.
-Artifact tags (sha-<commit>) are immutable: re-pointing one to other bytes is refused (exit 9;
-the same bytes again is a no-op), and one is only ever written with a manifest whose revision
-records that commit (exit 2 otherwise).";
-
 #[derive(Debug, Args)]
 pub struct PushArgs {
     /// The directory to pack (omit with --git).
@@ -388,25 +338,31 @@ pub struct PushArgs {
     pub to: String,
 
     /// The source revision, as flux takes it: <ref>@sha1:<commit>, or a bare commit id.
-    /// Required for DIR; with --git it defaults to <REV>@sha1:<commit>.
+    /// Required for DIR; with --git it defaults to <branch>@sha1:<commit> (or sha1:<commit>).
     #[arg(long, value_name = "REV")]
     pub revision: Option<String>,
 
-    /// The source URL recorded in org.opencontainers.image.source. Defaults to
-    /// $GITHUB_SERVER_URL/$GITHUB_REPOSITORY in GitHub Actions, else the --git REPO.
+    /// The source URL recorded in org.opencontainers.image.source. Required, unless it can be
+    /// found: $GITHUB_SERVER_URL/$GITHUB_REPOSITORY in GitHub Actions, else the origin of the
+    /// git repository around DIR (or of --git REPO), else the --git REPO itself.
     #[arg(long, value_name = "URL", env = "MAINLINE_SOURCE")]
     pub source: Option<String>,
 
     /// Creation time (RFC 3339). Defaults to the commit's committer time, read from --git or
     /// from the git repository that contains DIR; never the wall clock, so builds reproduce.
+    /// Outside git, 1970-01-01T00:00:00Z (as `flux push artifact --reproducible`), and said so.
     #[arg(long, value_name = "TIME")]
     pub created: Option<String>,
 
-    /// Pack from this git repository's objects instead of a directory (no checkout).
+    /// Pack from this git repository's objects instead of a directory (no checkout): a local
+    /// path, or any remote URL the channel commands take (file://, https://, ssh://), fetched
+    /// blob-less into mainline's cache.
     #[arg(long, value_name = "REPO")]
-    pub git: Option<PathBuf>,
+    pub git: Option<String>,
 
-    /// With --git: the commit to pack (an id, a branch or HEAD).
+    /// With --git: the commit to pack (an id, a branch or HEAD; from a remote URL a branch, a
+    /// refs/... name or a full id). A commit id is recorded with the one local branch that
+    /// contains it (<branch>@sha1:<id>), else as sha1:<id>.
     #[arg(long, value_name = "REV", requires = "git", default_value = "HEAD")]
     pub commit: String,
 
@@ -484,20 +440,6 @@ pub struct TagArgs {
     #[arg(value_name = "NEW_TAG")]
     pub new_tag: String,
 }
-
-const SIMULATE_HELP: &str = "\
-Strategies: deploy-no-heal, heal-on-failure, heal-on-failure-or-cancel, heal-plus-cron,
-promote-after-merge (the workflows in docs/simulate-baselines/), mainline (with its git-ref
-lock), mainline-unlocked. Each history runs a merge queue with batching, failures, cancels,
-force-cancels, timeouts, invalidations, re-enqueues, direct pushes, dying runners, skewed runner
-clocks, scheduled/webhook/daemon reconcilers, an operator pin, and a registry and git remote
-that answer 5xx, time out, lose responses after writes and hold channel writes past their
-writer's lease. Clauses checked: S1-S5, L1 and G (DESIGN.md).
-
-Examples:
-  mainline simulate --histories 10000 --plot strategies.svg
-  mainline simulate -o json --seed 7 --strategy mainline --strategy heal-on-failure
-  mainline simulate --seed 7 --history 42 --strategy mainline --trace";
 
 #[derive(Debug, Args)]
 pub struct SimulateArgs {

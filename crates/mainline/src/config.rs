@@ -21,6 +21,10 @@ use std::time::Duration;
 #[derive(Debug, Args, Clone, Default)]
 #[command(next_help_heading = "Channel (flags > MAINLINE_* env > mainline.toml)")]
 pub struct ChannelArgs {
+    /// Pick this `[[channels]]` entry of mainline.toml (the guard's list; its keys over the
+    /// file's top-level ones, flags and MAINLINE_* over both).
+    #[arg(long, env = "MAINLINE_CHANNEL_NAME", value_name = "NAME")]
+    pub channel_name: Option<String>,
     /// The channel consumers follow: STORE:TAG, e.g. oci://ghcr.io/acme/app-manifests:latest
     /// or oci-layout:./store:latest.
     #[arg(long, env = "MAINLINE_CHANNEL", value_name = "STORE:TAG")]
@@ -43,7 +47,7 @@ pub struct ChannelArgs {
     /// With --signature-key the signature must verify with one of the keys over a payload
     /// naming exactly that digest (as Flux's spec.verify checks it); without a key only the
     /// tag's presence is checked, which anyone who can push a tag satisfies.
-    #[arg(long, env = "MAINLINE_REQUIRE_SIGNATURE")]
+    #[arg(long, env = "MAINLINE_REQUIRE_SIGNATURE", value_parser = clap::builder::BoolishValueParser::new())]
     pub require_signature: bool,
     /// A PEM public key (cosign.pub, the file Flux's spec.verify secret holds) signatures
     /// must verify with; repeatable, or comma-separated in the env var. Implies
@@ -57,7 +61,7 @@ pub struct ChannelArgs {
     pub signature_keys: Vec<PathBuf>,
     /// Also require an SLSA provenance attestation (`cosign attest`, sha256-<hex>.att) about
     /// the digest, signed by one of the --signature-key keys.
-    #[arg(long, env = "MAINLINE_REQUIRE_ATTESTATION")]
+    #[arg(long, env = "MAINLINE_REQUIRE_ATTESTATION", value_parser = clap::builder::BoolishValueParser::new())]
     pub require_attestation: bool,
     /// The builder id the provenance must name (implies --require-attestation).
     #[arg(long, env = "MAINLINE_ATTESTATION_BUILDER", value_name = "ID")]
@@ -69,7 +73,7 @@ pub struct ChannelArgs {
     /// Let the channel name an artifact whose deploy tree holds no file. Off by default: Flux
     /// with `prune: true` would delete everything the channel deployed before, so such a
     /// move is refused (exit 5, recorded in the journal).
-    #[arg(long, env = "MAINLINE_ALLOW_EMPTY")]
+    #[arg(long, env = "MAINLINE_ALLOW_EMPTY", value_parser = clap::builder::BoolishValueParser::new())]
     pub allow_empty: bool,
     /// Where in-flight groups come from [default: github-refs]
     #[arg(long, env = "MAINLINE_QUEUE", value_enum)]
@@ -114,13 +118,18 @@ pub enum LockArg {
     None,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+/// Where in-flight groups come from. One type for the CLI's `--queue`, the top-level `queue`
+/// key and a `[[channels]]` entry's `queue` (the guard's `EntryQueue` is this type).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum QueueArg {
     /// GitHub merge-queue refs (refs/heads/gh-readonly-queue/<branch>/pr-<N>-<sha>).
     GithubRefs,
     /// Leases recorded by `deploy --candidate` (hosts without a merge-queue API).
     Lease,
+    /// GitHub's GraphQL merge queue, read by the guard (needs github_repository and a token).
+    /// CLI commands read the same queue from its refs (github-refs), and say so.
+    GithubApi,
 }
 
 /// `mainline.toml`: the same keys as the flags (snake_case).
@@ -143,6 +152,9 @@ pub struct FileConfig {
     pub lease_ttl: Option<String>,
     pub lock: Option<LockArg>,
     pub cache_dir: Option<PathBuf>,
+    /// `OWNER/REPO` on GitHub (the guard matches webhooks and reads the queue API with it;
+    /// CLI commands ignore it).
+    pub github_repository: Option<String>,
     /// Flux consumers and the Lease lock's namespace (see mainline-kube's `KubernetesConfig`).
     pub kubernetes: Option<toml::Value>,
     /// `mainline guard`: the channels it watches (the keys above are their defaults).
@@ -171,7 +183,7 @@ impl FileConfig {
         };
         let cfg: FileConfig = toml::from_str(&text)
             .map_err(|e| CliError::invalid(format!("{}: {}", path.display(), e.message().trim()))
-                .with_hint("keys are channel, git, path, branch, source, require_signature, signature_keys, require_attestation, attestation_builder, attestation_source, allow_empty, queue, lease_ttl, lock, cache_dir"))?;
+                .with_hint("top-level keys are channel, git, path, branch, source, require_signature, signature_keys, require_attestation, attestation_builder, attestation_source, allow_empty, queue, lease_ttl, lock, cache_dir, github_repository, [kubernetes], [guard] and [[channels]] (see docs/guard.md)"))?;
         if let Some(g) = &cfg.git {
             if has_password(g) {
                 return Err(CliError::invalid(format!(
@@ -220,9 +232,23 @@ pub fn cache_root(explicit: Option<PathBuf>) -> PathBuf {
     })
 }
 
-/// Merge flags/env over the file and validate.
+/// Merge flags/env over the file and validate (the CLI's channel commands). With
+/// `--channel-name`, the named `[[channels]]` entry is merged over the top-level keys first.
 pub fn resolve(args: &ChannelArgs) -> Result<(ChannelConfig, PathBuf), CliError> {
-    resolve_from(args, FileConfig::load(args.config.as_deref())?)
+    let file = FileConfig::load(args.config.as_deref())?;
+    let file_name = args
+        .config
+        .as_deref()
+        .unwrap_or(Path::new("mainline.toml"))
+        .display()
+        .to_string();
+    let file = super::config_entries::pick(args, file, &file_name)?;
+    if args.queue.or(file.queue) == Some(QueueArg::GithubApi) {
+        tracing::warn!(
+            "note: queue = github-api is read by the guard; this command reads the same merge queue from its refs (github-refs)"
+        );
+    }
+    resolve_from(args, file)
 }
 
 /// [`resolve`] over an already loaded file (the guard resolves each `[[channels]]` entry so).
@@ -233,7 +259,7 @@ pub fn resolve_from(
     let evidence = evidence_config(args, &file)?;
     let channel = args.channel.clone().or(file.channel).ok_or_else(|| {
         CliError::invalid("no channel given")
-            .with_hint("pass --channel STORE:TAG (e.g. oci://ghcr.io/acme/app:latest), set MAINLINE_CHANNEL, or add channel = \"…\" to mainline.toml")
+            .with_hint("pass --channel STORE:TAG (e.g. oci://ghcr.io/acme/app:latest) or --channel-name NAME (a [[channels]] entry), set MAINLINE_CHANNEL, or add channel = \"…\" to mainline.toml")
     })?;
     let reference: Reference = channel.parse()?;
     let tag = match reference.target {
@@ -265,7 +291,7 @@ pub fn resolve_from(
     };
     let queue = match args.queue.or(file.queue) {
         Some(QueueArg::Lease) => QueueSource::Lease,
-        _ => QueueSource::GithubRefs,
+        Some(QueueArg::GithubRefs | QueueArg::GithubApi) | None => QueueSource::GithubRefs,
     };
     let path = normalise_path(
         args.path

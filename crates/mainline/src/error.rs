@@ -79,6 +79,25 @@ impl CliError {
     }
 }
 
+/// The message of a write to stdout that found its reader gone (`mainline history | head`).
+/// `main` exits quietly on it, as Unix tools do, instead of printing an error.
+pub const BROKEN_PIPE: &str = "cannot write output: the reader closed the pipe";
+
+/// A failed write of the command's output: quiet when the reader is gone, internal otherwise.
+pub fn output_error(e: std::io::Error) -> CliError {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        return CliError::new(Kind::Internal, BROKEN_PIPE);
+    }
+    CliError::new(Kind::Internal, format!("cannot write output: {e}"))
+}
+
+impl CliError {
+    /// Whether this is the reader of stdout going away (see [`BROKEN_PIPE`]).
+    pub fn is_broken_pipe(&self) -> bool {
+        self.message == BROKEN_PIPE
+    }
+}
+
 impl fmt::Display for CliError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.message)?;

@@ -14,6 +14,17 @@ use std::io::Write;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    if let Err((message, hint)) = mainline::cli::check_bool_env(|k| std::env::var(k).ok()) {
+        eprintln!("error: {}\n  hint: {hint}", redact(&message));
+        return ExitCode::from(mainline::error::Kind::InvalidInput.exit_code());
+    }
+    // An empty boolean variable means unset (`MAINLINE_PLAIN_HTTP=` in a CI file), which clap
+    // would refuse as "not a boolean". No other thread runs yet.
+    for (var, _) in mainline::cli::BOOL_ENV {
+        if std::env::var_os(var).is_some_and(|v| v.is_empty()) {
+            std::env::remove_var(var);
+        }
+    }
     let cli = Cli::parse();
     mainline::redact::register_env();
     // The guard is a daemon: its reconciles are worth seeing by default.
@@ -32,6 +43,9 @@ fn main() -> ExitCode {
             let _ = out.flush();
             ExitCode::from(code)
         }
+        // `mainline history | head`: the reader has all it wanted; end quietly, as Unix tools
+        // do (exit 0, no message; SIGPIPE stays ignored so a git child's pipe cannot kill us).
+        Err(e) if e.is_broken_pipe() => ExitCode::SUCCESS,
         Err(e) => {
             let _ = out.flush();
             render(&cli, &e, &mut out);
@@ -83,6 +97,9 @@ fn init_logging(verbose: u8, format: LogFormat) {
         !(meta.target().starts_with("oci_client") && *meta.level() > tracing::Level::INFO)
     });
     let writer = || Redacting::new(std::io::stderr());
+    // Colour only for a person at a terminal: never in a file or CI log, never with NO_COLOR.
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let registry = tracing_subscriber::registry();
     match format {
         LogFormat::Json => registry
@@ -98,6 +115,7 @@ fn init_logging(verbose: u8, format: LogFormat) {
             .with(
                 tracing_subscriber::fmt::layer()
                     .with_target(false)
+                    .with_ansi(colour)
                     .with_writer(writer)
                     .with_filter(filter)
                     .with_filter(no_auth_bodies),

@@ -279,7 +279,8 @@ fn git_packing_equals_checkout_packing(store: &str, tmp: &Path) {
                 "k8s",
             ],
         );
-        let rev = format!("sha1:{c}");
+        // A commit id is recorded with the one branch that contains it (issue 14, item 4).
+        let rev = format!("main@sha1:{c}");
         let from_git = mainline(&[
             "push",
             "--git",

@@ -24,7 +24,7 @@ fn the_tour_replays_the_incident_and_the_heal() {
             .unwrap_or_else(|| panic!("{needle:?} missing:\n{text}"))
     };
     let diverged = at("verdict   DIVERGED");
-    let restored = at("moved     Restore");
+    let restored = at("action    Restore");
     let converged = text
         .rfind("verdict   CONVERGED")
         .expect("CONVERGED at the end");

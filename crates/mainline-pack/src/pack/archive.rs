@@ -33,6 +33,8 @@ pub(crate) struct Layer {
     pub file: TempPath,
     pub descriptor: Descriptor,
     pub entries: u64,
+    /// Regular files among `entries` (what `pull` counts as files too).
+    pub files: u64,
     pub content_bytes: u64,
 }
 
@@ -43,6 +45,7 @@ pub(crate) struct ArchiveWriter<'p> {
     /// Folders entered but not yet written (no descendant seen yet), outermost first.
     pending_dirs: Vec<String>,
     entries: u64,
+    files: u64,
     content_bytes: u64,
     progress: &'p mut dyn FnMut(u64),
 }
@@ -77,6 +80,7 @@ impl<'p> ArchiveWriter<'p> {
             scratch: scratch.to_owned(),
             pending_dirs: Vec::new(),
             entries: 0,
+            files: 0,
             content_bytes: 0,
             progress,
         })
@@ -129,6 +133,7 @@ impl<'p> ArchiveWriter<'p> {
         }
         result.map_err(|e| self.scratch_error(e))?;
         self.entries += 1;
+        self.files += 1;
         self.content_bytes += size;
         (self.progress)(self.content_bytes);
         Ok(())
@@ -171,6 +176,7 @@ impl<'p> ArchiveWriter<'p> {
                 size: hashing.written,
             },
             entries: self.entries,
+            files: self.files,
             content_bytes: self.content_bytes,
         })
     }

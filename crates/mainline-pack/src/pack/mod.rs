@@ -50,6 +50,8 @@ pub struct Packed {
     pub manifest_digest: Digest,
     /// Tar entries written: files and folders (never symlinks).
     pub entries: u64,
+    /// Regular files among `entries`: the one count of files `push`, `pull` and `inspect` show.
+    pub files: u64,
     /// Sum of the sizes of the files packed (uncompressed).
     pub content_bytes: u64,
 }
@@ -191,6 +193,7 @@ fn assemble(layer: Layer, meta: &ArtifactMeta) -> Packed {
         manifest_digest: Digest::of(&manifest),
         manifest_bytes: manifest,
         entries: layer.entries,
+        files: layer.files,
         content_bytes: layer.content_bytes,
     }
 }

@@ -40,6 +40,9 @@ pub(crate) enum Failure {
     Protocol { detail: String },
     /// The write's fence refused the next attempt (no request was sent for it).
     Fenced { reason: String },
+    /// We spoke TLS and the registry answered in plain HTTP: a flag is missing, and retrying
+    /// cannot help.
+    PlainHttp,
 }
 
 impl Failure {
@@ -90,6 +93,9 @@ impl Failure {
             return Failure::from_status(status.as_u16(), None, "");
         }
         let error = error.without_url();
+        if answered_plain_http(&chain(&error)) {
+            return Failure::PlainHttp;
+        }
         let what = if error.is_timeout() {
             "no answer in time"
         } else if error.is_connect() {
@@ -215,6 +221,10 @@ impl Failure {
                 ErrorKind::Fenced,
                 format!("{op} on {repository} (registry {host}): {reason}"),
             ),
+            Failure::PlainHttp => (
+                ErrorKind::InvalidInput,
+                format!("registry {host} speaks plain HTTP, not HTTPS ({op} on {repository}): pass --plain-http (loopback registries) or --plain-http-host {host}, or use its HTTPS address"),
+            ),
             Failure::Protocol { detail } => (
                 ErrorKind::Internal,
                 format!("registry {host} broke the OCI distribution protocol during {op} on {repository} ({detail}); check that {host} is an OCI registry"),
@@ -257,6 +267,15 @@ fn truncate(text: &str) -> String {
         Some((cut, _)) => format!("{}…", &text[..cut]),
         None => text.to_owned(),
     }
+}
+
+/// Whether a TLS handshake failed because the peer answered in plain HTTP: rustls reads the
+/// first bytes of `HTTP/1.1 400 …` as a record of an invalid content type. Matched on rustls's
+/// own wording (`received corrupt message of type InvalidContentType`), because between reqwest
+/// and rustls the cause is boxed by hyper's connector and no downcast reaches the typed
+/// `rustls::Error` (tried: through io::Error's inner error and the source chain).
+fn answered_plain_http(chain_text: &str) -> bool {
+    chain_text.contains("corrupt message of type InvalidContentType")
 }
 
 /// An error and its causes on one line (reqwest's own message is only the outermost).

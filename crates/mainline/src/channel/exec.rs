@@ -95,6 +95,9 @@ pub struct Report {
     /// The facts of the final decision, for `status` and the JSON report.
     #[serde(skip)]
     pub facts: Option<mainline_core::Facts>,
+    /// `pin`/`rollback`: the active pin this run's pin replaced (also said in the journal).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replaced_pin: Option<mainline_core::Pin>,
 }
 
 pub struct Executor<'a> {
@@ -310,6 +313,7 @@ impl<'a> Executor<'a> {
         // Writes another writer overtook at once (read back as its digest): they count
         // towards MAX_ROUNDS like moves.
         let mut overtakes = 0usize;
+        let mut replaced_pin = None;
         if let Request::Pin { pin } = &request {
             // The pin record goes first (even when the channel already names the digest), so
             // every later reconcile sees it; the channel follows in the loop below.
@@ -320,8 +324,21 @@ impl<'a> Executor<'a> {
                 report.journal_warnings = warnings;
                 return Ok(report);
             }
+            // A second pin replaces the first: never silently. The journal says whose it was.
+            replaced_pin = g.facts.active_pin().cloned();
             self.write_pin(&g, pin)?;
-            let mut e = self.entry(EntryKind::Pin, &pin.reason, &g);
+            let reason = match &replaced_pin {
+                Some(old) => format!(
+                    "{} (replaces the {} of {} by {}: {})",
+                    pin.reason,
+                    pin_word(old),
+                    old.digest.short(),
+                    old.actor,
+                    old.reason
+                ),
+                None => pin.reason.clone(),
+            };
+            let mut e = self.entry(EntryKind::Pin, &reason, &g);
             e.to_digest = Some(pin.digest.clone());
             e.to_commit = pin.commit.clone();
             self.append(e, &mut warnings);
@@ -336,6 +353,7 @@ impl<'a> Executor<'a> {
             match d.plan.clone() {
                 Plan::Hold | Plan::Refuse(_) => {
                     let mut report = self.report(first_decision, moves, d, g);
+                    report.replaced_pin = replaced_pin;
                     if report.refusal.is_some() {
                         warnings.extend(self.journal_refusal(&original, &report));
                     }
@@ -484,6 +502,7 @@ impl<'a> Executor<'a> {
             journal_warnings: Vec::new(),
             triggers: Vec::new(),
             facts: Some(g.facts),
+            replaced_pin: None,
         }
     }
 
@@ -524,6 +543,14 @@ impl<'a> Executor<'a> {
             tracing::warn!("{}", err.message);
             warnings.push(err.message);
         }
+    }
+}
+
+/// "pin" or "rollback", for messages.
+pub fn pin_word(p: &mainline_core::Pin) -> &'static str {
+    match p.kind {
+        mainline_core::PinKind::Rollback => "rollback",
+        mainline_core::PinKind::Pin => "pin",
     }
 }
 

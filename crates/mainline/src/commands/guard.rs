@@ -103,6 +103,12 @@ fn render(s: &Started, w: &mut dyn Write, check: bool) -> std::io::Result<()> {
 }
 
 pub fn run(ctx: &Context, args: &GuardArgs, out: &mut dyn Write) -> Result<u8, CliError> {
+    if let Some(name) = &args.channel.channel_name {
+        return Err(CliError::invalid(format!(
+            "--channel-name {name}: the guard watches every [[channels]] entry; --channel-name picks one for the channel commands"
+        ))
+        .with_hint("drop --channel-name (and MAINLINE_CHANNEL_NAME) for the guard"));
+    }
     let settings = GuardSettings::resolve(args)?;
     if args.check {
         let s = describe(&settings, format!("http://{}", settings.listen));

@@ -169,7 +169,15 @@ pub fn inspect(ctx: &Context, args: &InspectArgs, out: &mut dyn Write) -> Result
             writeln!(w, "  commit      {c}")?;
         }
         writeln!(w, "  made by     {}", report.made_by)?;
-        writeln!(w, "  files ({}):", report.files.len())?;
+        // Files are regular files, as `push` and `pull` count them; folders and links apart.
+        let count = |k: &str| report.files.iter().filter(|f| f.kind == k).count();
+        writeln!(
+            w,
+            "  files ({}; {} folders, {} links):",
+            count("file"),
+            count("dir"),
+            count("symlink")
+        )?;
         for f in &report.files {
             writeln!(w, "    {:o} {:>10} {}", f.mode, f.size, f.path)?;
         }

@@ -6,6 +6,7 @@ pub mod guard;
 pub mod history;
 pub mod inspect;
 pub mod push;
+pub mod push_inputs;
 pub mod simulate;
 pub mod tag;
 pub mod tour;

@@ -18,7 +18,7 @@ use std::io::Write;
 pub const DEFAULT_SEED: u64 = 1;
 
 fn io(e: std::io::Error) -> CliError {
-    CliError::new(Kind::Internal, format!("cannot write the report: {e}"))
+    crate::error::output_error(e)
 }
 
 /// Parse and check the strategy names (clap already restricts them to the known ones).

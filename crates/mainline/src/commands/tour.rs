@@ -50,6 +50,8 @@ pub fn run(ctx: &Context, args: &TourArgs, out: &mut dyn Write) -> Result<u8, Cl
         out,
         args: channel_args,
         work: &work,
+        steps: Vec::new(),
+        intro: Vec::new(),
     };
 
     t.say("mainline tour: a merge-queue deploy fails, prod is left on unmerged code, mainline heals it.")?;
@@ -185,42 +187,95 @@ pub fn run(ctx: &Context, args: &TourArgs, out: &mut dyn Write) -> Result<u8, Cl
     t.step(6, "Every move is in the journal (hash-chained records on the git remote): what ran when, and why.")?;
     t.history()?;
 
-    t.say("")?;
-    if code == 0 {
-        t.say("Done: prod ran only what landed on main or a group still in flight, and every move was a re-tag")?;
-        t.say(
-            "of identical manifest bytes (digests and signatures kept). Try it on a real registry:",
-        )?;
-        t.say("  mainline status --channel oci://HOST/REPO:latest --git <remote> --path k8s")?;
-        Ok(0)
-    } else {
-        Err(internal(format!(
+    if code != 0 {
+        return Err(internal(format!(
             "the tour ended with status exit code {code}: this is a bug"
-        )))
+        )));
     }
+    if ctx.json {
+        let body = serde_json::json!({
+            "tour": "a merge-queue deploy fails, prod is left on unmerged code, mainline heals it",
+            "store": format!("oci-layout:{}", store.display()),
+            "git_remote": remote.display().to_string(),
+            "kept": args.keep.is_some(),
+            "notes": t.intro,
+            "steps": t.steps,
+            "final_status_exit_code": code,
+        });
+        writeln!(t.out, "{body}").map_err(crate::error::output_error)?;
+        return Ok(0);
+    }
+    t.say("")?;
+    t.say("Done: prod ran only what landed on main or a group still in flight, and every move was a re-tag")?;
+    t.say("of identical manifest bytes (digests and signatures kept). Try it on a real registry:")?;
+    t.say("  mainline status --channel oci://HOST/REPO:latest --git <remote> --path k8s")?;
+    Ok(0)
 }
 
+/// The tour's narrator. In text it prints as it goes; with `-o json` it collects the steps
+/// (each with its notes and the commands' own JSON reports) into the one object printed at
+/// the end, so stdout is a single JSON document like every other command's.
 struct Tour<'a> {
     ctx: &'a Context,
     out: &'a mut dyn Write,
     args: ChannelArgs,
     work: &'a Path,
+    steps: Vec<serde_json::Value>,
+    /// Notes said before the first step (JSON mode).
+    intro: Vec<String>,
 }
 
 impl Tour<'_> {
     fn say(&mut self, line: &str) -> Result<(), CliError> {
-        writeln!(self.out, "{line}").map_err(|e| internal(format!("cannot write output: {e}")))
+        if self.ctx.json {
+            let note = line.trim().to_owned();
+            if note.is_empty() {
+                return Ok(());
+            }
+            match self.steps.last_mut() {
+                Some(step) => push(step, "notes", serde_json::Value::String(note)),
+                None => self.intro.push(note),
+            }
+            return Ok(());
+        }
+        writeln!(self.out, "{line}").map_err(crate::error::output_error)
     }
     fn step(&mut self, n: u32, text: &str) -> Result<(), CliError> {
+        if self.ctx.json {
+            self.steps.push(serde_json::json!({
+                "step": n, "title": text, "notes": [], "commands": [],
+            }));
+            return Ok(());
+        }
         self.say(&format!("\n[{n}] {text}"))
     }
-    /// Run a command function, indenting its text report.
+    /// Run a command function: indent its text report, or keep its JSON report in the step.
     fn show(
         &mut self,
         f: impl FnOnce(&Context, &mut dyn Write) -> Result<u8, CliError>,
     ) -> Result<u8, CliError> {
         let mut buf = Vec::new();
         let code = f(self.ctx, &mut buf)?;
+        if self.ctx.json {
+            let report: serde_json::Value = serde_json::from_slice(&buf).map_err(|e| {
+                internal(format!("a tour command printed no single JSON object: {e}"))
+            })?;
+            let step = self
+                .steps
+                .last_mut()
+                .ok_or_else(|| internal("a tour command ran before the first step".into()))?;
+            let ran = step["notes"]
+                .as_array_mut()
+                .and_then(|n| n.pop())
+                .and_then(|v| v.as_str().map(|s| s.trim_start_matches("$ ").to_owned()))
+                .unwrap_or_default();
+            push(
+                step,
+                "commands",
+                serde_json::json!({"command": ran, "exit_code": code, "report": report}),
+            );
+            return Ok(code);
+        }
         for line in String::from_utf8_lossy(&buf).lines() {
             self.say(&format!("    {line}"))?;
         }
@@ -272,6 +327,13 @@ impl Tour<'_> {
         self.say("  $ mainline reconcile")?;
         let _ = self.work;
         self.show(|c, w| channel::reconcile(c, &a, w))
+    }
+}
+
+/// Append `value` to the array `key` of a step object.
+fn push(step: &mut serde_json::Value, key: &str, value: serde_json::Value) {
+    if let Some(list) = step[key].as_array_mut() {
+        list.push(value);
     }
 }
 

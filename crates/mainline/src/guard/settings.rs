@@ -73,7 +73,12 @@ MAINLINE_GITHUB_APP_ID + MAINLINE_GITHUB_APP_INSTALLATION_ID + MAINLINE_GITHUB_A
 
 Serves: / (status page), /api/channels, /api/channels/NAME/history, /metrics, /healthz,
 /readyz, POST /webhooks/github, and with the token POST /api/channels/NAME/{reconcile,pin,unpin}.
-Stops on SIGTERM/SIGINT after the reconciles in flight finish (at most shutdown_grace, 30s).";
+Stops on SIGTERM/SIGINT after the reconciles in flight finish (at most shutdown_grace, 30s).
+
+Examples:
+  mainline guard --config mainline.toml --check      # validate, list the channels, exit
+  mainline guard --config mainline.toml              # serve (every [[channels]] entry)
+  mainline guard --channel oci://ghcr.io/acme/app-manifests:latest --git https://github.com/acme/app.git --path k8s --listen 0.0.0.0:8787";
 
 /// `mainline guard` options (the channel options are shared with every channel command).
 #[derive(Debug, Args, Clone, Default)]
@@ -147,15 +152,9 @@ pub struct GuardSection {
     pub tokens: Option<std::collections::BTreeMap<String, PathBuf>>,
 }
 
-/// Where a channel's in-flight groups come from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum EntryQueue {
-    GithubRefs,
-    Lease,
-    /// GitHub's GraphQL merge queue (needs `github_repository` and a token).
-    GithubApi,
-}
+/// Where a channel's in-flight groups come from: the same type as the CLI's `--queue` and the
+/// top-level `queue` key (one config schema for CLI and guard).
+pub use crate::config::QueueArg as EntryQueue;
 
 /// One `[[channels]]` entry; unset keys fall back to the file's top-level keys.
 #[derive(Debug, Default, Deserialize)]
@@ -461,7 +460,8 @@ fn resolve_entries(
                 ));
             }
         }
-        let queue_api = e.queue == Some(EntryQueue::GithubApi);
+        // A top-level `queue` is every entry's default, as for the other keys.
+        let queue_api = e.queue.or(top.queue) == Some(EntryQueue::GithubApi);
         let merged = FileConfig {
             channel: e.channel.clone(),
             git: e.git.clone().or_else(|| top.git.clone()),
@@ -489,7 +489,12 @@ fn resolve_entries(
             .map_err(|err| channel_err(err.to_string()))?;
         root = cache_root;
         super::kube::check_kubernetes(&e.name, &config)?;
-        let github = match &e.github_repository {
+        // The top-level github_repository is every entry's default, like the other keys.
+        let github = match e
+            .github_repository
+            .as_ref()
+            .or(top.github_repository.as_ref())
+        {
             Some(r) => Some(RepoName::parse(r).ok_or_else(|| {
                 channel_err(format!("github_repository = {r:?} is not OWNER/REPO"))
             })?),

@@ -254,6 +254,7 @@ impl ChannelState {
         }
         let r = ChannelReport::new(config, report);
         let prs = r
+            .after
             .channel_commit
             .as_ref()
             .map(|c| {
@@ -285,8 +286,8 @@ impl ChannelState {
             verdict: r.final_verdict,
             explanation: r.final_explanation,
             first_verdict: r.verdict,
-            channel_digest: r.channel_digest,
-            channel_commit: r.channel_commit,
+            channel_digest: r.after.channel_digest,
+            channel_commit: r.after.channel_commit,
             mainline_commit: r.mainline_commit,
             prs,
             groups: r.groups,

@@ -157,6 +157,13 @@ pub fn table(summary: &Summary, out: &mut dyn Write) -> io::Result<()> {
          writes within twice the runners' clock skew after a pin expired (runners disagree \
          whether it did; not judged as S2-S5)."
     )?;
+    writeln!(
+        out,
+        "  mainline's longest unmerged and behind episodes (max) come from injected outages: \
+         while the registry or the git remote is down, or a runner dies, no writer can move the \
+         channel (stretches without a fault longer than T would count as S3/L1). Run with \
+         --no-faults to see the figures without outages."
+    )?;
     for s in &summary.strategies {
         if let Some(i) = s.first_violation {
             writeln!(

@@ -15,10 +15,11 @@ use std::io::Write;
 
 mod checks;
 mod open;
+mod render;
 mod report;
 pub use open::{actor, Opened};
 use report::{check_wait, finish};
-pub use report::{verdict_exit, AppliedReport, ChannelReport, WaitReport, WAIT_TIMED_OUT};
+pub use report::{verdict_exit, After, AppliedReport, ChannelReport, WaitReport, WAIT_TIMED_OUT};
 
 pub fn status(ctx: &Context, args: &StatusArgs, out: &mut dyn Write) -> Result<u8, CliError> {
     let o = Opened::open_read_only(ctx, &args.channel)?;
@@ -50,15 +51,16 @@ pub fn promote(ctx: &Context, args: &PromoteArgs, out: &mut dyn Write) -> Result
 }
 
 pub fn deploy(ctx: &Context, args: &DeployArgs, out: &mut dyn Write) -> Result<u8, CliError> {
-    let o = Opened::open(ctx, &args.channel)?;
-    check_wait(&o, args.wait)?;
     let gh = crate::github_env::MergeGroupEnv::read()?;
     let commit = args
         .commit
         .clone()
         .or_else(|| gh.as_ref().map(|g| g.head_sha.clone()))
-        .or_else(|| std::env::var("GITHUB_SHA").ok());
+        .or_else(|| std::env::var("GITHUB_SHA").ok())
+        .filter(|c| !c.is_empty());
     if !args.candidate {
+        let o = Opened::open(ctx, &args.channel)?;
+        check_wait(&o, args.wait)?;
         let commit = match commit {
             Some(c) => parse_commit(&c, "--commit")?,
             None => mainline_tip(&o)?,
@@ -66,21 +68,31 @@ pub fn deploy(ctx: &Context, args: &DeployArgs, out: &mut dyn Write) -> Result<u
         let report = o.executor().run(Request::Promote { commit })?;
         return finish(ctx, &o, &report, out, false, args.wait);
     }
-    let head = parse_commit(
-        &commit.ok_or_else(|| {
-            CliError::invalid("deploy --candidate needs the group's head commit")
-                .with_hint("pass --commit SHA, or run it in a GitHub Actions merge_group job")
-        })?,
-        "--commit",
-    )?;
+    // Every missing input in one error, before anything is opened or read.
     let group_id = args
         .group
         .clone()
-        .or_else(|| gh.as_ref().map(|g| g.group_id()))
-        .ok_or_else(|| {
-            CliError::invalid("deploy --candidate needs the merge group")
-                .with_hint("pass --group gh-readonly-queue/main/pr-<N>-<sha> (or any id with --queue lease), or run it in a merge_group job")
-        })?;
+        .or_else(|| gh.as_ref().map(|g| g.group_id()));
+    let (commit, group_id) = match (commit, group_id) {
+        (Some(c), Some(g)) => (c, g),
+        (c, g) => {
+            let mut missing = Vec::new();
+            if c.is_none() {
+                missing.push("--commit SHA (the group's head commit)");
+            }
+            if g.is_none() {
+                missing.push("--group ID (gh-readonly-queue/main/pr-<N>-<sha>, or any id with --queue lease)");
+            }
+            return Err(CliError::invalid(format!(
+                "deploy --candidate needs {}",
+                missing.join(" and ")
+            ))
+            .with_hint("pass them, or run it in a GitHub Actions merge_group job (GITHUB_SHA and GITHUB_REF give both)"));
+        }
+    };
+    let head = parse_commit(&commit, "--commit")?;
+    let o = Opened::open(ctx, &args.channel)?;
+    check_wait(&o, args.wait)?;
     let group_id = group_id
         .strip_prefix("refs/heads/")
         .unwrap_or(&group_id)

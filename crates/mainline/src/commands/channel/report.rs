@@ -1,5 +1,5 @@
-//! The report every channel command prints (JSON keys are a public contract), its text
-//! rendering, and the Flux consumers' view added to it.
+//! The report every channel command prints (JSON keys are a public contract) and the Flux
+//! consumers' view added to it; `render.rs` draws it as text.
 
 use crate::channel::exec::{AppliedMove, LockMode, Report};
 use crate::channel::ports::Clock;
@@ -20,11 +20,12 @@ use super::open::Opened;
 #[derive(Debug, Serialize)]
 pub struct ChannelReport {
     pub channel: String,
-    /// The verdict on the facts as first read.
+    /// The verdict on the facts as first read: the one the decision was made on.
     pub verdict: Verdict,
     pub explanation: String,
-    /// What the channel names now (after any move): also a digest mainline did not make.
-    /// `null` only when the tag is absent or could not be read (see `channel_note`).
+    /// What the channel named when `verdict` was decided (before any move of this run): also a
+    /// digest mainline did not make. `null` only when the tag is absent or could not be read
+    /// (see `channel_note`). What it names after the run is in `after`.
     pub channel_digest: Option<Digest>,
     pub channel_commit: Option<CommitId>,
     /// Why the channel has no commit: its manifest records no mainline revision (a foreign
@@ -35,11 +36,18 @@ pub struct ChannelReport {
     /// The plan decided on the first facts (what reconcile would do, for status).
     pub plan: Plan,
     pub moves: Vec<AppliedMove>,
+    /// The same as `after.verdict` and `after.explanation` (kept for scripts that read them).
     pub final_verdict: Verdict,
     pub final_explanation: String,
+    /// The channel after this run: its verdict and what it names (equal to the top-level
+    /// values when nothing moved).
+    pub after: After,
     pub refusal: Option<Refusal>,
     pub groups: Vec<Group>,
     pub pin: Option<Pin>,
+    /// `pin`/`rollback`: the operator pin this one replaced (whose, and why), when there was one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replaced_pin: Option<Pin>,
     /// `none`, or `git` with the holder when `status` looked.
     pub lock: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -56,6 +64,14 @@ pub struct ChannelReport {
     /// With `--wait`: whether every consumer applied the channel's digest in time.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub wait: Option<WaitReport>,
+}
+
+/// The channel after a run: before (top level) → action (`moves`) → after.
+#[derive(Debug, Clone, Serialize)]
+pub struct After {
+    pub verdict: Verdict,
+    pub channel_digest: Option<Digest>,
+    pub channel_commit: Option<CommitId>,
 }
 
 /// One consumer's applied state: APPLIED, PENDING, STUCK or UNREACHABLE.
@@ -88,6 +104,17 @@ impl ChannelReport {
             Some(Known::Unknown { reason }) => (None, None, Some(format!("unreadable: {reason}"))),
             Some(Known::Known(ChannelHead::Absent)) | None => (None, None, None),
         };
+        let after = After {
+            verdict: report.final_decision.verdict,
+            channel_digest: channel_digest.clone(),
+            channel_commit: channel_commit.clone(),
+        };
+        // `facts` are the final decision's; before the first move the channel named what
+        // that move started from.
+        let (channel_digest, channel_commit, channel_note) = match report.moves.first() {
+            Some(m) => (m.from_digest.clone(), m.from_commit.clone(), None),
+            None => (channel_digest, channel_commit, channel_note),
+        };
         ChannelReport {
             channel: config.channel_display(),
             verdict: report.decision.verdict,
@@ -100,6 +127,7 @@ impl ChannelReport {
             moves: report.moves.clone(),
             final_verdict: report.final_decision.verdict,
             final_explanation: report.final_decision.explanation.clone(),
+            after,
             refusal: report.refusal.clone(),
             groups: facts
                 .and_then(|f| f.groups.known())
@@ -111,6 +139,7 @@ impl ChannelReport {
                 })
                 .unwrap_or_default(),
             pin: facts.and_then(|f| f.active_pin().cloned()),
+            replaced_pin: report.replaced_pin.clone(),
             lock: match config.lock {
                 LockMode::None => {
                     "none: unlocked (every run still re-decides from fresh facts and converges)"
@@ -139,124 +168,6 @@ impl ChannelReport {
             };
         }
         verdict_exit(self.final_verdict)
-    }
-
-    /// `  applied  STATE ns/name: detail`, one line per Flux consumer.
-    fn render_applied(&self, w: &mut dyn Write) -> std::io::Result<()> {
-        for a in &self.applied {
-            if a.detail.is_empty() {
-                writeln!(w, "  applied  {} {}", a.state, a.consumer)?;
-            } else {
-                writeln!(w, "  applied  {} {}: {}", a.state, a.consumer, a.detail)?;
-            }
-        }
-        Ok(())
-    }
-
-    fn render(&self, w: &mut dyn Write, status_only: bool) -> std::io::Result<()> {
-        let short =
-            |c: &Option<CommitId>| c.as_ref().map_or("-".to_owned(), |c| c.short().to_owned());
-        writeln!(w, "channel   {}", self.channel)?;
-        writeln!(w, "verdict   {}  {}", self.verdict, self.explanation)?;
-        let prod = match (&self.channel_digest, &self.channel_note) {
-            (Some(d), _) => d.short().to_owned(),
-            (None, Some(_)) => "(unreadable)".to_owned(),
-            (None, None) => "(tag absent)".to_owned(),
-        };
-        writeln!(
-            w,
-            "  prod     {prod} (commit {}){}",
-            short(&self.channel_commit),
-            self.channel_note
-                .as_ref()
-                .map(|n| format!(": {n}"))
-                .unwrap_or_default()
-        )?;
-        if status_only {
-            // Right under `prod`: what the Flux consumers have applied of it.
-            self.render_applied(w)?;
-        }
-        writeln!(w, "  mainline {}", short(&self.mainline_commit))?;
-        for g in &self.groups {
-            writeln!(
-                w,
-                "  queue    {} at {}",
-                mainline_core::display_group_id(&g.id),
-                g.head.short()
-            )?;
-        }
-        if let Some(p) = &self.pin {
-            let until = p
-                .expires_at
-                .map_or("until unpinned".to_owned(), |t| format!("until {t}"));
-            writeln!(
-                w,
-                "  PINNED   {} by {} ({}) {until}",
-                p.digest.short(),
-                p.actor,
-                p.reason
-            )?;
-        }
-        writeln!(w, "  lock     {}", self.lock)?;
-        if status_only {
-            match &self.plan {
-                Plan::Move(m) => writeln!(
-                    w,
-                    "reconcile would {:?} to {}: {}",
-                    m.action,
-                    m.to_commit.as_ref().map_or("-", |c| c.short()),
-                    m.reason
-                )?,
-                Plan::Hold => writeln!(w, "reconcile would hold")?,
-                Plan::Refuse(r) => writeln!(w, "refused ({}): {}", r.reason, r.message)?,
-                Plan::ClearPin => writeln!(w, "unpin would clear the pin")?,
-            }
-            return Ok(());
-        }
-        for m in &self.moves {
-            writeln!(
-                w,
-                "moved     {:?}: {} -> {} (commit {}){}",
-                m.action,
-                m.from_digest.as_ref().map_or("(absent)", |d| d.short()),
-                m.to_digest.short(),
-                short(&m.to_commit),
-                if m.packed { ", packed from git" } else { "" }
-            )?;
-        }
-        self.render_applied(w)?;
-        for t in &self.triggers {
-            writeln!(w, "  nudged   {t}")?;
-        }
-        if let Some(wr) = &self.wait {
-            writeln!(
-                w,
-                "  waited   {} ms, {} polls: {}",
-                wr.elapsed_ms,
-                wr.polls,
-                if wr.applied {
-                    "every consumer applied the digest"
-                } else {
-                    "NOT applied in time"
-                }
-            )?;
-        }
-        for warning in &self.journal_warnings {
-            writeln!(w, "warning   journal: {warning}")?;
-        }
-        if let Some(r) = &self.refusal {
-            writeln!(w, "REFUSED   {}: {}", r.reason, r.message)?;
-        } else if self.moves.is_empty() {
-            writeln!(w, "held      nothing to do")?;
-        }
-        if !self.moves.is_empty() || self.final_verdict != self.verdict {
-            writeln!(
-                w,
-                "now       {}  {}",
-                self.final_verdict, self.final_explanation
-            )?;
-        }
-        Ok(())
     }
 }
 
@@ -367,7 +278,7 @@ fn consumers_view(
     use crate::adapters::kube;
     use mainline_kube::AppliedState;
     let consumers = o.kube.as_ref().and_then(|k| k.consumers.as_ref())?;
-    let digest = r.channel_digest.clone()?;
+    let digest = r.after.channel_digest.clone()?;
     let to_report = |states: Vec<mainline_kube::ConsumerState>| -> Vec<AppliedReport> {
         states
             .into_iter()
