@@ -99,8 +99,10 @@ impl Clock for Ahead {
         Timestamp(SystemClock.now().millis() + self.0.load(std::sync::atomic::Ordering::SeqCst))
     }
     fn sleep(&self, millis: u64) {
-        self.0
-            .fetch_add(millis as i64 * AHEAD_SPEEDUP, std::sync::atomic::Ordering::SeqCst);
+        self.0.fetch_add(
+            millis as i64 * AHEAD_SPEEDUP,
+            std::sync::atomic::Ordering::SeqCst,
+        );
     }
 }
 
