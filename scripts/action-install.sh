@@ -80,6 +80,8 @@ if [ -f "$dir/mainline" ] && [ -f "$dir/SHA256SUMS" ]; then
 fi
 
 mkdir -p "$dir"
+# A download a killed run left behind (SIGKILL skips the trap) is never used: remove it.
+rm -rf "$dir"/.download.*
 tmp=$(mktemp -d "$dir/.download.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 fetch() { # url file
