@@ -15,6 +15,10 @@ command -v script >/dev/null || need+=(bsdutils)      # gives a push a terminal:
 command -v promtool >/dev/null || need+=(prometheus)   # the guard's /metrics is checked with promtool
 command -v chromium >/dev/null || need+=(chromium)     # the guard's status page is loaded headless
 command -v openssl >/dev/null || need+=(openssl)       # the independent signer of mainline-evidence's tests
+command -v musl-gcc >/dev/null || need+=(musl-tools)   # the static release binary (ring's C code)
+command -v file >/dev/null || need+=(file)             # ... checked to be static
+command -v curl >/dev/null || need+=(curl)             # the Action's install script downloads with it
+command -v shellcheck >/dev/null || need+=(shellcheck) # our scripts, and actionlint's check of run: blocks
 if [ ${#need[@]} -gt 0 ]; then
   echo "test.sh: installing ${need[*]}" >&2
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
@@ -63,6 +67,13 @@ export MAINLINE_KUBE_APISERVER=$oracle_dir/kube-apiserver/kube-test-server
 
 # Tests run against real registries and real git repositories; none of them skips.
 scripts/with-registry.sh cargo test --workspace --locked --no-fail-fast "$@"
+
+# The release (issue 20): the static musl binary, the tour in an empty environment and a minimal
+# root, the Action's install script against a local server, actionlint on every workflow. The
+# musl target comes from rustup and actionlint through the Go module proxy, built like the oracle.
+rustup target add x86_64-unknown-linux-musl
+(cd /tmp && GOFLAGS="${GOFLAGS:--p=2}" GOBIN="$oracle_dir/actionlint" "$GO" install github.com/rhysd/actionlint/cmd/actionlint@v1.7.12)
+ACTIONLINT=$oracle_dir/actionlint/actionlint scripts/test-release.sh
 
 # The simulator at CI size (issues 5 and 12) on the release build. SIM_HISTORIES per strategy:
 # 10,000 runs in about three minutes on the 2-core CI machine at the measured rate (issue 12

@@ -39,7 +39,7 @@ pub fn check_bool_env(get: impl Fn(&str) -> Option<String>) -> Result<(), (Strin
 /// mainline keeps a Flux OCI channel tag on what landed on main, or on a merge group that is
 /// still in flight — never on code that was ejected from the merge queue.
 #[derive(Debug, Parser)]
-#[command(name = "mainline", version, after_help = EXIT_CODES, max_term_width = 100)]
+#[command(name = "mainline", version = env!("MAINLINE_VERSION_LINE"), after_help = EXIT_CODES, max_term_width = 100)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,

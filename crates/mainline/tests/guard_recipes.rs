@@ -1,7 +1,9 @@
 //! The GitHub Actions recipes in docs/github-actions/ parse as YAML, have the jobs the brief
 //! asks for (candidate deploy on merge_group, the failure/cancel heal, promote on push, a
 //! scheduled reconcile), and every `mainline <subcommand> --flag` they run exists in
-//! `mainline --help` / `mainline <subcommand> --help`.
+//! `mainline --help` / `mainline <subcommand> --help` — whether a `run:` script calls it or a
+//! step of the mainline Action (`uses: mainline-dev/mainline@…`, input `command`) does, and
+//! such a step passes only inputs that action.yml declares.
 
 mod support;
 
@@ -31,7 +33,15 @@ fn workflows() -> Vec<(PathBuf, Value)> {
     out
 }
 
-/// Every `run:` script of every step, with its job's name and `if:`.
+/// Whether a step's `uses:` is the mainline Action (this repository's action.yml).
+fn is_mainline_action(step: &Value) -> bool {
+    step.get("uses")
+        .and_then(Value::as_str)
+        .is_some_and(|u| u.starts_with("mainline-dev/mainline@") || u == "./")
+}
+
+/// Every `run:` script of every step, with its job's name and `if:`; a mainline Action step
+/// counts as the script `mainline <command> [--wait W]` it runs.
 fn steps(wf: &Value) -> Vec<(String, String, String)> {
     let jobs = wf
         .get("jobs")
@@ -52,6 +62,18 @@ fn steps(wf: &Value) -> Vec<(String, String, String)> {
         {
             if let Some(run) = step.get("run").and_then(Value::as_str) {
                 out.push((name.clone(), job_if.clone(), run.to_owned()));
+            } else if is_mainline_action(step) {
+                let with = step.get("with");
+                let input = |k: &str| with.and_then(|w| w.get(k)).and_then(Value::as_str);
+                let command = input("command").expect("a mainline Action step gives `command`");
+                let wait = input("wait")
+                    .map(|w| format!(" --wait {w}"))
+                    .unwrap_or_default();
+                out.push((
+                    name.clone(),
+                    job_if.clone(),
+                    format!("mainline {command}{wait}"),
+                ));
             }
         }
     }
@@ -196,5 +218,61 @@ fn the_workflow_covers_the_four_moments() {
     assert!(
         text.matches("# Why:").count() >= 4,
         "every job should say why it exists (a `# Why:` comment)"
+    );
+}
+
+#[test]
+fn mainline_action_steps_pass_only_declared_inputs_and_nothing_compiles_mainline() {
+    let action: Value = serde_norway::from_str(
+        &std::fs::read_to_string(
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../action.yml"),
+        )
+        .expect("action.yml at the repository root"),
+    )
+    .expect("action.yml is YAML");
+    let declared: BTreeSet<String> = action
+        .get("inputs")
+        .and_then(Value::as_mapping)
+        .expect("action.yml declares inputs")
+        .keys()
+        .filter_map(|k| k.as_str().map(str::to_owned))
+        .collect();
+    for input in ["command", "channel", "git", "path", "wait"] {
+        assert!(declared.contains(input), "action.yml lacks input {input}");
+    }
+    let mut uses = 0;
+    for (path, wf) in workflows() {
+        let text = std::fs::read_to_string(&path).expect("read workflow");
+        assert!(
+            !text.contains("cargo install"),
+            "{} compiles mainline in the job: use the Action (issue 20)",
+            path.display()
+        );
+        let jobs = wf.get("jobs").and_then(Value::as_mapping).expect("jobs");
+        for step in jobs
+            .values()
+            .filter_map(|j| j.get("steps").and_then(Value::as_sequence))
+            .flatten()
+            .filter(|s| is_mainline_action(s))
+        {
+            uses += 1;
+            for key in step
+                .get("with")
+                .and_then(Value::as_mapping)
+                .expect("with:")
+                .keys()
+            {
+                let key = key.as_str().expect("string input names");
+                assert!(
+                    declared.contains(key),
+                    "{} passes input {key:?}, which action.yml does not declare ({declared:?})",
+                    path.display()
+                );
+            }
+        }
+    }
+    assert!(
+        uses >= 4,
+        "the recipes should run mainline through the Action ({uses} steps do)"
     );
 }
