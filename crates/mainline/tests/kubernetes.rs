@@ -299,6 +299,11 @@ fn status_shows_applied_pending_stuck_and_unreachable() {
     let mut failing = fixture("flux/ocirepository_fetch_failed");
     failing["metadata"]["namespace"] = json!(kube::NS);
     failing["metadata"]["name"] = json!(kube::SOURCE);
+    // source-controller stopped retrying (no Reconciling=True): only then is it STUCK.
+    failing["status"]["conditions"]
+        .as_array_mut()
+        .expect("conditions")
+        .retain(|c| c["type"] != "Reconciling");
     let ready = failing["status"]["conditions"]
         .as_array()
         .expect("conditions")

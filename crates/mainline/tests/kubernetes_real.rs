@@ -401,7 +401,12 @@ fn status_reads_what_flux_wrote_on_a_real_server_and_a_wait_flux_never_meets_exi
         "names both digests: {detail}"
     );
     // Flux's own failing status, stored through the CRD's schema (conditions replace).
-    let failing = fixture("flux/ocirepository_fetch_failed")["status"].clone();
+    let mut failing = fixture("flux/ocirepository_fetch_failed")["status"].clone();
+    // source-controller stopped retrying (no Reconciling=True): only then is it STUCK.
+    failing["conditions"]
+        .as_array_mut()
+        .expect("conditions")
+        .retain(|c| c["type"] != "Reconciling");
     server.write_status(&OCI_REPOSITORY, FLUX_NS, SOURCE, &failing);
     let ready = failing["conditions"]
         .as_array()
