@@ -1,7 +1,8 @@
-//! Wall-clock time and waiting, behind a trait: Lease expiry and leader validity are judged
-//! against [`Clock::now`], so a test can drive them with `ManualClock` (feature `fake`).
-//! The trait has the shape of the executor's `channel::ports::Clock` (`now()` as a
-//! [`Timestamp`], `sleep(millis)`), so one adapter serves both.
+//! Time and waiting, behind a trait, so a test can drive them with `ManualClock` (feature
+//! `fake`). Two clocks: [`Clock::now`] (wall clock) stamps records people read;
+//! [`Clock::monotonic_ms`] (never jumps) measures how long a Lease record stayed unchanged and
+//! how long our own hold or leadership lasts — expiry is judged by it alone. The trait has the
+//! shape of the executor's `channel::ports::Clock`, so one adapter serves both.
 //!
 //! Network deadlines are a different thing: they bound real I/O and are `std::time::Instant`s.
 //! Must never: be consulted by the pure modules (`flux::applied`, `lease::rules`), which take
@@ -13,6 +14,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// Where "now" comes from, and how to wait.
 pub trait Clock: Send + Sync {
     fn now(&self) -> Timestamp;
+    /// Milliseconds on a clock that never jumps (no NTP steps), for measuring how long
+    /// something stayed unchanged on this machine. Its origin is arbitrary; only differences
+    /// mean anything. A virtual clock may return `now`.
+    fn monotonic_ms(&self) -> i64 {
+        self.now().millis()
+    }
     /// Wait `millis` (between polls of a busy Lease).
     fn sleep(&self, millis: u64) {
         std::thread::sleep(Duration::from_millis(millis));
@@ -29,6 +36,12 @@ impl Clock for SystemClock {
             .duration_since(UNIX_EPOCH)
             .unwrap_or(Duration::ZERO);
         Timestamp(i64::try_from(since.as_millis()).unwrap_or(i64::MAX))
+    }
+
+    fn monotonic_ms(&self) -> i64 {
+        static ORIGIN: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+        let elapsed = ORIGIN.get_or_init(std::time::Instant::now).elapsed();
+        i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
     }
 }
 

@@ -81,9 +81,18 @@ fn source_at_another_digest_is_pending_and_says_where_it_is() {
 }
 
 #[test]
-fn fetch_failure_is_stuck_with_the_ready_condition_message() {
-    let o = observed(fixture("flux/ocirepository_fetch_failed"), vec![]);
-    let state = assess(&o, &digest(OTHER_DIGEST));
+fn a_fetch_failure_flux_is_retrying_is_pending_and_stuck_once_it_stops() {
+    // As documented: Reconciling=True (ProgressingWithRetry) while source-controller retries.
+    let src = fixture("flux/ocirepository_fetch_failed");
+    let state = assess(&observed(src.clone(), vec![]), &digest(OTHER_DIGEST));
+    assert!(
+        matches!(&state, AppliedState::Pending { detail }
+            if detail.contains("couldn't find tag") && detail.contains("retrying")),
+        "{state}"
+    );
+    // The same failure with Reconciling no longer True: source-controller gave up.
+    let src = with(src, "/status/conditions/0/status", json!("False"));
+    let state = assess(&observed(src, vec![]), &digest(OTHER_DIGEST));
     assert_eq!(
         state,
         AppliedState::Stuck {
@@ -153,11 +162,16 @@ fn source_at_the_digest_but_not_ready_yet_is_pending() {
 }
 
 #[test]
-fn kustomization_failing_health_checks_on_the_digest_is_stuck() {
-    let o = observed(
-        fixture("flux/ocirepository_ready"),
-        vec![fixture("flux/kustomization_health_check_failed")],
+fn kustomization_failing_health_checks_on_the_digest_is_stuck_once_flux_stops_retrying() {
+    let ks = fixture("flux/kustomization_health_check_failed");
+    let o = observed(fixture("flux/ocirepository_ready"), vec![ks.clone()]);
+    let state = assess(&o, &digest(FIXTURE_DIGEST));
+    assert!(
+        matches!(&state, AppliedState::Pending { detail } if detail.contains("health check failed") && detail.contains("Reconciling=True")),
+        "retrying (Reconciling=True): {state}"
     );
+    let ks = with(ks, "/status/conditions/0/status", json!("False"));
+    let o = observed(fixture("flux/ocirepository_ready"), vec![ks]);
     assert_eq!(
         assess(&o, &digest(FIXTURE_DIGEST)),
         AppliedState::Stuck {
@@ -204,15 +218,25 @@ fn kustomization_applied_but_health_checks_running_is_pending() {
 }
 
 #[test]
-fn a_failing_kustomization_is_stuck_even_while_the_source_is_still_behind() {
-    let o = observed(
-        fixture("flux/ocirepository_ready"),
-        vec![fixture("flux/kustomization_health_check_failed")],
+fn a_kustomization_failure_left_from_another_revision_is_pending_not_stuck() {
+    // Regression (issue 18): a Ready=False from the previous digest showed STUCK for the new
+    // one before Flux had tried it.
+    // The source already fetched the new digest; the Kustomization last tried the old one.
+    let old = "latest@sha256:2222222222222222222222222222222222222222222222222222222222222222";
+    let ks = with(
+        fixture("flux/kustomization_health_check_failed"),
+        "/status/conditions/0/status",
+        json!("False"),
     );
-    assert!(matches!(
-        assess(&o, &digest(OTHER_DIGEST)),
-        AppliedState::Stuck { .. }
-    ));
+    let ks = with(ks, "/status/lastAttemptedRevision", json!(old));
+    let ks = with(ks, "/status/lastAppliedRevision", json!(old));
+    let o = observed(fixture("flux/ocirepository_ready"), vec![ks]);
+    let state = assess(&o, &digest(FIXTURE_DIGEST));
+    assert!(
+        matches!(&state, AppliedState::Pending { detail }
+            if detail.contains("lastAttemptedRevision") && detail.contains(old)),
+        "{state}"
+    );
 }
 
 #[test]

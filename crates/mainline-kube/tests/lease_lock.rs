@@ -21,7 +21,6 @@ fn config(holder: &str) -> LeaseLockConfig {
     let mut c = LeaseLockConfig::new("mainline", "mainline-lock-prod", holder);
     c.ttl = Duration::from_secs(60);
     c.wait = Duration::ZERO;
-    c.skew_allowance = Duration::from_secs(2);
     c
 }
 
@@ -106,24 +105,27 @@ fn a_live_holder_makes_others_wait_then_give_up_naming_the_holder() {
 }
 
 #[test]
-fn takeover_only_after_expiry_plus_skew() {
+fn takeover_only_after_watching_the_record_unchanged_for_the_duration() {
     let fake = FakeKube::start();
     let clock = ManualClock::at(T0);
     let a = lock(&fake, &clock, "dead-runner");
     let held_a = a.acquire().expect("free");
     let b = lock(&fake, &clock, "guard");
 
-    clock.advance(Duration::from_secs(61)); // expired, but within the 2 s skew allowance
+    // b first sees a's record now; a duration is counted from this look, not from renewTime.
+    assert!(matches!(b.acquire(), Err(LockError::Busy { .. })));
+    clock.advance(Duration::from_secs(59));
     assert!(matches!(b.acquire(), Err(LockError::Busy { .. })));
 
-    clock.advance(Duration::from_secs(1)); // 62 s: past expiry + skew
+    clock.advance(Duration::from_secs(1)); // 60 s watched unchanged
+    let held_b = b.acquire().expect("takeover after a duration unchanged");
+    assert_eq!(held_b.holder.acquired_at, Some(T0.plus_millis(60_000)));
     let held_b = b.acquire().expect("takeover after expiry");
     assert_eq!(held_b.holder.holder, b.identity());
     assert_eq!(
         held_b.holder.transitions, 1,
         "leaseTransitions counts the change of holder"
     );
-    assert_eq!(held_b.holder.acquired_at, Some(T0.plus_millis(62_000)));
 
     // The dead holder wakes up: its renew is a stale update, a lost race, never applied.
     let mut stale = held_a;
@@ -341,5 +343,225 @@ fn an_update_without_resource_version_is_refused_422_as_the_real_server_does() {
         fake.object(&LEASE, ns, name).expect("lease")["spec"]["holderIdentity"],
         json!("last-writer"),
         "nothing was written"
+    );
+}
+
+/// A clock whose wall time is `by_ms` away from `inner`'s, ticking with it (same monotonic
+/// time): another machine whose clock is wrong.
+struct Offset<C> {
+    inner: C,
+    by_ms: i64,
+}
+
+impl<C: Clock> Clock for Offset<C> {
+    fn now(&self) -> Timestamp {
+        self.inner.now().plus_millis(self.by_ms)
+    }
+    fn monotonic_ms(&self) -> i64 {
+        self.inner.monotonic_ms()
+    }
+    fn sleep(&self, millis: u64) {
+        self.inner.sleep(millis)
+    }
+}
+
+const TEN_MINUTES_MS: i64 = 600_000;
+
+fn lock_on(fake: &FakeKube, clock: impl Clock + 'static, holder: &str) -> LeaseLock {
+    LeaseLock::new(fake.client(TOKEN), Arc::new(clock), config(holder)).expect("valid config")
+}
+
+#[test]
+fn a_taker_whose_clock_is_ten_minutes_fast_never_steals_a_live_lock() {
+    let fake = FakeKube::start();
+    let clock = ManualClock::at(T0);
+    let a = lock(&fake, &clock, "honest");
+    let fast = lock_on(
+        &fake,
+        Offset {
+            inner: clock.clone(),
+            by_ms: TEN_MINUTES_MS,
+        },
+        "fast",
+    );
+    let mut held = a.acquire().expect("free");
+    // By the fast clock, a's renewTime + 60 s is nine minutes past; it must not matter.
+    for round in 0..20 {
+        let err = fast.acquire().expect_err("a renews every 30 s: never free");
+        assert!(
+            matches!(err, LockError::Busy { .. }),
+            "round {round}: {err:?}"
+        );
+        clock.advance(Duration::from_secs(30));
+        a.renew(&mut held).expect("a still holds");
+    }
+    let stored = fake
+        .object(&LEASE, "mainline", "mainline-lock-prod")
+        .expect("lease");
+    assert_eq!(stored["spec"]["holderIdentity"], json!(a.identity()));
+    assert_eq!(
+        stored["spec"]["leaseTransitions"],
+        json!(0),
+        "never changed hands"
+    );
+
+    // a dies (stops renewing): the fast taker gets it after one duration of watching, not
+    // sooner, and not ten minutes later.
+    fast.acquire().expect_err("first look at a's last renew");
+    clock.advance(Duration::from_secs(59));
+    fast.acquire().expect_err("59 s unchanged");
+    clock.advance(Duration::from_secs(1));
+    let taken = fast.acquire().expect("60 s unchanged: a is dead");
+    assert_eq!(taken.holder.transitions, 1);
+    let err = a.renew(&mut held).expect_err("a lost it");
+    assert!(matches!(err, LockError::Lost { .. }), "{err:?}");
+}
+
+#[test]
+fn a_holder_whose_clock_is_ten_minutes_fast_is_still_taken_over_after_one_duration() {
+    let fake = FakeKube::start();
+    let clock = ManualClock::at(T0);
+    let fast = lock_on(
+        &fake,
+        Offset {
+            inner: clock.clone(),
+            by_ms: TEN_MINUTES_MS,
+        },
+        "fast-and-dead",
+    );
+    let slow = lock_on(
+        &fake,
+        Offset {
+            inner: clock.clone(),
+            by_ms: -TEN_MINUTES_MS,
+        },
+        "slow",
+    );
+    fast.acquire().expect("free");
+    // By the slow clock, the fast holder's renewTime is twenty minutes in the future.
+    let err = slow.acquire().expect_err("first look");
+    assert!(
+        err.to_string().contains("is held by fast-and-dead/"),
+        "{err}"
+    );
+    clock.advance(Duration::from_secs(59));
+    slow.acquire().expect_err("59 s unchanged");
+    clock.advance(Duration::from_secs(1));
+    slow.acquire().expect("one duration unchanged: taken over");
+}
+
+#[test]
+fn two_takers_ten_minutes_apart_racing_on_a_shared_clock_never_both_hold() {
+    // Both poll, hold for 10 s, release or die, over twenty minutes of manual time; after
+    // every step at most one believes it holds, and the Lease names that one.
+    let fake = FakeKube::start();
+    let clock = ManualClock::at(T0);
+    let takers = [
+        lock(&fake, &clock, "right"),
+        lock_on(
+            &fake,
+            Offset {
+                inner: clock.clone(),
+                by_ms: TEN_MINUTES_MS,
+            },
+            "fast",
+        ),
+    ];
+    let mut held: [Option<mainline_kube::LockHandle>; 2] = [None, None];
+    let mut takeovers = 0;
+    for step in 0..240u32 {
+        let i = (step % 2) as usize;
+        match held[i].take() {
+            // Dies silently: forgets its hold without releasing (a killed CI runner).
+            Some(_) if step % 7 == 0 => {}
+            Some(h) if step % 5 == 0 => takers[i].release(h).expect("release"),
+            Some(mut h) => match takers[i].renew(&mut h) {
+                Ok(()) => held[i] = Some(h),
+                Err(LockError::Lost { .. }) => {}
+                Err(e) => panic!("renew: {e}"),
+            },
+            None => match takers[i].acquire() {
+                Ok(h) => {
+                    takeovers += 1;
+                    held[i] = Some(h)
+                }
+                Err(LockError::Busy { .. }) => {}
+                Err(e) => panic!("acquire: {e}"),
+            },
+        }
+        assert!(
+            held.iter().filter(|h| h.is_some()).count() <= 1,
+            "step {step}: both hold"
+        );
+        if let Some(j) = held.iter().position(Option::is_some) {
+            let stored = fake
+                .object(&LEASE, "mainline", "mainline-lock-prod")
+                .expect("lease");
+            assert_eq!(
+                stored["spec"]["holderIdentity"],
+                json!(takers[j].identity())
+            );
+        }
+        clock.advance(Duration::from_secs(5));
+    }
+    assert!(takeovers >= 4, "the lock changed hands {takeovers} times");
+}
+
+#[test]
+fn judge_reads_only_the_watched_time_never_the_records_times() {
+    let far_future = Timestamp(T0.millis() + 10 * TEN_MINUTES_MS);
+    let record = |renew: Timestamp| rules::LeaseRecord {
+        holder: Some("other".into()),
+        duration_secs: Some(15),
+        acquire_time: Some(renew),
+        renew_time: Some(renew),
+        transitions: 0,
+    };
+    for renew in [Timestamp(0), T0, far_future] {
+        let r = record(renew);
+        assert!(matches!(
+            rules::judge(&r, "me", 14_999, 60_000),
+            rules::Judgement::Held {
+                takeover_in_ms: 1,
+                ..
+            }
+        ));
+        assert!(matches!(
+            rules::judge(&r, "me", 15_000, 60_000),
+            rules::Judgement::Expired { .. }
+        ));
+        assert!(matches!(
+            rules::judge(&r, "other", 0, 60_000),
+            rules::Judgement::Ours { .. }
+        ));
+    }
+    // A hostile duration is capped; a missing one takes the caller's default.
+    let mut r = record(T0);
+    r.duration_secs = Some(i64::MAX);
+    assert!(matches!(
+        rules::judge(&r, "me", rules::MAX_DURATION_MS, 60_000),
+        rules::Judgement::Expired { .. }
+    ));
+    r.duration_secs = None;
+    assert!(matches!(
+        rules::judge(&r, "me", 59_999, 60_000),
+        rules::Judgement::Held { .. }
+    ));
+    // The watch restarts whenever any part of the record's key changes.
+    let mut slot = None;
+    let key = |rv: &str, renew| record(renew).key(rv);
+    assert_eq!(rules::Observation::watch(&mut slot, key("1", T0), 100), 0);
+    assert_eq!(
+        rules::Observation::watch(&mut slot, key("1", T0), 5_100),
+        5_000
+    );
+    assert_eq!(rules::Observation::watch(&mut slot, key("2", T0), 6_000), 0);
+    assert_eq!(
+        rules::Observation::watch(&mut slot, key("2", far_future), 7_000),
+        0
+    );
+    assert_eq!(
+        rules::Observation::watch(&mut slot, key("2", far_future), 9_000),
+        2_000
     );
 }

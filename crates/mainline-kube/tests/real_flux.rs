@@ -308,7 +308,10 @@ fn a_kustomization_failing_health_checks_ends_the_wait_stuck_at_the_deadline() {
         &KUSTOMIZATION,
         FLUX_NS,
         "stuck-app",
-        &real::kustomization_status("flux/kustomization_health_check_failed", &d),
+        &real::not_retrying(real::kustomization_status(
+            "flux/kustomization_health_check_failed",
+            &d,
+        )),
     );
     let c = Consumer {
         cluster: Cluster::InCluster,
@@ -334,6 +337,67 @@ fn a_kustomization_failing_health_checks_ends_the_wait_stuck_at_the_deadline() {
         "{:?}",
         outcome.elapsed
     );
+}
+
+#[test]
+fn stuck_only_when_flux_stops_retrying_and_only_for_the_current_generation() {
+    // Issue 18, item 3, on the real server: the status is stored through Flux's CRD schema and
+    // the server itself bumps metadata.generation on a spec change.
+    let d = digest(4);
+    let name = "retrying-app";
+    seed(FLUX_NS, name, &d);
+    let c = Consumer {
+        cluster: Cluster::InCluster,
+        source: ObjectRef::new(FLUX_NS, name).expect("valid"),
+        kustomizations: vec![ObjectRef::new(FLUX_NS, name).expect("valid")],
+    };
+    let consumers = Consumers::from_clients(vec![(c, guard_client())]);
+    let state = || {
+        let states = consumers.observe(&d, soon());
+        assert_eq!(states.len(), 1);
+        states[0].state.clone()
+    };
+    let failing = real::kustomization_status("flux/kustomization_health_check_failed", &d);
+    server().write_status(&KUSTOMIZATION, FLUX_NS, name, &failing);
+    let retrying = state();
+    assert!(
+        matches!(&retrying, AppliedState::Pending { detail } if detail.contains("Reconciling=True")),
+        "Ready=False while kustomize-controller retries: {retrying}"
+    );
+    // A merge patch cannot drop one list element: write the whole list without Reconciling.
+    server().write_status(&KUSTOMIZATION, FLUX_NS, name, &real::not_retrying(failing));
+    let stuck = state();
+    assert!(
+        matches!(&stuck, AppliedState::Stuck { reason, .. } if reason == "HealthCheckFailed"),
+        "Ready=False on the expected digest, not retrying: {stuck}"
+    );
+    // A spec change: the server bumps metadata.generation; the conditions (written for
+    // generation 1) no longer speak for it, so it is PENDING again, not STUCK.
+    let before = server().get(&KUSTOMIZATION, FLUX_NS, name).expect("stored");
+    let patched = server().admin_request(
+        "PATCH",
+        &KUSTOMIZATION.object_path(FLUX_NS, name),
+        "application/merge-patch+json",
+        Some(&json!({"spec": {"interval": "7m"}})),
+    );
+    assert_eq!(patched.status, 200, "{}", patched.body);
+    let gen_before = before["metadata"]["generation"]
+        .as_i64()
+        .expect("generation");
+    let gen_after = patched.body["metadata"]["generation"]
+        .as_i64()
+        .expect("generation");
+    assert_eq!(
+        gen_after,
+        gen_before + 1,
+        "the real server bumped generation"
+    );
+    let stale = state();
+    assert!(
+        matches!(&stale, AppliedState::Pending { .. }),
+        "conditions of generation {gen_before} say nothing of {gen_after}: {stale}"
+    );
+    println!("real server: retrying {retrying} / given up {stuck} / new generation {stale}");
 }
 
 #[test]

@@ -2,7 +2,8 @@
 //! channel lock's create/update compare-and-swap on resourceVersion (409 from the real
 //! server, never applied), leader election, and ten processes racing for one Lease with
 //! exactly one holder at any time — including a holder killed with SIGKILL, whose lock is
-//! taken over only after it expires.
+//! taken over only after it expires — and takers whose clocks are ten minutes apart, which
+//! never both hold (expiry is judged by locally watched time, never by comparing clocks).
 
 mod real;
 
@@ -37,7 +38,6 @@ fn lock(name: &str, holder: &str, ttl: Duration, wait: Duration) -> LeaseLock {
     let mut c = LeaseLockConfig::new(GUARD_NS, name, holder);
     c.ttl = ttl;
     c.wait = wait;
-    c.skew_allowance = Duration::from_millis(500);
     LeaseLock::new(guard_client(), Arc::new(SystemClock), c).expect("valid config")
 }
 
@@ -199,7 +199,6 @@ fn lease_racer_child_process() {
     let mut c = LeaseLockConfig::new(GUARD_NS, "real-ten-racers", id);
     c.ttl = TTL;
     c.wait = Duration::from_secs(120);
-    c.skew_allowance = Duration::from_millis(500);
     let l = LeaseLock::new(client, Arc::new(SystemClock), c).expect("lock");
     let mut out = std::fs::OpenOptions::new()
         .append(true)
@@ -435,5 +434,90 @@ fn an_update_without_resource_version_is_refused_422_and_the_fake_says_the_same(
         stored["spec"]["holderIdentity"],
         json!("a"),
         "nothing was written"
+    );
+}
+
+/// The system clock, `by_ms` off on the wall (as another machine's might be); monotonic time
+/// is the real one.
+struct Offset {
+    by_ms: i64,
+}
+
+impl mainline_kube::Clock for Offset {
+    fn now(&self) -> Timestamp {
+        mainline_kube::Clock::now(&SystemClock).plus_millis(self.by_ms)
+    }
+    fn monotonic_ms(&self) -> i64 {
+        SystemClock.monotonic_ms()
+    }
+}
+
+fn lock_off(name: &str, holder: &str, wait: Duration, by_ms: i64) -> LeaseLock {
+    let mut c = LeaseLockConfig::new(GUARD_NS, name, holder);
+    c.ttl = Duration::from_secs(3);
+    c.wait = wait;
+    LeaseLock::new(guard_client(), Arc::new(Offset { by_ms }), c).expect("valid config")
+}
+
+#[test]
+fn takers_with_clocks_ten_minutes_apart_never_both_hold_and_a_dead_one_is_taken_over() {
+    use mainline_kube::Clock as _;
+    const TEN_MIN: i64 = 600_000;
+    let name = "real-skewed-clocks";
+    let honest = lock_off(name, "honest", Duration::ZERO, 0);
+    let fast = lock_off(name, "fast", Duration::ZERO, TEN_MIN);
+    let mut held = honest.acquire().expect("free");
+    // The honest holder renews every second (3 s lease) for three durations; by the fast
+    // clock its renewTime + 3 s is always ten minutes past, and it must not matter.
+    let mut refused = 0;
+    let stop = Instant::now() + Duration::from_secs(9);
+    while Instant::now() < stop {
+        match fast.acquire() {
+            Err(LockError::Busy { .. }) => refused += 1,
+            Ok(h) => panic!("the fast clock stole a live lock: {h:?}"),
+            Err(e) => panic!("acquire: {e}"),
+        }
+        std::thread::sleep(Duration::from_millis(1000));
+        honest.renew(&mut held).expect("still ours");
+    }
+    let lease = server().get(&LEASE, GUARD_NS, name).expect("lease");
+    assert_eq!(lease["spec"]["holderIdentity"], json!(honest.identity()));
+    assert_eq!(lease["spec"]["leaseTransitions"], json!(0));
+
+    // The honest holder dies (no release). The fast taker gets it after one duration of
+    // watching the record unchanged — not sooner.
+    let fast = lock_off(name, "fast", Duration::from_secs(10), TEN_MIN);
+    let t = Instant::now();
+    let mut fast_held = fast.acquire().expect("taken over");
+    let took = t.elapsed();
+    assert!(
+        took >= Duration::from_secs(3) && took < Duration::from_secs(5),
+        "took over after {took:?}, expected one 3 s duration"
+    );
+    assert!(matches!(
+        honest.renew(&mut held),
+        Err(LockError::Lost { .. })
+    ));
+    fast.renew(&mut fast_held).expect("fast holds");
+    let renew = server().get(&LEASE, GUARD_NS, name).expect("lease")["spec"]["renewTime"]
+        .as_str()
+        .map(str::to_owned)
+        .expect("renewTime");
+    let renew = mainline_kube::lease::parse_time(&renew).expect("MicroTime");
+    assert!(renew.millis() - SystemClock.now().millis() > TEN_MIN - 60_000);
+
+    // And a taker whose clock is ten minutes slow (the record says twenty minutes ahead)
+    // takes over from the dead fast holder after one duration too, not twenty minutes.
+    let slow = lock_off(name, "slow", Duration::from_secs(10), -TEN_MIN);
+    let t = Instant::now();
+    slow.acquire().expect("taken over");
+    let took = t.elapsed();
+    assert!(
+        took >= Duration::from_secs(3) && took < Duration::from_secs(5),
+        "took over after {took:?}, expected one 3 s duration"
+    );
+    println!(
+        "clocks 10 min apart: {refused} takeover attempts refused while the holder lived; \
+         dead holders taken over after {took:?} (3 s lease)"
     );
 }

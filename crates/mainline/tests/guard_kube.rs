@@ -432,6 +432,11 @@ fn a_guard_channel_nudges_flux_shows_what_it_applied_and_locks_through_a_lease()
     ks["metadata"]["name"] = json!("staging");
     ks["status"]["lastAppliedRevision"] = json!(kube::revision(&main_digest));
     ks["status"]["lastAttemptedRevision"] = json!(kube::revision(&main_digest));
+    // kustomize-controller stopped retrying (no Reconciling=True): only then is it STUCK.
+    ks["status"]["conditions"]
+        .as_array_mut()
+        .expect("conditions")
+        .retain(|c| c["type"] != "Reconciling");
     fake.put_object(&KUSTOMIZATION, ks);
     // A CI job holds app's channel lock (a live Lease) when the guard starts.
     let lease = lease_name(&w.channel());

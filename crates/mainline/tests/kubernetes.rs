@@ -299,6 +299,11 @@ fn status_shows_applied_pending_stuck_and_unreachable() {
     let mut failing = fixture("flux/ocirepository_fetch_failed");
     failing["metadata"]["namespace"] = json!(kube::NS);
     failing["metadata"]["name"] = json!(kube::SOURCE);
+    // source-controller stopped retrying (no Reconciling=True): only then is it STUCK.
+    failing["status"]["conditions"]
+        .as_array_mut()
+        .expect("conditions")
+        .retain(|c| c["type"] != "Reconciling");
     let ready = failing["status"]["conditions"]
         .as_array()
         .expect("conditions")
@@ -796,16 +801,29 @@ fn live_foreign_lease_stops_writers_not_status_and_an_expired_one_is_taken_over(
     );
     assert_eq!(lease(&fake, &s.ch), Some(seeded), "status wrote nothing");
 
-    // The replica died an hour ago: its Lease expired and is taken over.
-    seed_lease(&fake, &s.ch, OTHER, Duration::from_secs(3600), 15, 3);
+    // The replica died an hour ago (its renewTime says so): its Lease is taken over, but only
+    // after this run watched the record unchanged for its duration (2 s) — the renewTime, a
+    // remote clock's reading, is never compared with ours (issue 18, item 4).
+    seed_lease(&fake, &s.ch, OTHER, Duration::from_secs(3600), 2, 3);
+    let patient = with_config(
+        &s.ch,
+        &toml,
+        &["--lock", "kubernetes", "--lock-wait", "10s"],
+    );
+    let start = Instant::now();
     let (r, seen) = watching(
         || {
             lease(&fake, &s.ch)
                 .and_then(|l| l["spec"]["holderIdentity"].as_str().map(str::to_owned))
         },
-        || ch.run_env(&["reconcile"], &[("USER", "kube-test")]),
+        || patient.run_env(&["reconcile"], &[("USER", "kube-test")]),
     );
+    let took = start.elapsed();
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        took >= Duration::from_secs(2),
+        "took over after watching one duration, not at once: {took:?}"
+    );
     eprintln!("Lease holders seen during the takeover: {seen:?}");
     let j = r.json();
     assert_eq!(moves(&j)[0]["action"], "restore", "{j}");

@@ -348,10 +348,26 @@ fn a_live_foreign_lease_on_a_real_server_stops_writers_and_an_expired_one_is_tak
         "{lock}"
     );
 
-    // The holder died an hour ago: its Lease expired and this run takes it over.
-    put_foreign_lease(&server, &name, OTHER, Duration::from_secs(3600), 15);
-    let r = ch.run_env(&["reconcile"], &[("USER", "kube-test")]);
+    // The holder died an hour ago (by its renewTime): this run takes its Lease over, after
+    // watching the record unchanged for its duration (2 s) — the remote renewTime is never
+    // compared with our clock (issue 18, item 4).
+    put_foreign_lease(&server, &name, OTHER, Duration::from_secs(3600), 2);
+    let patient = plain.with(&[
+        "--config",
+        &toml_s,
+        "--lock",
+        "kubernetes",
+        "--lock-wait",
+        "10s",
+    ]);
+    let start = std::time::Instant::now();
+    let r = patient.run_env(&["reconcile"], &[("USER", "kube-test")]);
+    let took = start.elapsed();
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        took >= Duration::from_secs(2),
+        "took over after watching one duration, not at once: {took:?}"
+    );
     assert_eq!(moves(&r.json())[0]["action"], "restore", "{}", r.stdout);
     assert_eq!(plain.digest("latest"), Some(main_digest));
     let after = server.get(&LEASE, LEASE_NS, &name).expect("lease");
@@ -401,7 +417,12 @@ fn status_reads_what_flux_wrote_on_a_real_server_and_a_wait_flux_never_meets_exi
         "names both digests: {detail}"
     );
     // Flux's own failing status, stored through the CRD's schema (conditions replace).
-    let failing = fixture("flux/ocirepository_fetch_failed")["status"].clone();
+    let mut failing = fixture("flux/ocirepository_fetch_failed")["status"].clone();
+    // source-controller stopped retrying (no Reconciling=True): only then is it STUCK.
+    failing["conditions"]
+        .as_array_mut()
+        .expect("conditions")
+        .retain(|c| c["type"] != "Reconciling");
     server.write_status(&OCI_REPOSITORY, FLUX_NS, SOURCE, &failing);
     let ready = failing["conditions"]
         .as_array()

@@ -2,20 +2,33 @@
 //! [`Observed`] status and the expected [`Digest`]. No I/O and no clock, so every case is a
 //! unit test on a value (tests/applied.rs) and `status`, `deploy --wait` and the guard agree.
 //!
-//! Rules, in order (the first that matches wins):
-//! 1. the OCIRepository's `SourceVerified` or `Ready` is `False` → STUCK with that message;
-//! 2. its revision is not the expected digest → STUCK if it is suspended, or if a
-//!    Kustomization's `Ready` is `False`; otherwise PENDING;
-//! 3. its `Ready` is not `True` yet → PENDING;
-//! 4. per Kustomization: `Ready` `False` → STUCK; `lastAppliedRevision` not the expected
-//!    digest → STUCK if suspended, else PENDING; `Ready` not `True` (health checks) → PENDING;
+//! It follows kustomize-controller's and source-controller's own conditions (kstatus):
+//! STUCK means Flux itself has given up on the expected digest, never merely that some
+//! `Ready=False` is lying around. A condition counts only when it was written for the object's
+//! current spec (its `observedGeneration`, else `status.observedGeneration`, is at least
+//! `metadata.generation`); an older one says nothing and leaves the object PENDING.
+//!
+//! Rules, in order (the first that matches wins), for the OCIRepository, then each
+//! Kustomization:
+//! 1. behind the expected digest (`status.artifact.revision`, `lastAppliedRevision`) and
+//!    suspended → STUCK (it will not move on its own);
+//! 2. `Stalled=True` → STUCK with that condition's message;
+//! 3. OCIRepository: `SourceVerified` or `Ready` is `False` while `Reconciling` is not `True`
+//!    → STUCK (source-controller is not retrying); Kustomization: `Ready=False` while
+//!    `lastAttemptedRevision` names the expected digest and `Reconciling` is not `True` → STUCK;
+//! 4. anything short of every object naming the expected digest with a current `Ready=True`
+//!    → PENDING, saying what it waits for (a failure Flux is retrying, or one left from
+//!    another revision, is named in the detail);
 //! 5. otherwise APPLIED.
 //!
 //! UNREACHABLE is never produced here: it is what the caller records when the status could
 //! not be read at all. Must never: call a status APPLIED unless every object names the
-//! expected digest and reports `Ready=True`.
+//! expected digest and reports a current `Ready=True`; call it STUCK while Flux is still
+//! retrying, or for a failure on another revision than the expected one.
 
-use super::{ConditionState, ConditionStatus, KustomizationObservation, Observed};
+use super::{
+    ConditionState, ConditionStatus, KustomizationObservation, Observed, SourceObservation,
+};
 use mainline_core::Digest;
 use serde::Serialize;
 use std::fmt;
@@ -106,21 +119,26 @@ pub fn revision_digest(revision: &str) -> Option<Digest> {
     format!("sha256:{hex}").parse().ok()
 }
 
-fn is(c: &Option<ConditionState>, status: ConditionStatus) -> bool {
-    c.as_ref().is_some_and(|c| c.status == status)
+/// `c` when it is current for `generation` (see the module doc), else `None`.
+fn current(c: &Option<ConditionState>, generation: Option<i64>) -> Option<&ConditionState> {
+    c.as_ref().filter(|c| c.is_current(generation))
 }
 
-fn stuck(object: String, c: &ConditionState) -> AppliedState {
+fn is(c: Option<&ConditionState>, status: ConditionStatus) -> bool {
+    c.is_some_and(|c| c.status == status)
+}
+
+fn stuck(object: &str, c: &ConditionState) -> AppliedState {
     AppliedState::Stuck {
-        object,
+        object: object.to_owned(),
         reason: c.reason.clone(),
         message: c.message.clone(),
     }
 }
 
-fn suspended(object: String, flux_cmd: &str) -> AppliedState {
+fn suspended(object: &str, flux_cmd: &str) -> AppliedState {
     AppliedState::Stuck {
-        object,
+        object: object.to_owned(),
         reason: "Suspended".to_owned(),
         message: format!(
             "it is suspended (spec.suspend: true) and will not pick up the channel: resume it \
@@ -129,80 +147,153 @@ fn suspended(object: String, flux_cmd: &str) -> AppliedState {
     }
 }
 
-fn failing_kustomization(ks: &[KustomizationObservation]) -> Option<AppliedState> {
-    ks.iter().find_map(|k| match &k.ready {
-        Some(c) if c.status == ConditionStatus::False => {
-            Some(stuck(format!("Kustomization {}", k.object), c))
-        }
-        _ => None,
-    })
+/// When `ready` exists but was written for an older generation: what the wait is for.
+fn stale_ready(ready: &Option<ConditionState>, generation: Option<i64>) -> Option<String> {
+    let c = ready.as_ref().filter(|c| !c.is_current(generation))?;
+    Some(format!(
+        "waiting for Flux to observe generation {} (its Ready={:?} is for generation {})",
+        generation.map_or_else(|| "?".to_owned(), |g| g.to_string()),
+        c.status,
+        c.observed_generation
+            .map_or_else(|| "unknown".to_owned(), |g| g.to_string())
+    ))
 }
 
-/// Compare what `observed` reports with the digest the channel names.
-pub fn assess(observed: &Observed, expected: &Digest) -> AppliedState {
-    let src = &observed.source;
-    let src_name = format!("OCIRepository {}", src.object);
-    for c in [&src.source_verified, &src.ready].into_iter().flatten() {
-        if c.status == ConditionStatus::False {
-            return stuck(src_name, c);
-        }
-    }
+/// Why a failing condition is not (yet) STUCK, for the PENDING detail.
+fn retrying(object: &str, c: &ConditionState, why: &str) -> String {
+    format!(
+        "{object} reports {} ({}) but {why}",
+        c.message.trim_end_matches('.'),
+        c.reason
+    )
+}
+
+/// The OCIRepository's verdict when it is STUCK, or what it is PENDING on (`None`: fetched the
+/// expected digest and Ready).
+fn assess_source(src: &SourceObservation, expected: &Digest) -> Option<AppliedState> {
+    let name = format!("OCIRepository {}", src.object);
     let fetched = src.revision.as_deref().and_then(revision_digest);
-    if fetched.as_ref() != Some(expected) {
-        if src.suspended {
-            return suspended(
-                src_name,
-                &format!(
-                    "flux resume source oci {} -n {}",
-                    src.object.name, src.object.namespace
-                ),
-            );
+    let behind = fetched.as_ref() != Some(expected);
+    if behind && src.suspended {
+        let cmd = format!(
+            "flux resume source oci {} -n {}",
+            src.object.name, src.object.namespace
+        );
+        return Some(suspended(&name, &cmd));
+    }
+    let generation = src.generation;
+    if let Some(c) = current(&src.stalled, generation).filter(|c| c.status == ConditionStatus::True)
+    {
+        return Some(stuck(&name, c));
+    }
+    let failing = [&src.source_verified, &src.ready]
+        .into_iter()
+        .find_map(|c| current(c, generation).filter(|c| c.status == ConditionStatus::False));
+    let is_retrying = is(current(&src.reconciling, generation), ConditionStatus::True);
+    if let Some(c) = failing {
+        if !is_retrying {
+            return Some(stuck(&name, c));
         }
-        if let Some(s) = failing_kustomization(&observed.kustomizations) {
-            return s;
-        }
+        return Some(AppliedState::Pending {
+            detail: retrying(&name, c, "source-controller is retrying (Reconciling=True)"),
+        });
+    }
+    if behind {
         let detail = match &src.revision {
-            None => format!("{src_name} has no artifact yet; waiting for {expected}"),
-            Some(r) => format!("{src_name} is at {r}; waiting for it to fetch {expected}"),
+            None => format!("{name} has no artifact yet; waiting for {expected}"),
+            Some(r) => format!("{name} is at {r}; waiting for it to fetch {expected}"),
         };
-        return AppliedState::Pending { detail };
+        return Some(AppliedState::Pending { detail });
     }
-    if !is(&src.ready, ConditionStatus::True) {
-        return AppliedState::Pending {
-            detail: format!("{src_name} fetched {expected}; waiting for it to be Ready"),
-        };
+    if !is(current(&src.ready, generation), ConditionStatus::True) {
+        return Some(AppliedState::Pending {
+            detail: format!(
+                "{name} fetched {expected}; waiting for it to be Ready for generation {}",
+                generation.map_or_else(|| "?".to_owned(), |g| g.to_string())
+            ),
+        });
     }
-    for k in &observed.kustomizations {
-        let name = format!("Kustomization {}", k.object);
-        if let Some(c) = k
-            .ready
-            .as_ref()
-            .filter(|c| c.status == ConditionStatus::False)
-        {
-            return stuck(name, c);
+    None
+}
+
+/// A Kustomization's verdict when it is STUCK, or what it is PENDING on (`None`: applied the
+/// expected digest and Ready).
+fn assess_kustomization(k: &KustomizationObservation, expected: &Digest) -> Option<AppliedState> {
+    let name = format!("Kustomization {}", k.object);
+    let applied = k.last_applied_revision.as_deref().and_then(revision_digest);
+    let behind = applied.as_ref() != Some(expected);
+    if behind && k.suspended {
+        let cmd = format!(
+            "flux resume kustomization {} -n {}",
+            k.object.name, k.object.namespace
+        );
+        return Some(suspended(&name, &cmd));
+    }
+    let generation = k.generation;
+    if let Some(c) = current(&k.stalled, generation).filter(|c| c.status == ConditionStatus::True) {
+        return Some(stuck(&name, c));
+    }
+    let ready = current(&k.ready, generation);
+    if let Some(c) = ready.filter(|c| c.status == ConditionStatus::False) {
+        let attempted = k
+            .last_attempted_revision
+            .as_deref()
+            .and_then(revision_digest);
+        let is_retrying = is(current(&k.reconciling, generation), ConditionStatus::True);
+        if attempted.as_ref() == Some(expected) && !is_retrying {
+            return Some(stuck(&name, c));
         }
-        let applied = k.last_applied_revision.as_deref().and_then(revision_digest);
-        if applied.as_ref() != Some(expected) {
-            if k.suspended {
-                return suspended(
-                    name,
-                    &format!(
-                        "flux resume kustomization {} -n {}",
-                        k.object.name, k.object.namespace
-                    ),
-                );
+        let why = if attempted.as_ref() != Some(expected) {
+            format!(
+                "for {} (lastAttemptedRevision), not {expected}: waiting for Flux to try it",
+                k.last_attempted_revision
+                    .as_deref()
+                    .unwrap_or("no revision")
+            )
+        } else {
+            "kustomize-controller is retrying (Reconciling=True)".to_owned()
+        };
+        return Some(AppliedState::Pending {
+            detail: retrying(&name, c, &why),
+        });
+    }
+    if behind {
+        let detail = match &k.last_applied_revision {
+            None => format!("{name} has applied nothing yet; waiting for {expected}"),
+            Some(r) => format!("{name} last applied {r}; waiting for it to apply {expected}"),
+        };
+        return Some(AppliedState::Pending { detail });
+    }
+    if let Some(stale) = stale_ready(&k.ready, generation) {
+        return Some(AppliedState::Pending {
+            detail: format!("{name} applied {expected}; {stale}"),
+        });
+    }
+    if !is(ready, ConditionStatus::True) {
+        return Some(AppliedState::Pending {
+            detail: format!("{name} applied {expected}; waiting for Ready (health checks)"),
+        });
+    }
+    None
+}
+
+/// Compare what `observed` reports with the digest the channel names: any STUCK object wins,
+/// then the first PENDING one (source first), else APPLIED.
+pub fn assess(observed: &Observed, expected: &Digest) -> AppliedState {
+    let verdicts = std::iter::once(assess_source(&observed.source, expected)).chain(
+        observed
+            .kustomizations
+            .iter()
+            .map(|k| assess_kustomization(k, expected)),
+    );
+    let mut first_pending = None;
+    for v in verdicts.flatten() {
+        match v {
+            AppliedState::Stuck { .. } => return v,
+            other => {
+                first_pending.get_or_insert(other);
             }
-            let detail = match &k.last_applied_revision {
-                None => format!("{name} has applied nothing yet; waiting for {expected}"),
-                Some(r) => format!("{name} last applied {r}; waiting for it to apply {expected}"),
-            };
-            return AppliedState::Pending { detail };
-        }
-        if !is(&k.ready, ConditionStatus::True) {
-            return AppliedState::Pending {
-                detail: format!("{name} applied {expected}; waiting for Ready (health checks)"),
-            };
         }
     }
-    AppliedState::Applied
+    first_pending.unwrap_or(AppliedState::Applied)
 }

@@ -39,12 +39,28 @@ pub enum ConditionStatus {
     Unknown,
 }
 
-/// One Kubernetes condition (`Ready`, `SourceVerified`) as Flux reports it.
+/// One Kubernetes condition (`Ready`, `SourceVerified`, `Reconciling`, `Stalled`) as Flux
+/// reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ConditionState {
     pub status: ConditionStatus,
     pub reason: String,
     pub message: String,
+    /// The generation the condition was written for: its own `observedGeneration`, else the
+    /// object's `status.observedGeneration`; `None` when neither is reported.
+    pub observed_generation: Option<i64>,
+}
+
+impl ConditionState {
+    /// Whether the condition speaks of the object's current spec (`generation`), as kstatus
+    /// reads it: a condition written for an older generation says nothing about this one.
+    pub fn is_current(&self, generation: Option<i64>) -> bool {
+        match (generation, self.observed_generation) {
+            (Some(g), Some(o)) => o >= g,
+            (Some(_), None) => false,
+            (None, _) => true,
+        }
+    }
 }
 
 /// What an OCIRepository reports.
@@ -59,6 +75,10 @@ pub struct SourceObservation {
     pub last_handled_reconcile_at: Option<String>,
     pub ready: Option<ConditionState>,
     pub source_verified: Option<ConditionState>,
+    pub reconciling: Option<ConditionState>,
+    pub stalled: Option<ConditionState>,
+    /// `metadata.generation`.
+    pub generation: Option<i64>,
     /// `spec.suspend`.
     pub suspended: bool,
 }
@@ -72,6 +92,10 @@ pub struct KustomizationObservation {
     /// `status.lastAttemptedRevision`.
     pub last_attempted_revision: Option<String>,
     pub ready: Option<ConditionState>,
+    pub reconciling: Option<ConditionState>,
+    pub stalled: Option<ConditionState>,
+    /// `metadata.generation`.
+    pub generation: Option<i64>,
     pub suspended: bool,
 }
 
@@ -97,6 +121,8 @@ struct Wire<S> {
 struct WireMeta {
     #[serde(default)]
     annotations: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    generation: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -114,6 +140,8 @@ struct WireSourceStatus {
     conditions: Option<Vec<WireCondition>>,
     #[serde(default)]
     last_handled_reconcile_at: Option<String>,
+    #[serde(default)]
+    observed_generation: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -131,9 +159,12 @@ struct WireKustomizationStatus {
     last_applied_revision: Option<String>,
     #[serde(default)]
     last_attempted_revision: Option<String>,
+    #[serde(default)]
+    observed_generation: Option<i64>,
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct WireCondition {
     #[serde(rename = "type")]
     kind: String,
@@ -142,9 +173,15 @@ struct WireCondition {
     reason: String,
     #[serde(default)]
     message: String,
+    #[serde(default)]
+    observed_generation: Option<i64>,
 }
 
-fn condition(conditions: &Option<Vec<WireCondition>>, kind: &str) -> Option<ConditionState> {
+fn condition(
+    conditions: &Option<Vec<WireCondition>>,
+    kind: &str,
+    status_generation: Option<i64>,
+) -> Option<ConditionState> {
     conditions
         .iter()
         .flatten()
@@ -157,6 +194,7 @@ fn condition(conditions: &Option<Vec<WireCondition>>, kind: &str) -> Option<Cond
             },
             reason: c.reason.clone(),
             message: c.message.clone(),
+            observed_generation: c.observed_generation.or(status_generation),
         })
 }
 
@@ -167,6 +205,7 @@ pub fn source_from_json(
 ) -> Result<SourceObservation, serde_json::Error> {
     let wire: Wire<WireSourceStatus> = serde_json::from_value(value)?;
     let status = wire.status.unwrap_or_default();
+    let og = status.observed_generation;
     Ok(SourceObservation {
         object: object.clone(),
         revision: status.artifact.and_then(|a| a.revision),
@@ -175,8 +214,11 @@ pub fn source_from_json(
             .annotations
             .and_then(|mut a| a.remove(REQUESTED_AT)),
         last_handled_reconcile_at: status.last_handled_reconcile_at,
-        ready: condition(&status.conditions, "Ready"),
-        source_verified: condition(&status.conditions, "SourceVerified"),
+        ready: condition(&status.conditions, "Ready", og),
+        source_verified: condition(&status.conditions, "SourceVerified", og),
+        reconciling: condition(&status.conditions, "Reconciling", og),
+        stalled: condition(&status.conditions, "Stalled", og),
+        generation: wire.metadata.generation,
         suspended: wire.spec.suspend.unwrap_or(false),
     })
 }
@@ -188,11 +230,15 @@ pub fn kustomization_from_json(
 ) -> Result<KustomizationObservation, serde_json::Error> {
     let wire: Wire<WireKustomizationStatus> = serde_json::from_value(value)?;
     let status = wire.status.unwrap_or_default();
+    let og = status.observed_generation;
     Ok(KustomizationObservation {
         object: object.clone(),
         last_applied_revision: status.last_applied_revision,
         last_attempted_revision: status.last_attempted_revision,
-        ready: condition(&status.conditions, "Ready"),
+        ready: condition(&status.conditions, "Ready", og),
+        reconciling: condition(&status.conditions, "Reconciling", og),
+        stalled: condition(&status.conditions, "Stalled", og),
+        generation: wire.metadata.generation,
         suspended: wire.spec.suspend.unwrap_or(false),
     })
 }

@@ -3,7 +3,8 @@
 //!
 //! - a follower counts a foreign holder as gone only after a full `leaseDurationSeconds` (the
 //!   holder's promise, from the record) has passed *on its own clock* since it first saw the
-//!   holder's latest write — so clock offsets between replicas do not matter;
+//!   holder's latest write, measured on its monotonic clock (capped at
+//!   [`rules::MAX_DURATION_MS`]) — so clock offsets between replicas do not matter;
 //! - the leader considers itself leader only until `renew_deadline` after the moment it
 //!   started its last successful renew, and `renew_deadline < lease_duration`; so the old
 //!   leader has stopped acting before any follower can take over;
@@ -159,8 +160,8 @@ impl ElectionError {
 
 struct Observation {
     object: LeaseObject,
-    /// Our clock when this `resourceVersion` was first seen (or written by us).
-    since: Timestamp,
+    /// Our monotonic clock when this record was first seen (or written by us).
+    since_ms: i64,
 }
 
 /// One replica's elector.
@@ -169,7 +170,7 @@ pub struct LeaderElector {
     clock: Arc<dyn Clock>,
     config: ElectionConfig,
     observed: Mutex<Option<Observation>>,
-    /// Unix ms until which we are leader; `i64::MIN` when not.
+    /// Monotonic ms until which we are leader; `i64::MIN` when not.
     leader_until: AtomicI64,
 }
 
@@ -195,7 +196,7 @@ impl LeaderElector {
 
     /// Whether this replica may act now.
     pub fn is_leader(&self) -> bool {
-        self.clock.now().millis() < self.leader_until.load(Ordering::SeqCst)
+        self.clock.monotonic_ms() < self.leader_until.load(Ordering::SeqCst)
     }
 
     fn kube(&self, action: &'static str) -> impl FnOnce(KubeError) -> ElectionError + '_ {
@@ -206,10 +207,15 @@ impl LeaderElector {
         }
     }
 
-    fn lead(&self, since: Timestamp) -> Leadership {
-        let until = since.plus_millis(millis(self.config.renew_deadline));
-        self.leader_until.store(until.millis(), Ordering::SeqCst);
-        Leadership::Leader { until }
+    /// Lead until `renew_deadline` after `since_ms` (monotonic); `until` reports the same
+    /// moment on the wall clock, for people.
+    fn lead(&self, since_ms: i64, wall: Timestamp) -> Leadership {
+        let deadline = millis(self.config.renew_deadline);
+        self.leader_until
+            .store(since_ms.saturating_add(deadline), Ordering::SeqCst);
+        Leadership::Leader {
+            until: wall.plus_millis(deadline),
+        }
     }
 
     fn follow(&self, holder: Option<String>) -> Leadership {
@@ -222,6 +228,7 @@ impl LeaderElector {
     pub fn try_acquire_or_renew(&self) -> Result<Leadership, ElectionError> {
         let mut observed = self.observed.lock().unwrap_or_else(|p| p.into_inner());
         let started = self.clock.now();
+        let started_ms = self.clock.monotonic_ms();
         let deadline = Instant::now() + self.config.request_timeout.min(self.config.renew_deadline);
         let me = self.config.identity.as_str();
         let duration = whole_seconds(self.config.lease_duration);
@@ -236,31 +243,29 @@ impl LeaderElector {
                 Write::Done(obj) => {
                     *observed = Some(Observation {
                         object: obj,
-                        since: started,
+                        since_ms: started_ms,
                     });
-                    Ok(self.lead(started))
+                    Ok(self.lead(started_ms, started))
                 }
                 Write::LostRace => Ok(self.follow(None)),
             };
         };
+        let key = obj.record.key(&obj.resource_version);
         let seen_before = observed
             .as_ref()
-            .is_some_and(|o| o.object.resource_version == obj.resource_version);
+            .is_some_and(|o| o.object.record.key(&o.object.resource_version) == key);
         if !seen_before {
             *observed = Some(Observation {
                 object: obj.clone(),
-                since: started,
+                since_ms: started_ms,
             });
         }
-        let since = observed.as_ref().map_or(started, |o| o.since);
+        let since_ms = observed.as_ref().map_or(started_ms, |o| o.since_ms);
         if let Some(holder) = obj.record.holder().filter(|h| *h != me) {
             let promised = obj
                 .record
-                .duration_secs
-                .map_or(millis(self.config.lease_duration), |s| {
-                    s.saturating_mul(1000)
-                });
-            if since.plus_millis(promised) > started {
+                .takeover_after_ms(millis(self.config.lease_duration));
+            if since_ms.saturating_add(promised) > started_ms {
                 return Ok(self.follow(Some(holder.to_owned())));
             }
             tracing::info!(lease = %self.api.display(), %holder, identity = me,
@@ -275,9 +280,9 @@ impl LeaderElector {
             Write::Done(obj) => {
                 *observed = Some(Observation {
                     object: obj,
-                    since: started,
+                    since_ms: started_ms,
                 });
-                Ok(self.lead(started))
+                Ok(self.lead(started_ms, started))
             }
             Write::LostRace => Ok(self.follow(None)),
         }

@@ -1,18 +1,20 @@
 //! The channel lock on a Lease — the `lock = "kubernetes"` backend, for teams whose writers all
 //! reach the cluster. Same contract as the git-ref lock (`channel::lock::GitLock`): a holder
-//! with an expiry; acquire creates the Lease or takes it over once the holder's
-//! `renewTime + leaseDurationSeconds` (plus a skew allowance) has passed, waiting while a live
-//! holder has it; renew extends our hold; release gives it back; every step is a
-//! compare-and-swap on `resourceVersion`.
+//! with an expiry; acquire creates the Lease or takes it over once this process has watched the
+//! holder's record stay unchanged for its `leaseDurationSeconds` on our monotonic clock (as
+//! client-go's leader election and the git lock do: see [`rules`]), waiting while a live holder
+//! has it; renew extends our hold; release gives it back; every step is a compare-and-swap on
+//! `resourceVersion`. Clocks are never compared: a taker whose clock runs ten minutes fast
+//! waits exactly as long as one whose clock is right.
 //!
 //! A 409 on renew is a lost race. It is only retried when a fresh read shows *our own*
 //! identity still holding the Lease (our previous write landed but its answer was lost), as a
 //! new compare-and-swap from that read; otherwise the lock is [`LockError::Lost`] and the caller
 //! must stop before writing anything.
-//! Must never: take over before expiry, write from a stale read, or call an unreadable Lease
-//! free.
+//! Must never: take over before watching the record unchanged for its (capped) duration, trust
+//! a remote clock, write from a stale read, or call an unreadable Lease free.
 
-use super::rules::{self, Judgement};
+use super::rules::{self, Judgement, Observation};
 use super::{LeaseApi, LeaseObject, Write};
 use crate::client::KubeClient;
 use crate::clock::Clock;
@@ -60,8 +62,9 @@ pub struct LockHandle {
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
     #[error(
-        "channel lock Lease {lease} is held by {holder} until {expires_at}; gave up waiting \
-         after {waited_ms} ms: retry later (a dead holder's lock is taken over once it expires)"
+        "channel lock Lease {lease} is held by {holder} (renewed until {expires_at} by its own \
+         clock); gave up waiting after {waited_ms} ms: retry later (a dead holder's lock is \
+         taken over once its record stays unchanged for its lease duration)"
     )]
     Busy {
         lease: String,
@@ -114,12 +117,10 @@ pub struct LeaseLockConfig {
     pub wait: Duration,
     /// Budget of one API request.
     pub request_timeout: Duration,
-    /// Extra time after a foreign holder's expiry before a takeover (clock skew).
-    pub skew_allowance: Duration,
 }
 
 impl LeaseLockConfig {
-    /// The git lock's defaults: 60 s TTL, 120 s wait; 10 s per request; 2 s skew allowance.
+    /// The git lock's defaults: 60 s TTL, 120 s wait; 10 s per request.
     pub fn new(namespace: &str, name: &str, holder: &str) -> LeaseLockConfig {
         LeaseLockConfig {
             namespace: namespace.to_owned(),
@@ -128,7 +129,6 @@ impl LeaseLockConfig {
             ttl: Duration::from_secs(60),
             wait: Duration::from_secs(120),
             request_timeout: Duration::from_secs(10),
-            skew_allowance: Duration::from_secs(2),
         }
     }
 }
@@ -139,6 +139,9 @@ pub struct LeaseLock {
     clock: Arc<dyn Clock>,
     config: LeaseLockConfig,
     identity: String,
+    /// The record this process last saw and since when (monotonic ms): the only clock a
+    /// takeover is judged by.
+    observed: std::sync::Mutex<Option<Observation>>,
 }
 
 pub(crate) fn whole_seconds(d: Duration) -> i64 {
@@ -187,6 +190,7 @@ impl LeaseLock {
             clock,
             config,
             identity,
+            observed: std::sync::Mutex::new(None),
         })
     }
 
@@ -228,60 +232,77 @@ impl LeaseLock {
         Ok(obj.as_ref().and_then(holder_of))
     }
 
-    /// Create the Lease, or take it over from an expired holder; wait while a live one has it.
+    /// How long this process has watched `obj`'s record unchanged (0 the first time).
+    fn unchanged_for(&self, obj: &LeaseObject, now_ms: i64) -> i64 {
+        let mut slot = self.observed.lock().unwrap_or_else(|p| p.into_inner());
+        Observation::watch(&mut slot, obj.record.key(&obj.resource_version), now_ms)
+    }
+
+    /// Create the Lease, or take it over from a holder whose record this process has watched
+    /// unchanged for the record's duration; wait while a live one has it.
     pub fn acquire(&self) -> Result<LockHandle, LockError> {
         let ttl = whole_seconds(self.config.ttl);
-        let skew = millis(self.config.skew_allowance);
-        let start = self.clock.now();
-        let mut pause = 50u64;
+        let start = self.clock.monotonic_ms();
+        let wait = i64::try_from(self.config.wait.as_millis()).unwrap_or(i64::MAX);
+        let mut pause = 50i64;
         loop {
             let deadline = self.deadline();
             let current = self.api.get(deadline).map_err(self.kube("read it"))?;
-            let now = self.clock.now();
+            let mono = self.clock.monotonic_ms();
             let write = match &current {
                 None => self
                     .api
-                    .create(&rules::claim(None, &self.identity, ttl, now), deadline)
+                    .create(
+                        &rules::claim(None, &self.identity, ttl, self.clock.now()),
+                        deadline,
+                    )
                     .map_err(self.kube("create it"))?,
-                Some(obj) => match rules::judge(&obj.record, &self.identity, now, skew) {
-                    Judgement::Held { holder, expires_at } => {
-                        let waited = u64::try_from(now.millis() - start.millis()).unwrap_or(0);
-                        let wait = u64::try_from(self.config.wait.as_millis()).unwrap_or(u64::MAX);
-                        if waited >= wait {
-                            return Err(LockError::Busy {
-                                lease: self.api.display(),
-                                holder,
-                                expires_at,
-                                waited_ms: waited,
-                            });
+                Some(obj) => {
+                    let unchanged = self.unchanged_for(obj, mono);
+                    match rules::judge(&obj.record, &self.identity, unchanged, ttl * 1000) {
+                        Judgement::Held {
+                            holder,
+                            expires_at,
+                            takeover_in_ms,
+                        } => {
+                            let waited = (mono - start).max(0);
+                            if waited >= wait {
+                                return Err(LockError::Busy {
+                                    lease: self.api.display(),
+                                    holder,
+                                    expires_at,
+                                    waited_ms: u64::try_from(waited).unwrap_or(0),
+                                });
+                            }
+                            let nap = pause.min(takeover_in_ms).min(wait - waited).max(1);
+                            self.clock.sleep(u64::try_from(nap).unwrap_or(1));
+                            pause = (pause * 2).min(1_000);
+                            continue;
                         }
-                        let until_expiry = expires_at.plus_millis(skew).millis() - now.millis();
-                        let nap = pause
-                            .min(u64::try_from(until_expiry).unwrap_or(1).max(1))
-                            .min(wait - waited);
-                        self.clock.sleep(nap);
-                        pause = (pause * 2).min(1_000);
-                        continue;
-                    }
-                    judgement => {
-                        if let Judgement::Expired { holder, expired_at } = &judgement {
-                            tracing::info!(lease = %self.api.display(), %holder, %expired_at,
-                                "taking over an expired channel lock");
+                        judgement => {
+                            if let Judgement::Expired { holder, .. } = &judgement {
+                                tracing::info!(lease = %self.api.display(), %holder,
+                                    unchanged_ms = unchanged,
+                                    "the holder stopped renewing for a lease duration (as \
+                                     watched here): taking over the channel lock");
+                            }
+                            let record = rules::claim(
+                                Some(&obj.record),
+                                &self.identity,
+                                ttl,
+                                self.clock.now(),
+                            );
+                            self.api
+                                .update(obj, &record, deadline)
+                                .map_err(self.kube("claim it"))?
                         }
-                        self.api
-                            .update(
-                                obj,
-                                &rules::claim(Some(&obj.record), &self.identity, ttl, now),
-                                deadline,
-                            )
-                            .map_err(self.kube("claim it"))?
                     }
-                },
+                }
             };
             match write {
                 Write::Done(obj) => return self.handle(obj),
                 // Someone else wrote between our read and our write: read again and re-judge.
-                Write::LostRace => self.clock.sleep(pause.min(200)),
+                Write::LostRace => self.clock.sleep(u64::try_from(pause.min(200)).unwrap_or(1)),
             }
         }
     }

@@ -1,11 +1,21 @@
 //! The pure rules of holding a Lease: who holds it, until when, and what record to write to
 //! claim, renew or release it. Time arrives as a value; nothing here does I/O.
 //!
-//! A Lease is held by `holderIdentity` until `renewTime + leaseDurationSeconds` (the holder's
-//! own promise, in the record). A claim by a new holder sets `acquireTime` and increments
-//! `leaseTransitions` (as client-go's leader election does); a renew by the holder keeps
-//! `acquireTime`. A release clears the holder and shortens the duration to one second.
-//! Must never: call a live holder's Lease free, or read "now" itself.
+//! A Lease is held by `holderIdentity` for `leaseDurationSeconds` after its last write. Whether
+//! that time has passed is judged as client-go's leader election judges it: by how long *this
+//! process* has watched the record stay unchanged (same `resourceVersion`, holder and
+//! `renewTime`), on its own monotonic clock ([`Observation`]) — never by comparing the
+//! holder's `renewTime` with our clock, so a taker whose clock is fast cannot steal a live
+//! lock and a holder whose clock is slow cannot freeze it. The duration a record declares is
+//! capped at [`MAX_DURATION_MS`]. The price: a process that first sees a dead holder's record
+//! waits one duration from that first look, however old the record is.
+//!
+//! A claim by a new holder sets `acquireTime` and increments `leaseTransitions` (as client-go
+//! does); a renew by the holder keeps `acquireTime`. A release clears the holder and shortens
+//! the duration to one second. `renewTime`/`acquireTime` are written for people and for
+//! `status`; no decision here reads them against a clock.
+//! Must never: call a live holder's Lease free, compare a remote time with a local one, or
+//! read "now" itself.
 
 use super::{micro_time, parse_time};
 use mainline_core::Timestamp;
@@ -35,23 +45,63 @@ pub struct LeaseRecord {
     pub transitions: i64,
 }
 
-/// Who holds a Lease, as judged at one instant.
+/// The longest duration a record may declare; a longer one (a typo, a hostile record) counts
+/// as this, so nobody can freeze a lock for longer than ten minutes.
+pub const MAX_DURATION_MS: i64 = 600_000;
+
+/// Who holds a Lease, as judged from how long this process has watched its record unchanged.
+/// `expires_at` is the holder's own claim (`renewTime + leaseDurationSeconds`, by the holder's
+/// clock): shown to people, never compared with ours.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Judgement {
     /// Nobody.
     Free,
     /// The identity asking.
     Ours { expires_at: Timestamp },
-    /// Someone else, still within their duration.
+    /// Someone else, whose record changed less than a duration ago (as watched locally).
     Held {
         holder: String,
         expires_at: Timestamp,
+        /// How much longer the record must stay unchanged before a takeover (ms).
+        takeover_in_ms: i64,
     },
-    /// Someone else, whose duration has passed: may be taken over.
+    /// Someone else, whose record this process watched unchanged for a whole duration.
     Expired {
         holder: String,
         expired_at: Timestamp,
     },
+}
+
+/// What identifies one write of a Lease: a change in any part restarts the watch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordKey {
+    pub resource_version: String,
+    pub holder: Option<String>,
+    pub renew_time: Option<Timestamp>,
+}
+
+/// The record this process last saw and when (monotonic ms) it first saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Observation {
+    pub key: RecordKey,
+    pub since_ms: i64,
+}
+
+impl Observation {
+    /// Note that `key` was read at `now_ms` (monotonic): the watch goes on if it is the record
+    /// seen before, and restarts at `now_ms` otherwise. Returns how long it has stayed unchanged.
+    pub fn watch(slot: &mut Option<Observation>, key: RecordKey, now_ms: i64) -> i64 {
+        match slot {
+            Some(o) if o.key == key => (now_ms - o.since_ms).max(0),
+            _ => {
+                *slot = Some(Observation {
+                    key,
+                    since_ms: now_ms,
+                });
+                0
+            }
+        }
+    }
 }
 
 impl LeaseRecord {
@@ -67,6 +117,24 @@ impl LeaseRecord {
         match (self.renew_time.or(self.acquire_time), self.duration_secs) {
             (Some(t), Some(d)) => Some(t.plus_millis(d.saturating_mul(1000))),
             _ => Some(Timestamp(0)),
+        }
+    }
+
+    /// The key of this record as stored at `resource_version`.
+    pub fn key(&self, resource_version: &str) -> RecordKey {
+        RecordKey {
+            resource_version: resource_version.to_owned(),
+            holder: self.holder().map(str::to_owned),
+            renew_time: self.renew_time,
+        }
+    }
+
+    /// How long a taker must watch this record unchanged: the declared duration, capped at
+    /// [`MAX_DURATION_MS`]; `default_ms` when the record declares none (or a non-positive one).
+    pub fn takeover_after_ms(&self, default_ms: i64) -> i64 {
+        match self.duration_secs {
+            Some(d) if d > 0 => d.saturating_mul(1000).min(MAX_DURATION_MS),
+            _ => default_ms.clamp(1, MAX_DURATION_MS),
         }
     }
 
@@ -124,16 +192,19 @@ impl LeaseRecord {
     }
 }
 
-/// Judge `record` for identity `me` at `now`. A foreign holder counts as expired only once
-/// `skew_ms` more have passed, to absorb clock differences between holder and taker.
-pub fn judge(record: &LeaseRecord, me: &str, now: Timestamp, skew_ms: i64) -> Judgement {
+/// Judge `record` for identity `me`, given how long this process has watched it unchanged
+/// (`unchanged_ms`, from [`Observation::watch`]); `default_ms` is the duration assumed when the
+/// record declares none. A foreign holder counts as expired only after a whole (capped)
+/// duration of watching — clocks are never compared.
+pub fn judge(record: &LeaseRecord, me: &str, unchanged_ms: i64, default_ms: i64) -> Judgement {
     let (Some(holder), Some(expires_at)) = (record.holder(), record.expires_at()) else {
         return Judgement::Free;
     };
     if holder == me {
         return Judgement::Ours { expires_at };
     }
-    if now >= expires_at.plus_millis(skew_ms) {
+    let after = record.takeover_after_ms(default_ms);
+    if unchanged_ms >= after {
         Judgement::Expired {
             holder: holder.to_owned(),
             expired_at: expires_at,
@@ -142,6 +213,7 @@ pub fn judge(record: &LeaseRecord, me: &str, now: Timestamp, skew_ms: i64) -> Ju
         Judgement::Held {
             holder: holder.to_owned(),
             expires_at,
+            takeover_in_ms: after - unchanged_ms.max(0),
         }
     }
 }

@@ -125,6 +125,14 @@ pub fn kustomization_status(fixture_name: &str, d: &Digest) -> Value {
     s
 }
 
+/// `status` with its `Reconciling` condition removed: the controller stopped retrying.
+pub fn not_retrying(mut status: Value) -> Value {
+    if let Some(c) = status["conditions"].as_array_mut() {
+        c.retain(|c| c["type"] != "Reconciling");
+    }
+    status
+}
+
 /// Create the OCIRepository `name` at `d` and a Kustomization `name` applying it.
 pub fn seed(ns: &str, name: &str, d: &Digest) {
     create_with_status(

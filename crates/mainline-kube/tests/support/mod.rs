@@ -40,11 +40,16 @@ pub fn kustomization_at(ns: &str, name: &str, d: &Digest) -> Value {
     v
 }
 
-/// A Kustomization failing health checks on `d`.
+/// A Kustomization failing health checks on `d`, no longer retrying (no `Reconciling=True`):
+/// what Flux reports when it gave up, so STUCK.
 pub fn kustomization_unhealthy(ns: &str, name: &str, d: &Digest) -> Value {
     let mut v = place(fixture("flux/kustomization_health_check_failed"), ns, name);
     v["status"]["lastAppliedRevision"] = json!(revision(d));
     v["status"]["lastAttemptedRevision"] = json!(revision(d));
+    v["status"]["conditions"]
+        .as_array_mut()
+        .expect("conditions")
+        .retain(|c| c["type"] != "Reconciling");
     v
 }
 
