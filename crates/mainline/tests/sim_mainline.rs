@@ -93,25 +93,37 @@ fn mainline_unlocked_converges_but_loses_updates() {
 /// Found during development (then seed 1, history 77): a promote decided while main was A
 /// wrote A's artifact ~1 s after B merged, over a channel that contained B. The checker first
 /// called it an S2 violation; it is a race with the merge (B landed after the decision), the
-/// executor's re-decision promotes B in the same run, and L1 bounds it. Which history shows the
-/// race shifts whenever the executor's request pattern changes, so search for one.
+/// executor's re-decision promotes B in the same run, and L1 bounds it. Most such races were a
+/// restore of main dropping a live group that then merged; since a DIVERGED restore keeps the
+/// live groups (issue 12), none of seed 1's first 10,000 histories races any more. So this
+/// holds every raced history to the claim (clean, re-decided at once) and, races or not, holds
+/// the scanned histories to S2 = 0; the count it found is printed.
 #[test]
 fn promote_decided_just_before_a_merge_is_a_race_not_a_regression() {
-    let found = (0..2_000u64).find_map(|i| {
+    let mut races = 0;
+    for i in 0..2_000u64 {
         let o = run_history(
             history_seed(1, i),
             Strategy::Mainline,
             &SimConfig::default(),
         );
-        (o.s2_races >= 1).then_some((i, o))
-    });
-    let (i, o) = found.expect("some history of seed 1 races a promote with a merge");
-    assert!(o.violations.is_empty(), "history {i}: {:?}", o.violations);
-    assert!(
-        o.max_behind_ms < 5 * 60_000,
-        "history {i}: re-decided at once, yet behind {} ms",
-        o.max_behind_ms
-    );
+        assert!(
+            o.violations.iter().all(|v| v.invariant != Invariant::S2),
+            "history {i}: {:?}",
+            o.violations
+        );
+        if o.s2_races == 0 {
+            continue;
+        }
+        races += o.s2_races;
+        assert!(o.violations.is_empty(), "history {i}: {:?}", o.violations);
+        assert!(
+            o.max_behind_ms < 5 * 60_000,
+            "history {i}: re-decided at once, yet behind {} ms",
+            o.max_behind_ms
+        );
+    }
+    eprintln!("S2 races in seed 1's first 2,000 histories: {races}");
 }
 
 /// Found during development: the seeded first artifact was tagged `latest` before its
