@@ -77,11 +77,11 @@ ACTIONLINT=$oracle_dir/actionlint/actionlint scripts/test-release.sh
 
 # The simulator at CI size (issues 5 and 12) on the release build. SIM_HISTORIES per strategy:
 # 10,000 runs in about three minutes on the 2-core CI machine at the measured rate (issue 12
-# asked for 100,000 once the simulator reaches 10,000 histories/s; it does not yet).
+# asked for 100,000 once the simulator reaches 10,000 histories/s; it does not yet: about 650/s
+# for mainline on two idle cores, 31 CPU-seconds per 10,000 histories, after coroutine stacks
+# are pooled across histories).
 # Asserted per strategy and per clause (DESIGN.md S1-S5, L1, G):
-# - mainline: 0 on every clause but G, nothing lost. G is a known executor gap, reported and
-#   printed, not hidden: a reconcile after a failed group restores main even while older groups
-#   the failed one contained are still in flight, so their gate window breaks (issue 12 report).
+# - mainline: 0 on every clause (G included), nothing lost.
 # - mainline-unlocked: S5 > 0 (unlocked mode gives up "no lost update": DESIGN.md, S5).
 # - each baseline: its named incident (docs/simulate-baselines/README.md).
 SIM_HISTORIES=${SIM_HISTORIES:-10000}
@@ -96,7 +96,7 @@ by = {s["name"]: s for s in report["strategies"]}
 bad = []
 m = by["mainline"]
 for clause, n in m["by_clause"].items():
-    if clause != "G" and n != 0:
+    if n != 0:
         bad.append(f"mainline shows {n} {clause} violations")
 if m["merged_never_deployed"] != 0:
     bad.append("mainline lost a merged change")
@@ -126,7 +126,7 @@ for s in report["strategies"]:
           + f" {'kept' if s['keeps_premerge_gate'] else 'LOST':>5}")
 if bad:
     sys.exit("simulate check failed: " + "; ".join(bad))
-print(f"simulate check: {report['histories']} histories per strategy; mainline 0 on every clause "
-      f"but G ({m['by_clause']['G']}, known executor gap); unlocked S5 {by['mainline-unlocked']['by_clause']['S5']}; "
+print(f"simulate check: {report['histories']} histories per strategy; mainline 0 on every clause; "
+      f"unlocked S5 {by['mainline-unlocked']['by_clause']['S5']}; "
       "every baseline fails its named incident")
 PY

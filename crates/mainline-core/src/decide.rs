@@ -5,8 +5,11 @@
 //! Invariants (DESIGN.md "The invariant"):
 //! - an active pin wins: the channel holds on it or is moved back to it; deploys and
 //!   promotions are refused while it lasts;
-//! - a reconcile's only targets are mainline's artifact or the active pin's digest, so it
-//!   never moves the channel behind a landed merge, and it never overwrites a live candidate;
+//! - a reconcile's only targets are mainline's artifact, the active pin's digest, or — when
+//!   the channel is DIVERGED on an ended group's candidate that contained older groups still
+//!   in flight — the newest of those live groups (`restore.rs`), so it never moves the channel
+//!   behind a landed merge, never overwrites a live candidate, and never drops a live group's
+//!   candidate that the channel contained (G, the gate is real);
 //! - an unreadable fact yields UNKNOWN/Hold or a `facts_unknown` refusal, never a move;
 //! - a hand-moved channel is held (UNKNOWN with a hint) unless the operator asks for
 //!   `force_restore`;
@@ -162,7 +165,8 @@ fn names_pin(facts: &Facts, pin: &Pin) -> Result<bool, MissingFact> {
     })
 }
 
-/// Reconcile: hold, or move to mainline's artifact or the active pin. Nothing else.
+/// Reconcile: hold, or move to mainline's artifact, the active pin, or (DIVERGED) the newest
+/// live group the channel's commit contained. Nothing else.
 fn reconcile(facts: &Facts, force_restore: bool) -> Decision {
     if let Some(pin) = facts.active_pin() {
         return reconcile_pinned(facts, pin);
@@ -200,14 +204,11 @@ fn reconcile(facts: &Facts, force_restore: bool) -> Decision {
             &line,
             "promote mainline's artifact",
         ),
-        State::Diverged { m, .. } => to_mainline(
-            facts,
-            verdict,
-            m,
-            Action::Restore,
-            &line,
-            "restore mainline's artifact",
-        ),
+        State::Diverged { m, x, .. } => {
+            crate::restore::diverged(facts, verdict, m, x, &line, |what| {
+                to_mainline(facts, verdict, m, Action::Restore, &line, what)
+            })
+        }
         State::Unreadable(_)
         | State::Foreign { .. }
         | State::Converged { .. }

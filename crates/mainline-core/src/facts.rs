@@ -99,7 +99,11 @@ pub struct Pin {
     pub commit: Option<CommitId>,
     pub reason: String,
     pub actor: String,
-    /// Active while `None` or `now < expires_at`.
+    /// Active while `None` or `now < expires_at`. An absolute wall-clock instant, judged by
+    /// each runner's own `now`: runners whose clocks differ by d disagree about it for at most
+    /// d. Unlike a lock lease it is no fence (either side of it every write keeps S1–S5; only
+    /// *when* the channel resumes following mainline shifts), and a locally observed duration
+    /// would never run out for fresh CI runners, so it stays absolute (README, "Pin expiry").
     pub expires_at: Option<Timestamp>,
     pub kind: PinKind,
 }

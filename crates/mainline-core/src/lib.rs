@@ -23,6 +23,7 @@ mod known;
 mod pinning;
 mod plan;
 mod request;
+mod restore;
 mod status;
 mod target;
 mod time;

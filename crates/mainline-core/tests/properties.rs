@@ -272,8 +272,43 @@ fn is_reconcile(r: &Request) -> bool {
     )
 }
 
-/// Property (1): a reconcile (or status, or promote) only ever targets mainline's artifact or
-/// the active pin.
+/// The model's answer to "which live groups did the channel's commit X contain?": the heads of
+/// in-flight groups strictly between mainline's tip and X, newest first when they form a chain
+/// (empty when there are none or they fork). A DIVERGED reconcile restores the first of them
+/// whose artifact may be named.
+fn live_chain_inside(case: &Case, facts: &Facts) -> Vec<usize> {
+    let (Some(x), Some(groups)) = (case.channel_commit, facts.groups.known()) else {
+        return Vec::new();
+    };
+    let m = case.mainline;
+    let heads: Vec<usize> = groups
+        .iter()
+        .filter(|g| g.expires_at.is_none_or(|t| Timestamp(NOW) < t))
+        .map(|g| case.index_of(&g.head))
+        .filter(|&h| h != x && h != m && case.anc(m, h) && case.anc(h, x))
+        .collect();
+    let contains = |h: usize| heads.iter().filter(|&&o| case.anc(o, h)).count();
+    let mut ranked: Vec<(usize, usize)> = heads.iter().map(|&h| (contains(h), h)).collect();
+    ranked.sort_by_key(|&(contains, _)| std::cmp::Reverse(contains));
+    let chain: Vec<usize> = ranked.into_iter().map(|(_, h)| h).collect();
+    match chain.windows(2).all(|p| case.anc(p[1], p[0])) {
+        true => chain,
+        false => Vec::new(),
+    }
+}
+
+/// Whether commit `h`'s artifact may not be named for a known reason (empty deploy tree, or no
+/// signed artifact under the evidence policy): the only case where a live group is passed over.
+fn unnameable(case: &Case, facts: &Facts, h: usize) -> bool {
+    let empty = !facts.policy.allow_empty && case.model.trees[h].is_none();
+    let unsigned = facts.policy.require_signature
+        && (case.model.artifacts[h].is_none() || !case.model.signed[h]);
+    empty || unsigned
+}
+
+/// Property (1): a reconcile (or status, or promote) only ever targets mainline's artifact, the
+/// active pin, or — DIVERGED on a commit that contained live groups — exactly the newest of them
+/// (and mainline's artifact then only when that group's artifact cannot be named).
 fn reconcile_targets(case: &Case, facts: &Facts, d: &Decision) -> Result<(), TestCaseError> {
     let Some(mv) = d.plan.as_move() else {
         return Ok(());
@@ -292,8 +327,28 @@ fn reconcile_targets(case: &Case, facts: &Facts, d: &Decision) -> Result<(), Tes
                 "{:?}",
                 mv
             );
-            prop_assert_eq!(mv.to_commit.clone(), Some(c(case.mainline)));
-            prop_assert_eq!(&mv.to_digest, &case.model.artifacts[case.mainline]);
+            let chain = match d.verdict {
+                Verdict::Diverged => live_chain_inside(case, facts),
+                _ => Vec::new(),
+            };
+            // The first live group (newest first) whose artifact may be named, if any.
+            match chain.iter().copied().find(|&h| !unnameable(case, facts, h)) {
+                Some(h) => {
+                    prop_assert_eq!(mv.action, Action::Restore);
+                    prop_assert_eq!(mv.to_commit.clone(), Some(c(h)), "{}", mv.reason);
+                    prop_assert_eq!(&mv.to_digest, &case.model.artifacts[h]);
+                    prop_assert!(mv.reason.contains("newest live group"), "{}", mv.reason);
+                }
+                None => {
+                    prop_assert_eq!(
+                        mv.to_commit.clone(),
+                        Some(c(case.mainline)),
+                        "{}",
+                        mv.reason
+                    );
+                    prop_assert_eq!(&mv.to_digest, &case.model.artifacts[case.mainline]);
+                }
+            }
         }
     }
     Ok(())
@@ -543,6 +598,12 @@ fn generator_reaches_every_verdict_action_and_refusal() {
             let key = match &d.plan {
                 Plan::Hold => "hold".to_owned(),
                 Plan::ClearPin => "clear_pin".to_owned(),
+                Plan::Move(m)
+                    if m.action == Action::Restore
+                        && m.to_commit.as_ref() != facts.mainline.known() =>
+                {
+                    "restore_live_group".to_owned()
+                }
                 Plan::Move(m) => format!("{:?}", m.action),
                 Plan::Refuse(r) => r.reason.to_string(),
             };
@@ -561,6 +622,7 @@ fn generator_reaches_every_verdict_action_and_refusal() {
         "clear_pin",
         "Promote",
         "Restore",
+        "restore_live_group",
         "DeployCandidate",
         "ApplyPin",
         "group_not_in_flight",

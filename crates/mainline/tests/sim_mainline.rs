@@ -3,17 +3,13 @@
 //!
 //! `mainline` must show zero violations of S1–S5 and L1, never lose a merged change, and — with
 //! no faults injected — keep prod's exposure to unmerged code and its lag behind main within
-//! the bound T (the schedule interval plus a run's allowance). G is the one clause it does not
-//! keep yet: a known executor gap, asserted as such in `tests/sim_clauses.rs`
-//! (`known_gap_restore_breaks_older_live_gates`), excluded here by name — never silently.
+//! the bound T (the schedule interval plus a run's allowance). G included: the gap the
+//! simulator found (a restore dropping live groups a failed candidate contained) is fixed in the
+//! decision core (`tests/sim_clauses.rs`, `a_failed_group_that_contained_live_groups_keeps_their_gates`).
 
-/// Violations of every clause but the known G gap.
+/// Violations of every clause, G included.
 fn safety(m: &mainline::sim::runner::StrategySummary) -> u64 {
-    m.by_invariant
-        .iter()
-        .filter(|(i, _)| **i != Invariant::G)
-        .map(|(_, n)| n)
-        .sum()
+    m.by_invariant.values().sum()
 }
 
 use mainline::sim::monitor::Invariant;
@@ -97,29 +93,37 @@ fn mainline_unlocked_converges_but_loses_updates() {
 /// Found during development (then seed 1, history 77): a promote decided while main was A
 /// wrote A's artifact ~1 s after B merged, over a channel that contained B. The checker first
 /// called it an S2 violation; it is a race with the merge (B landed after the decision), the
-/// executor's re-decision promotes B in the same run, and L1 bounds it. Which history shows the
-/// race shifts whenever the executor's request pattern changes, so search for one.
+/// executor's re-decision promotes B in the same run, and L1 bounds it. Most such races were a
+/// restore of main dropping a live group that then merged; since a DIVERGED restore keeps the
+/// live groups (issue 12), none of seed 1's first 10,000 histories races any more. So this
+/// holds every raced history to the claim (clean, re-decided at once) and, races or not, holds
+/// the scanned histories to S2 = 0; the count it found is printed.
 #[test]
 fn promote_decided_just_before_a_merge_is_a_race_not_a_regression() {
-    let found = (0..2_000u64).find_map(|i| {
+    let mut races = 0;
+    for i in 0..2_000u64 {
         let o = run_history(
             history_seed(1, i),
             Strategy::Mainline,
             &SimConfig::default(),
         );
-        (o.s2_races >= 1).then_some((i, o))
-    });
-    let (i, o) = found.expect("some history of seed 1 races a promote with a merge");
-    assert!(
-        o.violations.iter().all(|v| v.invariant == Invariant::G),
-        "history {i}: {:?}",
-        o.violations
-    );
-    assert!(
-        o.max_behind_ms < 5 * 60_000,
-        "history {i}: re-decided at once, yet behind {} ms",
-        o.max_behind_ms
-    );
+        assert!(
+            o.violations.iter().all(|v| v.invariant != Invariant::S2),
+            "history {i}: {:?}",
+            o.violations
+        );
+        if o.s2_races == 0 {
+            continue;
+        }
+        races += o.s2_races;
+        assert!(o.violations.is_empty(), "history {i}: {:?}", o.violations);
+        assert!(
+            o.max_behind_ms < 5 * 60_000,
+            "history {i}: re-decided at once, yet behind {} ms",
+            o.max_behind_ms
+        );
+    }
+    eprintln!("S2 races in seed 1's first 2,000 histories: {races}");
 }
 
 /// Found during development: the seeded first artifact was tagged `latest` before its
@@ -160,9 +164,5 @@ fn restore_waits_for_the_signature_of_mains_artifact() {
         (o.max_unmerged_ms > 20 * 60_000 && o.evidence_gap_ms > 20 * 60_000).then_some((i, o))
     });
     let (i, o) = found.expect("some history waits long for main's signature");
-    assert!(
-        o.violations.iter().all(|v| v.invariant == Invariant::G),
-        "history {i}: {:?}",
-        o.violations
-    );
+    assert!(o.violations.is_empty(), "history {i}: {:?}", o.violations);
 }

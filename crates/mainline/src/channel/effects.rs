@@ -52,11 +52,18 @@ impl Executor<'_> {
         let (digest, packed) = match (&mv.to_digest, &mv.to_commit) {
             (Some(d), _) => (d.clone(), false),
             (None, Some(c)) => {
-                let revision_ref = match mv.action {
-                    Action::DeployCandidate => self
+                // A candidate, or a restore of a live group an ended one contained, records
+                // its group's ref: the same bytes (and digest) the group's own deploy packs.
+                let group_target = match mv.action {
+                    Action::DeployCandidate => true,
+                    Action::Restore => g.facts.mainline.known() != Some(c),
+                    _ => false,
+                };
+                let revision_ref = match group_target {
+                    true => self
                         .group_ref_of(g, c)
                         .unwrap_or_else(|| self.config.branch.clone()),
-                    _ => self.config.branch.clone(),
+                    false => self.config.branch.clone(),
                 };
                 let d = self
                     .builder

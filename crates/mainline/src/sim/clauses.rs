@@ -10,7 +10,10 @@
 //!   throughout the window, the channel named its head or a newer group containing it. A
 //!   merged group whose window broke is a G violation (its run claimed a gate that did not
 //!   hold) and does not count as gated for `keeps_premerge_gate`. Windows spent under an
-//!   operator pin are not judged (the pin is explicit and visible).
+//!   operator pin are not judged (the pin is explicit and visible), nor is a window that a
+//!   write under the pin ended — including a write in the pin-skew window just after the
+//!   pin's expiry by a runner whose clock still saw it active (`pin_skew_writes`; README,
+//!   "Pin expiry is the one absolute time").
 //!
 //! Must never: consult what an actor believes, or excuse a write because of when its writer
 //! decided — a lost update is lost whatever the writer saw.
@@ -66,17 +69,24 @@ pub fn check_lost_update(
 
 /// G: the channel now names `c`; break the window of every deployed group it does not contain.
 pub fn check_gates(s: &mut State, c: Option<usize>) {
-    if pinned(s) {
-        return;
-    }
+    let pinned = pinned(s);
     let now = s.now;
     for k in 0..s.queue.in_flight.len() {
         let g = s.queue.in_flight[k];
         let grp = &s.queue.groups[g];
-        if !grp.deployed || grp.passed || grp.gate_broken.is_some() {
+        if !grp.deployed || grp.passed || grp.gate_broken.is_some() || grp.gate_pinned {
             continue;
         }
         if c.is_some_and(|c| s.git.is_ancestor(grp.head, c)) {
+            continue;
+        }
+        if pinned {
+            // The pin (or a runner that, by its own clock, still saw it) took the channel off
+            // this candidate: the operator's explicit choice, not a gate mainline claimed.
+            s.queue.groups[g].gate_pinned = true;
+            s.note(|_| {
+                format!("group {g}: the channel left its candidate under the pin; its window is not judged")
+            });
             continue;
         }
         let cause = cause_now(s, c);

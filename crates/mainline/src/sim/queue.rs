@@ -68,6 +68,9 @@ pub struct Group {
     /// When (and by whose write) the channel stopped naming this group's candidate before its
     /// checks concluded (`clauses`, G).
     pub gate_broken: Option<(Ms, super::monitor::Cause)>,
+    /// A write made under an operator pin (or in the pin-skew window after its expiry) moved
+    /// the channel off this group's candidate: its window is not judged (clauses.rs, G).
+    pub gate_pinned: bool,
 }
 
 /// The queue's state.
@@ -236,6 +239,7 @@ pub fn form(w: &World, s: &mut State) {
             passed: false,
             deployed: false,
             gate_broken: None,
+            gate_pinned: false,
         });
         s.queue.in_flight.push(serial);
         s.at(

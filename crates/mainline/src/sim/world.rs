@@ -28,6 +28,7 @@ use super::store::Registry;
 use super::{Event, Strategy};
 use crate::channel::cache::FactCache;
 use crate::channel::ChannelConfig;
+use std::cell::{Cell, RefCell};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
@@ -208,14 +209,40 @@ pub struct World {
 type Process = generator::Generator<'static, (), ()>;
 type Task = Box<dyn FnOnce() + Send>;
 
-/// Worker coroutines. A worker runs one task (an actor's step) at a time and then parks, so a
-/// history allocates a few coroutine stacks instead of one per step.
+thread_local! {
+    /// The task the worker about to be resumed is to run (one process runs at a time on a
+    /// thread, so one slot suffices).
+    static NEXT_TASK: RefCell<Option<Task>> = const { RefCell::new(None) };
+    /// Set by a worker that finished its task and parked; read (and cleared) by `resume`.
+    static PARKED: Cell<bool> = const { Cell::new(false) };
+    /// Parked workers left over from earlier histories on this thread. A coroutine stack is an
+    /// mmap with a guard page, and a fresh one faults in every page it touches; reusing them
+    /// across histories saves that on every history.
+    static POOL: RefCell<Vec<Process>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Parked workers kept per thread between histories.
+const POOL_MAX: usize = 32;
+
+/// A worker: runs each task it is handed, parks between tasks, and ends when resumed with none.
+/// It refers to no history, so one history's workers serve the next.
+fn new_worker() -> Process {
+    generator::Gn::<()>::new_opt(STACK_WORDS, || loop {
+        let Some(task) = NEXT_TASK.with(|t| t.borrow_mut().take()) else {
+            return;
+        };
+        task();
+        PARKED.with(|p| p.set(true));
+        #[allow(deprecated)] // see `World::wait`
+        generator::yield_with(());
+    })
+}
+
+/// This history's worker coroutines (borrowed from the thread's pool, returned at the end).
 #[derive(Default)]
 struct Procs {
     /// The coroutines (taken out while one runs).
     gens: Vec<Option<Process>>,
-    /// The task each worker is to run next.
-    tasks: Vec<Option<Task>>,
     /// Parked workers, ready for a task.
     idle: Vec<usize>,
 }
@@ -228,6 +255,9 @@ impl World {
         state: State,
         daemon_cache: FactCache,
     ) -> World {
+        // A history that panicked on this thread may have left a task or a flag behind.
+        NEXT_TASK.with(|t| t.borrow_mut().take());
+        PARKED.with(|p| p.set(false));
         World {
             params,
             strategy,
@@ -288,41 +318,20 @@ impl World {
 
     /// Start `body` as a new process, running it now until its first wait.
     pub fn spawn(self: &Arc<Self>, body: impl FnOnce() + Send + 'static) {
-        let task: Task = Box::new(body);
         let parked = self.procs().idle.pop();
         let id = match parked {
-            Some(id) => {
-                self.procs().tasks[id] = Some(task);
-                id
-            }
+            Some(id) => id,
             None => {
-                let id = {
-                    let mut p = self.procs();
-                    p.gens.push(None);
-                    p.tasks.push(Some(task));
-                    p.gens.len() - 1
-                };
-                let w = self.clone();
-                let worker = generator::Gn::<()>::new_opt(STACK_WORDS, move || w.work(id));
-                self.procs().gens[id] = Some(worker);
-                id
+                let worker = POOL
+                    .with(|p| p.borrow_mut().pop())
+                    .unwrap_or_else(new_worker);
+                let mut p = self.procs();
+                p.gens.push(Some(worker));
+                p.gens.len() - 1
             }
         };
+        NEXT_TASK.with(|t| *t.borrow_mut() = Some(Box::new(body)));
         self.resume(id);
-    }
-
-    /// A worker: run tasks until resumed with none.
-    fn work(self: &Arc<Self>, me: usize) {
-        loop {
-            let next = self.procs().tasks[me].take(); // the guard must not live across task()
-            let Some(task) = next else {
-                return;
-            };
-            task();
-            self.procs().idle.push(me);
-            #[allow(deprecated)] // see `wait`
-            generator::yield_with(());
-        }
     }
 
     fn resume(&self, p: usize) {
@@ -330,11 +339,17 @@ impl World {
         let Some(mut process) = taken else {
             return;
         };
+        PARKED.with(|f| f.set(false));
         self.current.store(p, Ordering::Relaxed);
         process.resume();
         self.current.store(usize::MAX, Ordering::Relaxed);
+        let parked = PARKED.with(|f| f.replace(false));
         if !process.is_done() {
-            self.procs().gens[p] = Some(process);
+            let mut procs = self.procs();
+            procs.gens[p] = Some(process);
+            if parked {
+                procs.idle.push(p);
+            }
         }
     }
 
@@ -367,9 +382,19 @@ impl World {
                 self.resume(p);
             }
         }
+        // Parked workers go back to the thread's pool for the next history; beyond the pool's
+        // size they are resumed with no task and return.
         let idle = std::mem::take(&mut self.procs().idle);
         for id in idle {
-            self.resume(id); // no task: the worker returns
+            let Some(mut worker) = self.procs().gens[id].take() else {
+                continue;
+            };
+            if POOL.with(|p| p.borrow().len() >= POOL_MAX) {
+                NEXT_TASK.with(|t| t.borrow_mut().take());
+                worker.resume(); // no task: the worker returns
+            } else {
+                POOL.with(|p| p.borrow_mut().push(worker));
+            }
         }
     }
 
