@@ -201,6 +201,26 @@ fn forward_only(
             ));
         }
     }
+    // The channel names X, which is no live group's head (an ended group's candidate, say) but
+    // contains a newer live group: moving to `head` would drop that group's candidate during
+    // its checks (G). A reconcile restores the newest such group, which contains `head` too.
+    if !live.iter().any(|g| &g.head == x) {
+        for g in live.iter().filter(|g| &g.head != head && &g.head != x) {
+            if facts.ancestor(&g.head, x)? && facts.ancestor(head, &g.head)? {
+                return Err(Stop::Refused(
+                    RefuseReason::NewerGroupHolds,
+                    format!(
+                        "the channel names {}, which contains newer in-flight group {} (itself \
+                         containing {}); the channel only moves forward along the queue (a \
+                         reconcile restores that group's candidate)",
+                        x.short(),
+                        explain::group(g),
+                        head.short()
+                    ),
+                ));
+            }
+        }
+    }
     if facts.ancestor(x, m)? && !facts.ancestor(x, head)? {
         return Err(Stop::Refused(
             RefuseReason::WouldMoveBackwards,

@@ -110,7 +110,7 @@ fn an_unsigned_live_group_under_the_evidence_policy_falls_back_to_mainline_and_s
         mv.reason.contains(
             "restore mainline's artifact, since no live group c0ffee000004 contained can be \
              named (pr-7: "
-        ) && mv.reason.contains("has no evidence"),
+        ) && mv.reason.contains("has no valid evidence"),
         "{}",
         mv.reason
     );
@@ -196,4 +196,51 @@ fn an_expired_lease_inside_the_ended_group_is_not_live() {
     let facts = Model::fixture().facts(MAIN, at(PR8), vec![lease("lease-7", PR7, NOW - 1)], None);
     let mv = reconcile(&facts).plan.as_move().cloned().expect("a move");
     assert_eq!(mv.to_commit, Some(c(MAIN)));
+}
+
+#[test]
+fn an_older_group_does_not_deploy_over_an_ended_candidate_that_contains_a_newer_live_one() {
+    // main c1 <- pr-2 (c2) <- pr-3 (c3) <- ended pr-4 (c4); the channel names c4.
+    let model = Model {
+        parents: vec![vec![], vec![0], vec![1], vec![2], vec![3]],
+        trees: (0..5).map(|i| Some(format!("tree-{i}"))).collect(),
+        artifacts: (0..5).map(|i| Some(art(i))).collect(),
+        signed: vec![true; 5],
+    };
+    let facts = model.facts(
+        1,
+        at(4),
+        vec![group("pr-2", 2, &[2]), group("pr-3", 3, &[3])],
+        None,
+    );
+    let deploy = |g: &str, head: usize| {
+        decide(
+            &facts,
+            &Request::DeployCandidate {
+                group_id: g.into(),
+                head: c(head),
+            },
+        )
+    };
+    // pr-2 moving in would drop pr-3's candidate (contained in c4) during its checks.
+    let d = deploy("pr-2", 2);
+    let refusal = d.plan.as_refusal().expect("refused");
+    assert_eq!(
+        refusal.reason,
+        RefuseReason::NewerGroupHolds,
+        "{}",
+        d.explanation
+    );
+    assert!(refusal.message.contains("pr-3"), "{}", refusal.message);
+    // pr-3 itself may deploy (forward along the queue from what the channel should hold).
+    assert_eq!(
+        deploy("pr-3", 3)
+            .plan
+            .as_move()
+            .map(|m| m.to_commit.clone()),
+        Some(Some(c(3)))
+    );
+    // And a reconcile restores pr-3's candidate, which contains pr-2.
+    let mv = reconcile(&facts).plan.as_move().cloned().expect("a move");
+    assert_eq!(mv.to_commit, Some(c(3)));
 }

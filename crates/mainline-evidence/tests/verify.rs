@@ -130,13 +130,7 @@ fn layout(dir: &Path) -> LayoutStore {
 type Document<'a> = (Vec<u8>, Vec<(&'a str, String)>);
 
 /// Store `layers` as a manifest tagged `tag`, as cosign does.
-fn put_documents(
-    store: &dyn Store,
-    dir: &Path,
-    tag: &Tag,
-    media: &str,
-    layers: &[Document],
-) {
+fn put_documents(store: &dyn Store, dir: &Path, tag: &Tag, media: &str, layers: &[Document]) {
     let config = b"{}".to_vec();
     let mut descs = Vec::new();
     for (i, (bytes, annotations)) in layers
