@@ -22,6 +22,15 @@ pub enum Side {
     Git,
 }
 
+impl std::fmt::Display for Side {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Side::Registry => "the registry",
+            Side::Git => "the git remote",
+        })
+    }
+}
+
 /// Per-history fault rates (per mille per call) and outage windows.
 #[derive(Debug, Clone)]
 pub struct FaultProfile {
@@ -170,7 +179,7 @@ impl Faults {
                 latency: latency.min(200),
                 apply: false,
                 error: Some(CallError::Failed(format!(
-                    "sim: {side:?} unreachable (outage)"
+                    "sim: {side} unreachable (outage)"
                 ))),
             };
         }
@@ -181,7 +190,7 @@ impl Faults {
                 latency,
                 apply: false,
                 error: Some(CallError::Failed(format!(
-                    "sim: {side:?} answered 503 after retries"
+                    "sim: {side} answered 503 after retries"
                 ))),
             };
         }
@@ -192,7 +201,7 @@ impl Faults {
                 latency: timeout_ms,
                 apply,
                 error: Some(CallError::Failed(format!(
-                    "sim: {side:?} timed out after {timeout_ms} ms"
+                    "sim: {side} timed out after {timeout_ms} ms"
                 ))),
             };
         }
@@ -202,7 +211,7 @@ impl Faults {
                 latency,
                 apply: true,
                 error: Some(CallError::Failed(format!(
-                    "sim: {side:?} connection reset after the write (response lost)"
+                    "sim: {side} connection reset after the write (response lost)"
                 ))),
             };
         }

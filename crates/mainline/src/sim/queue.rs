@@ -224,7 +224,11 @@ pub fn form(w: &World, s: &mut State) {
         s.git.set_ref(&format!("refs/heads/{id}"), Some(head));
         s.note(|s| {
             format!(
-                "queue: group {serial} {prs:?} head {} in flight",
+                "queue: group {serial} (PR {}) head {} in flight",
+                prs.iter()
+                    .map(|n| format!("#{n}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 s_id(s, head)
             )
         });

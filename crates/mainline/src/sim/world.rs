@@ -420,7 +420,7 @@ impl World {
             let gate = s.faults.gate(side, write, dies, now);
             if dies {
                 s.actors[actor].dead = true;
-                s.note(|_| format!("{name}: killed during a {side:?} call"));
+                s.note(|_| format!("{name}: killed during a call to {side}"));
             }
             Some(gate)
         });
