@@ -56,29 +56,33 @@ pub fn pick(
         ))
         .with_hint("pass one of those names"));
     };
-    Ok(entry_over(entry, file))
+    Ok(entry_over(entry, &file))
 }
 
-/// An entry's keys over the top-level ones, as the guard merges them.
-pub fn entry_over(e: &ChannelEntry, top: FileConfig) -> FileConfig {
+/// An entry's keys over the top-level ones: the one merge the CLI (`--channel-name`) and the
+/// guard (`[[channels]]`) both use. Evidence, `allow_empty` and `cache_dir` are file-wide.
+pub fn entry_over(e: &ChannelEntry, top: &FileConfig) -> FileConfig {
     FileConfig {
         channel: e.channel.clone(),
-        git: e.git.clone().or(top.git),
-        path: e.path.clone().or(top.path),
-        branch: e.branch.clone().or(top.branch),
-        source: e.source.clone().or(top.source),
+        git: e.git.clone().or_else(|| top.git.clone()),
+        path: e.path.clone().or_else(|| top.path.clone()),
+        branch: e.branch.clone().or_else(|| top.branch.clone()),
+        source: e.source.clone().or_else(|| top.source.clone()),
         require_signature: e.require_signature.or(top.require_signature),
-        signature_keys: top.signature_keys,
+        signature_keys: top.signature_keys.clone(),
         require_attestation: top.require_attestation,
-        attestation_builder: top.attestation_builder,
-        attestation_source: top.attestation_source,
+        attestation_builder: top.attestation_builder.clone(),
+        attestation_source: top.attestation_source.clone(),
         allow_empty: top.allow_empty,
         queue: e.queue.or(top.queue),
-        lease_ttl: e.lease_ttl.clone().or(top.lease_ttl),
+        lease_ttl: e.lease_ttl.clone().or_else(|| top.lease_ttl.clone()),
         lock: e.lock.or(top.lock),
-        cache_dir: top.cache_dir,
-        github_repository: e.github_repository.clone().or(top.github_repository),
-        kubernetes: e.kubernetes.clone().or(top.kubernetes),
+        cache_dir: top.cache_dir.clone(),
+        github_repository: e
+            .github_repository
+            .clone()
+            .or_else(|| top.github_repository.clone()),
+        kubernetes: e.kubernetes.clone().or_else(|| top.kubernetes.clone()),
         channels: None,
         guard: None,
     }

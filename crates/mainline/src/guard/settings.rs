@@ -23,7 +23,7 @@ use super::error::GuardError;
 use super::secret::Secret;
 use crate::adapters::github::RepoName;
 use crate::channel::ChannelConfig;
-use crate::config::{self, ChannelArgs, FileConfig, LockArg, QueueArg};
+use crate::config::{self, ChannelArgs, FileConfig, LockArg};
 use clap::Args;
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -462,29 +462,7 @@ fn resolve_entries(
         }
         // A top-level `queue` is every entry's default, as for the other keys.
         let queue_api = e.queue.or(top.queue) == Some(EntryQueue::GithubApi);
-        let merged = FileConfig {
-            channel: e.channel.clone(),
-            git: e.git.clone().or_else(|| top.git.clone()),
-            path: e.path.clone().or_else(|| top.path.clone()),
-            branch: e.branch.clone().or_else(|| top.branch.clone()),
-            source: e.source.clone().or_else(|| top.source.clone()),
-            require_signature: e.require_signature.or(top.require_signature),
-            signature_keys: top.signature_keys.clone(),
-            require_attestation: top.require_attestation,
-            attestation_builder: top.attestation_builder.clone(),
-            attestation_source: top.attestation_source.clone(),
-            allow_empty: top.allow_empty,
-            queue: match e.queue {
-                Some(EntryQueue::Lease) => Some(QueueArg::Lease),
-                Some(EntryQueue::GithubRefs | EntryQueue::GithubApi) => Some(QueueArg::GithubRefs),
-                None => top.queue,
-            },
-            lease_ttl: e.lease_ttl.clone().or_else(|| top.lease_ttl.clone()),
-            lock: e.lock.or(top.lock),
-            cache_dir: top.cache_dir.clone(),
-            kubernetes: e.kubernetes.clone().or_else(|| top.kubernetes.clone()),
-            ..FileConfig::default()
-        };
+        let merged = crate::config_entries::entry_over(&e, top);
         let (config, cache_root) = config::resolve_from(&args.channel, merged)
             .map_err(|err| channel_err(err.to_string()))?;
         root = cache_root;
