@@ -127,8 +127,23 @@ pub(crate) fn read_layer(
             layer.digest
         )));
     };
-    let mut bytes = Vec::with_capacity(layer.size as usize);
-    store.fetch_blob(&digest, &mut bytes)?;
+    let mut out = Capped {
+        bytes: Vec::with_capacity(layer.size as usize),
+        cap: layer.size,
+    };
+    match store.fetch_blob(&digest, &mut out) {
+        Ok(_) => {}
+        // The store streamed more than the descriptor declared: refused before it is held.
+        Err(_) if out.bytes.len() as u64 >= layer.size && out.overflowed() => {
+            return Ok(Err(format!(
+                "layer {} is longer than the {} bytes its descriptor declares",
+                digest.short(),
+                layer.size
+            )))
+        }
+        Err(e) => return Err(e),
+    }
+    let bytes = out.bytes;
     if bytes.len() as u64 != layer.size {
         return Ok(Err(format!(
             "layer {} holds {} bytes, its descriptor says {}",
@@ -138,6 +153,35 @@ pub(crate) fn read_layer(
         )));
     }
     Ok(Ok(bytes))
+}
+
+/// A writer that holds at most `cap` bytes and fails past it, so a store that streams more than
+/// a descriptor declares never makes us hold more than [`MAX_DOCUMENT_BYTES`].
+struct Capped {
+    bytes: Vec<u8>,
+    cap: u64,
+}
+
+impl Capped {
+    fn overflowed(&self) -> bool {
+        self.bytes.len() as u64 > self.cap
+    }
+}
+
+impl std::io::Write for Capped {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let room = self.cap.saturating_sub(self.bytes.len() as u64) as usize;
+        if buf.len() > room {
+            // Keep one byte past the cap as the mark that it overflowed.
+            self.bytes.extend_from_slice(&buf[..room + 1]);
+            return Err(std::io::Error::other("longer than declared"));
+        }
+        self.bytes.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Judge the cosign signatures of `digest` in `store` against `keys`.

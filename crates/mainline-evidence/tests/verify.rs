@@ -509,3 +509,44 @@ fn an_attestation_counts_only_about_this_digest_from_the_configured_builder_and_
         Err(AttestationProblem::OtherSubject { .. })
     ));
 }
+
+#[test]
+fn a_layer_longer_than_its_descriptor_says_is_refused_not_held() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = layout(dir.path());
+    let ours = pair(dir.path(), "ours", "p256");
+    let d = artifact();
+    let payload = payload_for("example.test/acme/app", &d);
+    let sig = ours.sign(dir.path(), &payload);
+    let path = dir.path().join("payload");
+    std::fs::write(&path, &payload).unwrap();
+    let blob = Digest::of(&payload);
+    store
+        .push_blob(&blob, payload.len() as u64, &path, &mut |_| {})
+        .unwrap();
+    let config = b"{}";
+    let cpath = dir.path().join("config");
+    std::fs::write(&cpath, config).unwrap();
+    let cdigest = Digest::of(config);
+    store.push_blob(&cdigest, 2, &cpath, &mut |_| {}).unwrap();
+    // The descriptor under-declares the payload by 10 bytes.
+    let manifest = serde_json::json!({
+        "schemaVersion": 2, "mediaType": OCI_MANIFEST_MEDIA_TYPE,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cdigest.as_str(), "size": 2},
+        "layers": [{"mediaType": SIMPLESIGNING_MEDIA_TYPE, "digest": blob.as_str(),
+                    "size": payload.len() - 10, "annotations": {SIGNATURE_ANNOTATION: b64(&sig)}}],
+    });
+    store
+        .put_manifest(
+            &d.cosign_signature_tag(),
+            OCI_MANIFEST_MEDIA_TYPE,
+            &serde_json::to_vec(&manifest).unwrap(),
+        )
+        .unwrap();
+    match check_signature(&store, &d, &ours.keys()).unwrap() {
+        Evidence::Missing(Problem::NotASignature { why, .. }) => {
+            assert!(why.contains("longer than"), "{why}")
+        }
+        other => panic!("a layer longer than declared was used: {other:?}"),
+    }
+}
