@@ -204,9 +204,11 @@ fn forward_only(
     // The channel names X, which is no live group's head (an ended group's candidate, say) but
     // contains a newer live group: moving to `head` would drop that group's candidate during
     // its checks (G). A reconcile restores the newest such group, which contains `head` too.
+    // (The groups X holds are the ones a reconcile would restore: `restore::contained_live`.)
     if !live.iter().any(|g| &g.head == x) {
-        for g in live.iter().filter(|g| &g.head != head && &g.head != x) {
-            if facts.ancestor(&g.head, x)? && facts.ancestor(head, &g.head)? {
+        let held = crate::restore::contained_live(facts, m, x)?.unwrap_or_default();
+        for g in held.into_iter().filter(|g| &g.head != head) {
+            if facts.ancestor(head, &g.head)? {
                 return Err(Stop::Refused(
                     RefuseReason::NewerGroupHolds,
                     format!(

@@ -59,11 +59,11 @@ impl Executor<'_> {
                     Action::Restore => g.facts.mainline.known() != Some(c),
                     _ => false,
                 };
-                let revision_ref = match group_target {
-                    true => self
-                        .group_ref_of(g, c)
-                        .unwrap_or_else(|| self.config.branch.clone()),
-                    false => self.config.branch.clone(),
+                let revision_ref = if group_target {
+                    self.group_ref_of(g, c)
+                        .unwrap_or_else(|| self.config.branch.clone())
+                } else {
+                    self.config.branch.clone()
                 };
                 let d = self
                     .builder
