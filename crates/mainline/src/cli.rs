@@ -14,6 +14,14 @@ pub const BOOL_ENV: &[(&str, &str)] = &[
     ("MAINLINE_REQUIRE_ATTESTATION", "--require-attestation"),
 ];
 
+/// Value variables where an empty value means unset, as for the booleans: a CI file's
+/// `MAINLINE_SIGNATURE_KEY: ${{ vars.KEY }}` with the variable undefined sets it empty.
+pub const EMPTY_IS_UNSET_ENV: &[&str] = &[
+    "MAINLINE_SIGNATURE_KEY",
+    "MAINLINE_ATTESTATION_BUILDER",
+    "MAINLINE_ATTESTATION_SOURCE",
+];
+
 /// Check every boolean environment variable before clap reads them (clap's own error would
 /// name the flag, not the variable the user set). Returns the message and hint.
 pub fn check_bool_env(get: impl Fn(&str) -> Option<String>) -> Result<(), (String, String)> {

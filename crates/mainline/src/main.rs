@@ -20,7 +20,8 @@ fn main() -> ExitCode {
     }
     // An empty boolean variable means unset (`MAINLINE_PLAIN_HTTP=` in a CI file), which clap
     // would refuse as "not a boolean". No other thread runs yet.
-    for (var, _) in mainline::cli::BOOL_ENV {
+    let bools = mainline::cli::BOOL_ENV.iter().map(|(var, _)| *var);
+    for var in bools.chain(mainline::cli::EMPTY_IS_UNSET_ENV.iter().copied()) {
         if std::env::var_os(var).is_some_and(|v| v.is_empty()) {
             std::env::remove_var(var);
         }

@@ -244,4 +244,9 @@ fn a_bad_key_file_is_invalid_input_named_before_anything_is_read() {
         .run(&["status"]);
     assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
     assert!(r.stderr.contains("--signature-key"), "{}", r.stderr);
+    // An empty MAINLINE_SIGNATURE_KEY (a CI variable left undefined) means no key, not an error.
+    let plain = Channel::new(&registry_store("badkey"), &q, "runner");
+    let r = plain.run_env(&["status"], &[("MAINLINE_SIGNATURE_KEY", "")]);
+    assert_ne!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert_eq!(r.json()["verdict"], "BEHIND", "{}", r.stdout);
 }
