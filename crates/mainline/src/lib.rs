@@ -6,22 +6,19 @@
 //! the artifact operations every command shares, and rendering. The binary (`main.rs`) only
 //! parses, dispatches and maps errors to exit codes.
 
-pub mod adapters;
-pub mod artifact;
-pub mod channel;
 pub mod cli;
 pub mod cli_help;
 pub mod commands;
-pub mod config;
-pub mod config_entries;
 pub mod deadline;
-pub mod error;
 pub mod github_env;
-pub mod guard;
 pub mod output;
 pub mod redact;
 pub mod settings;
-pub mod sim;
+
+// The rooms this crate builds on, under the paths the commands and tests have always used.
+pub use mainline_exec::{adapters, artifact, channel, error};
+pub use mainline_guard::{config, config_entries, guard};
+pub use mainline_sim as sim;
 
 use cli::{Cli, Command};
 use error::CliError;

@@ -133,3 +133,10 @@ impl Context {
         self.open_store(location)
     }
 }
+
+/// The guard opens its channels' stores with the CLI's registry settings.
+impl mainline_guard::OpenStore for Context {
+    fn open_store(&self, location: &Location) -> Result<Box<dyn Store>, CliError> {
+        Context::open_store(self, location)
+    }
+}

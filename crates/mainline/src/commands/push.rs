@@ -166,19 +166,7 @@ fn pack_options(args: &PushArgs) -> mainline_pack::PackOptions {
     mainline_pack::PackOptions { symlinks }
 }
 
-pub(crate) fn pack_err(e: mainline_pack::PackError) -> CliError {
-    use mainline_pack::PackError as P;
-    let kind = match &e {
-        P::Read { .. } | P::Scratch { .. } | P::Changed { .. } => Kind::Internal,
-        P::MissingObject { .. } => Kind::Unavailable,
-        _ => Kind::InvalidInput,
-    };
-    CliError::new(kind, crate::error::chain_message(&e))
-}
-
-pub(crate) fn format_err(e: mainline_pack::FormatError) -> CliError {
-    CliError::invalid(crate::error::chain_message(&e))
-}
+pub(crate) use crate::error::{format_err, pack_err};
 
 pub(crate) fn io_err(e: std::io::Error) -> CliError {
     crate::error::output_error(e)

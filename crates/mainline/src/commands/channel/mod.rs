@@ -14,12 +14,12 @@ use mainline_store::{ReferenceTarget, Store};
 use std::io::Write;
 
 mod checks;
+mod finish;
 mod open;
-mod render;
-mod report;
 pub use open::{actor, Opened};
-use report::{check_wait, finish};
-pub use report::{verdict_exit, After, AppliedReport, ChannelReport, WaitReport, WAIT_TIMED_OUT};
+use finish::{check_wait, finish};
+pub use finish::WAIT_TIMED_OUT;
+pub use crate::channel::report::{verdict_exit, After, AppliedReport, ChannelReport, WaitReport};
 
 pub fn status(ctx: &Context, args: &StatusArgs, out: &mut dyn Write) -> Result<u8, CliError> {
     let o = Opened::open_read_only(ctx, &args.channel)?;

@@ -77,7 +77,7 @@ impl ChannelReport {
         writeln!(w, "  lock     {}", self.lock)
     }
 
-    pub(super) fn render(&self, w: &mut dyn Write, status_only: bool) -> Result<()> {
+    pub fn render(&self, w: &mut dyn Write, status_only: bool) -> Result<()> {
         writeln!(w, "channel   {}", self.channel)?;
         if status_only {
             writeln!(w, "verdict   {}  {}", self.verdict, self.explanation)?;

@@ -276,7 +276,7 @@ impl Builder for GitBuilder {
         let revision = Revision::new(Some(revision_ref.to_owned()), commit.clone());
         let meta =
             mainline_pack::ArtifactMeta::new(self.source.clone(), revision.clone(), &created)
-                .map_err(crate::commands::push::format_err)?;
+                .map_err(crate::error::format_err)?;
         let scratch = tempfile::tempdir()
             .map_err(|e| CliError::new(Kind::Internal, format!("cannot create a temp dir: {e}")))?;
         let packed = mainline_pack::pack_git(
@@ -287,11 +287,11 @@ impl Builder for GitBuilder {
             scratch.path(),
             &mut |_| {},
         )
-        .map_err(crate::commands::push::pack_err)?;
+        .map_err(crate::error::pack_err)?;
         if !self.allow_empty {
             packed
                 .refuse_empty(&format!("{}:{}", commit.short(), self.path))
-                .map_err(crate::commands::push::pack_err)?;
+                .map_err(crate::error::pack_err)?;
         }
         match push_packed(store, &packed, &revision, &mut |_| {}) {
             Ok(o) => Ok(o.digest),

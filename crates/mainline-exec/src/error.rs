@@ -125,6 +125,23 @@ pub fn chain_message(err: &dyn std::error::Error) -> String {
     out
 }
 
+/// A failure to pack an artifact: a local read that failed is internal, a missing git object
+/// is unavailable (a shallow or partial clone), anything else is the input's fault.
+pub fn pack_err(e: mainline_pack::PackError) -> CliError {
+    use mainline_pack::PackError as P;
+    let kind = match &e {
+        P::Read { .. } | P::Scratch { .. } | P::Changed { .. } => Kind::Internal,
+        P::MissingObject { .. } => Kind::Unavailable,
+        _ => Kind::InvalidInput,
+    };
+    CliError::new(kind, chain_message(&e))
+}
+
+/// Artifact metadata that cannot be written (a bad source URL or revision): invalid input.
+pub fn format_err(e: mainline_pack::FormatError) -> CliError {
+    CliError::invalid(chain_message(&e))
+}
+
 /// Whether an error (or one of its causes) is a full disk or an exhausted quota.
 pub fn is_no_space(err: &(dyn std::error::Error + 'static)) -> bool {
     const ENOSPC: i32 = 28;

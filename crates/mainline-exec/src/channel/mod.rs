@@ -20,6 +20,8 @@ pub mod lock;
 pub mod ports;
 mod record;
 pub mod refs;
+mod render;
+pub mod report;
 pub mod verified;
 
 use mainline_core::{Policy, Tag};

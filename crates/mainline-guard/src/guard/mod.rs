@@ -45,7 +45,6 @@ use crate::adapters::github::{GithubQueue, GithubRepo};
 use crate::channel::cache::FactCache;
 use crate::channel::ports::{Clock, Repo, SystemClock};
 use crate::channel::refs::sanitize;
-use crate::settings::Context;
 use mainline_github::webhook::ReplayGuard;
 use mainline_github::{GithubClient, GithubConfig};
 use schedule::{channel_loop, Jitter, Scheduler};
@@ -75,7 +74,7 @@ pub fn actor() -> String {
 }
 
 /// Open every channel's adapters. Blocking: call it outside any async runtime.
-pub fn open(ctx: &Context, settings: &GuardSettings) -> Result<Vec<Arc<Slot>>, GuardError> {
+pub fn open(ctx: &dyn crate::OpenStore, settings: &GuardSettings) -> Result<Vec<Arc<Slot>>, GuardError> {
     let client = match &settings.github {
         Some(g) => {
             let mut config = GithubConfig::new(g.token.clone());
@@ -159,7 +158,7 @@ type Opened = Result<Box<dyn mainline_store::Store>, crate::error::CliError>;
 
 /// Every channel's store, in order. Building a registry client costs milliseconds (TLS
 /// setup), so a thousand channels are opened on a few threads at once.
-fn open_stores(ctx: &Context, settings: &GuardSettings) -> Vec<Opened> {
+fn open_stores(ctx: &dyn crate::OpenStore, settings: &GuardSettings) -> Vec<Opened> {
     let specs = &settings.channels;
     let next = std::sync::atomic::AtomicUsize::new(0);
     let results: Vec<Mutex<Option<Opened>>> = specs.iter().map(|_| Mutex::new(None)).collect();
@@ -404,7 +403,7 @@ impl Drop for GuardHandle {
 }
 
 /// Open the channels and serve on a background thread; returns once the listener is bound.
-pub fn spawn(ctx: &Context, settings: GuardSettings) -> Result<GuardHandle, GuardError> {
+pub fn spawn(ctx: &dyn crate::OpenStore, settings: GuardSettings) -> Result<GuardHandle, GuardError> {
     let slots = open(ctx, &settings)?;
     let listener = bind(settings.listen)?;
     let addr = listener.local_addr().map_err(GuardError::Runtime)?;

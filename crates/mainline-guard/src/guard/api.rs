@@ -18,7 +18,7 @@ use super::auth::TokenName;
 use super::http::{error_response, Shared};
 use super::slot::Slot;
 use super::state::{AppliedView, LastError, LockView};
-use crate::commands::channel::ChannelReport;
+use crate::channel::report::ChannelReport;
 use crate::error::{CliError, Kind};
 use axum::extract::{Extension, Path, State};
 use axum::http::StatusCode;

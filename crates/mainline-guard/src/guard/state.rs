@@ -10,7 +10,7 @@
 
 use crate::channel::exec::Report;
 use crate::channel::journal::Record;
-use crate::commands::channel::ChannelReport;
+use crate::channel::report::ChannelReport;
 use crate::error::CliError;
 use mainline_core::{Action, CommitId, Digest, Group, Pin, Refusal, Timestamp, Verdict};
 use serde::Serialize;

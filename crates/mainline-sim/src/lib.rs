@@ -55,6 +55,9 @@ pub mod scenario;
 pub mod store;
 pub mod world;
 
+// The executor's modules under the paths this code has always used (`crate::channel::…`).
+pub(crate) use mainline_exec::{artifact, channel, error};
+
 use crate::channel::cache::FactCache;
 use crate::channel::exec::LockMode;
 use crate::channel::refs::ChannelKey;
