@@ -9,8 +9,6 @@ pub mod config;
 pub mod config_entries;
 pub mod guard;
 
-pub use guard::*;
-
 // The executor's modules under the paths this code has always used (`crate::channel::…`).
 pub(crate) use mainline_exec::{adapters, artifact, channel, error};
 

@@ -2,9 +2,8 @@
 //! it as text, `finish.rs` adds the lock holder and the Flux consumers' view and prints it.
 
 use crate::channel::exec::{AppliedMove, LockMode, Report};
-use crate::channel::ports::Clock;
 use crate::channel::ChannelConfig;
-use crate::error::{exit, CliError, Kind};
+use crate::error::{exit, Kind};
 use mainline_core::{
     ChannelHead, CommitId, Digest, Group, Known, Pin, Plan, Refusal, Timestamp, Verdict,
 };

@@ -74,7 +74,10 @@ pub fn actor() -> String {
 }
 
 /// Open every channel's adapters. Blocking: call it outside any async runtime.
-pub fn open(ctx: &dyn crate::OpenStore, settings: &GuardSettings) -> Result<Vec<Arc<Slot>>, GuardError> {
+pub fn open(
+    ctx: &dyn crate::OpenStore,
+    settings: &GuardSettings,
+) -> Result<Vec<Arc<Slot>>, GuardError> {
     let client = match &settings.github {
         Some(g) => {
             let mut config = GithubConfig::new(g.token.clone());
@@ -403,7 +406,10 @@ impl Drop for GuardHandle {
 }
 
 /// Open the channels and serve on a background thread; returns once the listener is bound.
-pub fn spawn(ctx: &dyn crate::OpenStore, settings: GuardSettings) -> Result<GuardHandle, GuardError> {
+pub fn spawn(
+    ctx: &dyn crate::OpenStore,
+    settings: GuardSettings,
+) -> Result<GuardHandle, GuardError> {
     let slots = open(ctx, &settings)?;
     let listener = bind(settings.listen)?;
     let addr = listener.local_addr().map_err(GuardError::Runtime)?;

@@ -2,11 +2,11 @@
 //! view added, printed, and the exit code chosen; `report.rs` holds the report itself.
 
 use super::open::Opened;
-use crate::channel::report::{AppliedReport, ChannelReport, WaitReport};
 use crate::channel::exec::{LockMode, Report};
 use crate::channel::ports::Clock;
+use crate::channel::report::{verdict_exit, AppliedReport, ChannelReport, WaitReport};
 use crate::commands::push::io_err;
-use crate::error::{CliError, Kind};
+use crate::error::CliError;
 use crate::output::emit;
 use crate::settings::Context;
 use mainline_core::Timestamp;

@@ -16,10 +16,10 @@ use std::io::Write;
 mod checks;
 mod finish;
 mod open;
-pub use open::{actor, Opened};
-use finish::{check_wait, finish};
-pub use finish::WAIT_TIMED_OUT;
 pub use crate::channel::report::{verdict_exit, After, AppliedReport, ChannelReport, WaitReport};
+pub use finish::WAIT_TIMED_OUT;
+use finish::{check_wait, finish};
+pub use open::{actor, Opened};
 
 pub fn status(ctx: &Context, args: &StatusArgs, out: &mut dyn Write) -> Result<u8, CliError> {
     let o = Opened::open_read_only(ctx, &args.channel)?;
