@@ -15,6 +15,7 @@
 
 mod apply;
 mod candidate;
+mod clock;
 mod decide;
 mod explain;
 mod facts;
@@ -29,6 +30,7 @@ mod target;
 mod time;
 
 pub use apply::{apply, packed_stand_in};
+pub use clock::Clock;
 pub use decide::decide;
 pub use explain::group_id as display_group_id;
 pub use facts::{Ancestry, ChannelHead, CommitFacts, Facts, Group, Pin, PinKind, Policy};

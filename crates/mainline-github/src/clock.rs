@@ -5,31 +5,34 @@
 //! or a token refresh decision is therefore replayable with [`ManualClock`] (feature `fake`).
 //! Must never: be consulted by the webhook module, which is pure.
 
-use std::fmt::Debug;
+use mainline_core::Timestamp;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// The time source and sleeper of a [`crate::GithubClient`].
-pub trait Clock: Send + Sync + Debug {
-    /// Milliseconds since the unix epoch, UTC.
-    fn now_unix_millis(&self) -> i64;
-    /// Block the calling thread for `duration`.
-    fn sleep(&self, duration: Duration);
-}
+/// The time source and sleeper of a [`crate::GithubClient`]: the one interface, defined in the
+/// core (`now` is unix milliseconds, UTC; `sleep` blocks the calling thread).
+pub use mainline_core::Clock;
 
 /// The real clock: `SystemTime` and `std::thread::sleep`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SystemClock;
 
+impl SystemClock {
+    /// The system time, unix milliseconds.
+    pub fn now_unix_millis(&self) -> i64 {
+        self.now().millis()
+    }
+}
+
 impl Clock for SystemClock {
-    fn now_unix_millis(&self) -> i64 {
+    fn now(&self) -> Timestamp {
         let since = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or(Duration::ZERO);
-        i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
+        Timestamp(i64::try_from(since.as_millis()).unwrap_or(i64::MAX))
     }
 
-    fn sleep(&self, duration: Duration) {
-        std::thread::sleep(duration);
+    fn sleep(&self, millis: u64) {
+        std::thread::sleep(Duration::from_millis(millis));
     }
 }
 
@@ -62,13 +65,18 @@ impl ManualClock {
 
     /// A clock starting at the real current time (the fake GitHub stamps real times).
     pub fn starting_now() -> ManualClock {
-        ManualClock::at(SystemClock.now_unix_millis())
+        ManualClock::at(SystemClock.now().millis())
     }
 
     /// Move the clock forward without recording a sleep.
     pub fn advance(&self, by: Duration) {
         let mut s = self.lock();
         s.now_millis = s.now_millis.saturating_add(duration_millis(by));
+    }
+
+    /// The clock's reading, unix milliseconds.
+    pub fn now_unix_millis(&self) -> i64 {
+        self.lock().now_millis
     }
 
     /// Every sleep so far, in order.
@@ -84,11 +92,12 @@ impl ManualClock {
 
 #[cfg(feature = "fake")]
 impl Clock for ManualClock {
-    fn now_unix_millis(&self) -> i64 {
-        self.lock().now_millis
+    fn now(&self) -> Timestamp {
+        Timestamp(self.now_unix_millis())
     }
 
-    fn sleep(&self, duration: Duration) {
+    fn sleep(&self, millis: u64) {
+        let duration = Duration::from_millis(millis);
         let mut s = self.lock();
         s.sleeps.push(duration);
         s.now_millis = s.now_millis.saturating_add(duration_millis(duration));
@@ -98,4 +107,9 @@ impl Clock for ManualClock {
 /// A duration in whole milliseconds, saturating.
 pub(crate) fn duration_millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// A wait in whole milliseconds for [`Clock::sleep`] (rounded up: never shorter than asked).
+pub(crate) fn wait_millis(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX)
 }

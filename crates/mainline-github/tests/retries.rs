@@ -5,7 +5,7 @@ mod common;
 
 use common::{client, commit, config, OWNER, REPO, TOKEN};
 use mainline_github::fake::{Failure, FakeEntry, FakeGithub, ManualClock};
-use mainline_github::{Clock, ErrorKind, GithubClient, GithubError, SystemClock, Token};
+use mainline_github::{ErrorKind, GithubClient, GithubError, SystemClock, Token};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

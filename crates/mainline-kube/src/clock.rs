@@ -1,8 +1,8 @@
 //! Time and waiting, behind a trait, so a test can drive them with `ManualClock` (feature
 //! `fake`). Two clocks: [`Clock::now`] (wall clock) stamps records people read;
 //! [`Clock::monotonic_ms`] (never jumps) measures how long a Lease record stayed unchanged and
-//! how long our own hold or leadership lasts — expiry is judged by it alone. The trait has the
-//! shape of the executor's `channel::ports::Clock`, so one adapter serves both.
+//! how long our own hold or leadership lasts — expiry is judged by it alone. The trait is
+//! `mainline_core::Clock`, the executor's too, so one clock serves both.
 //!
 //! Network deadlines are a different thing: they bound real I/O and are `std::time::Instant`s.
 //! Must never: be consulted by the pure modules (`flux::applied`, `lease::rules`), which take
@@ -11,20 +11,9 @@
 use mainline_core::Timestamp;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// Where "now" comes from, and how to wait.
-pub trait Clock: Send + Sync {
-    fn now(&self) -> Timestamp;
-    /// Milliseconds on a clock that never jumps (no NTP steps), for measuring how long
-    /// something stayed unchanged on this machine. Its origin is arbitrary; only differences
-    /// mean anything. A virtual clock may return `now`.
-    fn monotonic_ms(&self) -> i64 {
-        self.now().millis()
-    }
-    /// Wait `millis` (between polls of a busy Lease).
-    fn sleep(&self, millis: u64) {
-        std::thread::sleep(Duration::from_millis(millis));
-    }
-}
+/// Where "now" comes from, and how to wait (between polls of a busy Lease): the one interface,
+/// defined in the core.
+pub use mainline_core::Clock;
 
 /// The system clock.
 #[derive(Debug, Clone, Copy, Default)]
@@ -42,6 +31,10 @@ impl Clock for SystemClock {
         static ORIGIN: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
         let elapsed = ORIGIN.get_or_init(std::time::Instant::now).elapsed();
         i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
+    }
+
+    fn sleep(&self, millis: u64) {
+        std::thread::sleep(Duration::from_millis(millis));
     }
 }
 

@@ -450,6 +450,9 @@ impl mainline_kube::Clock for Offset {
     fn monotonic_ms(&self) -> i64 {
         SystemClock.monotonic_ms()
     }
+    fn sleep(&self, millis: u64) {
+        mainline_kube::Clock::sleep(&SystemClock, millis)
+    }
 }
 
 fn lock_off(name: &str, holder: &str, wait: Duration, by_ms: i64) -> LeaseLock {

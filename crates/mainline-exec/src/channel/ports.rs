@@ -210,22 +210,10 @@ pub trait Builder: Send + Sync {
     ) -> Result<Digest, crate::error::CliError>;
 }
 
-/// Where "now" comes from, and how to wait. The real one reads the system clock and sleeps;
-/// the simulator's is virtual (sleeping advances it).
-pub trait Clock: Send + Sync {
-    /// Wall-clock time: for records people read and for comparing with facts (pin expiry).
-    fn now(&self) -> Timestamp;
-    /// Milliseconds on a clock that never jumps (no NTP steps), for measuring how long
-    /// something took or stayed unchanged on this machine — lock leases are judged by it. Its
-    /// origin is arbitrary; only differences mean anything. A virtual clock may return `now`.
-    fn monotonic_ms(&self) -> i64 {
-        self.now().millis()
-    }
-    /// Wait `millis` (used while another writer holds the channel lock).
-    fn sleep(&self, millis: u64) {
-        std::thread::sleep(std::time::Duration::from_millis(millis));
-    }
-}
+/// Where "now" comes from, and how to wait: the one interface, defined in the core. The real
+/// one ([`SystemClock`]) reads the system clock and sleeps; the simulator's is virtual
+/// (sleeping advances it).
+pub use mainline_core::Clock;
 
 /// The system clock.
 pub struct SystemClock;
@@ -244,6 +232,9 @@ impl Clock for SystemClock {
             .get_or_init(std::time::Instant::now)
             .elapsed()
             .as_millis() as i64
+    }
+    fn sleep(&self, millis: u64) {
+        std::thread::sleep(std::time::Duration::from_millis(millis));
     }
 }
 

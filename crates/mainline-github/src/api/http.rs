@@ -9,7 +9,7 @@
 //! Must never: log or return the `Authorization` value, or retry a 4xx other than a rate limit.
 
 use super::error::{redact, GithubError};
-use crate::clock::{duration_millis, Clock};
+use crate::clock::{duration_millis, wait_millis, Clock};
 use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use reqwest::Method;
 use std::sync::Arc;
@@ -64,7 +64,7 @@ impl Http {
                 Ok(answer) => answer,
                 Err(source) => {
                     if retries < self.max_retries {
-                        self.clock.sleep(self.backoff(retries));
+                        self.clock.sleep(wait_millis(self.backoff(retries)));
                         retries += 1;
                         continue;
                     }
@@ -85,7 +85,7 @@ impl Http {
                 {
                     if wait <= self.max_rate_limit_wait && retries < self.max_retries {
                         tracing::warn!(%url, ?wait, "GitHub rate limit: waiting before retrying");
-                        self.clock.sleep(wait);
+                        self.clock.sleep(wait_millis(wait));
                         retries += 1;
                         continue;
                     }
@@ -99,7 +99,7 @@ impl Http {
             if status >= 500 {
                 if retries < self.max_retries {
                     tracing::debug!(%url, status, "GitHub server error: retrying");
-                    self.clock.sleep(self.backoff(retries));
+                    self.clock.sleep(wait_millis(self.backoff(retries)));
                     retries += 1;
                     continue;
                 }
@@ -164,7 +164,7 @@ impl Http {
         body: &[u8],
         graphql_limited: bool,
     ) -> Option<(Duration, i64)> {
-        let now_ms = self.clock.now_unix_millis();
+        let now_ms = self.clock.now().millis();
         let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
         if let Some(secs) = header("retry-after").and_then(|v| v.trim().parse::<u64>().ok()) {
             let reset = now_ms.div_euclid(1000) + i64::try_from(secs).unwrap_or(i64::MAX / 2);

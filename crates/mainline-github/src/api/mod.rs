@@ -194,7 +194,7 @@ impl GithubClient {
         match &self.auth {
             Auth::Plain(s) => Ok((s.clone(), false)),
             Auth::App(app) => {
-                let now = self.http.clock.now_unix_millis();
+                let now = self.http.clock.now().millis();
                 if let Some(token) = app.cached(now) {
                     return Ok((token, false));
                 }
@@ -212,7 +212,7 @@ impl GithubClient {
             "{}/app/installations/{}/access_tokens",
             self.api_url, app.installation_id
         );
-        let jwt = app.jwt(self.http.clock.now_unix_millis())?;
+        let jwt = app.jwt(self.http.clock.now().millis())?;
         let mut secrets = self.secret_strs();
         secrets.push(jwt.expose());
         let req = Request {

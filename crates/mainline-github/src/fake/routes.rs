@@ -47,7 +47,7 @@ fn answer(status: StatusCode, headers: &[(&'static str, String)], body: &Value) 
 
 /// The fake's notion of now (its clock may be a test's manual clock), unix seconds.
 fn now_unix(state: &State) -> i64 {
-    state.clock.now_unix_millis().div_euclid(1000)
+    state.clock.now().millis().div_euclid(1000)
 }
 
 fn failure_response(failure: Failure) -> Response {
