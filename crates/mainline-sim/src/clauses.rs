@@ -21,6 +21,7 @@
 use super::monitor::{cause_now, pinned, violation, Cause, Invariant, Violation};
 use super::queue::End;
 use super::world::{ActorId, State};
+use mainline_core::Clause;
 
 /// The live group whose head is `c`, if any.
 fn live_group(s: &State, c: usize) -> Option<usize> {
@@ -141,16 +142,23 @@ impl Invariant {
         Invariant::G,
     ];
 
-    pub fn name(self) -> &'static str {
+    /// The clause in the core's list of the invariant (`mainline_core`'s crate docs name, for
+    /// each, the function that enforces it and the property test that checks it). L2 has no
+    /// violation of its own here: it is the end-of-history count `merged_never_deployed`.
+    pub fn clause(self) -> Clause {
         match self {
-            Invariant::S1 => "S1",
-            Invariant::S2 => "S2",
-            Invariant::S3 => "S3",
-            Invariant::S4 => "S4",
-            Invariant::S5 => "S5",
-            Invariant::L1 => "L1",
-            Invariant::G => "G",
+            Invariant::S1 => Clause::S1,
+            Invariant::S2 => Clause::S2,
+            Invariant::S3 => Clause::S3,
+            Invariant::S4 => Clause::S4,
+            Invariant::S5 => Clause::S5,
+            Invariant::L1 => Clause::L1,
+            Invariant::G => Clause::G,
         }
+    }
+
+    pub fn name(self) -> &'static str {
+        self.clause().name()
     }
 
     /// What the clause means, in a few words (tables, plot legends).

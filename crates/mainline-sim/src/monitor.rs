@@ -1,4 +1,6 @@
-//! The invariant checkers (DESIGN.md "The invariant"), run on the true state of the world at
+//! The invariant checkers (DESIGN.md "The invariant"; each [`Invariant`] is a
+//! `mainline_core::Clause`, whose list in `mainline_core`'s crate docs names the function that
+//! enforces it and the property test that checks it), run on the true state of the world at
 //! every step that can change it: a channel write, a signature push, a main or queue-ref move,
 //! a pin record change or expiry.
 //!
