@@ -7,6 +7,7 @@
 //! parses, dispatches and maps errors to exit codes.
 
 pub mod cli;
+pub mod cli_args;
 pub mod cli_help;
 pub mod commands;
 pub mod deadline;

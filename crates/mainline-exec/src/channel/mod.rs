@@ -22,6 +22,7 @@ mod record;
 pub mod refs;
 mod render;
 pub mod report;
+mod rounds;
 pub mod verified;
 
 use mainline_core::{Policy, Tag};

@@ -1,0 +1,212 @@
+//! The writing part of a run (see `exec.rs`): under the lock when one is configured, settle
+//! the journal, observe again, then loop — renew the lock, journal an intent, write, read back,
+//! journal the move, decide again — at most `MAX_ROUNDS` times.
+//!
+//! Must never: write on facts read outside the lock, write after a failed renew, or report a
+//! move that was not read back.
+
+use super::effects::WriteOutcome;
+use super::exec::{channel_digest, pin_word, AppliedMove, Executor, Locked, Report, MAX_ROUNDS};
+use super::journal::EntryKind;
+use super::lock::LockError;
+use crate::error::{CliError, Kind};
+use mainline_core::{Decision, Plan, Request};
+
+impl<'a> Executor<'a> {
+    /// The writing part of a run, under the lock when one is configured.
+    pub(super) fn run_writes(
+        &self,
+        request: Request,
+        mut locked: Option<&mut Locked<'_>>,
+    ) -> Result<Report, CliError> {
+        let mut warnings = Vec::new();
+        // The first observation under the lock serves both the journal's settlement (what the
+        // channel names now) and the first decision below: no second read of the same facts.
+        let mut observed = Some(self.observe(&request));
+        if locked.is_some() && self.journal {
+            let current = observed
+                .as_ref()
+                .and_then(|(g, _)| channel_digest(&g.facts.channel));
+            self.settle_journal(current, &mut warnings);
+        }
+        let original = request.clone();
+        let mut request = request;
+        let mut first: Option<Decision> = None;
+        let mut moves: Vec<AppliedMove> = Vec::new();
+        // Writes another writer overtook at once (read back as its digest): they count
+        // towards MAX_ROUNDS like moves.
+        let mut overtakes = 0usize;
+        let mut replaced_pin = None;
+        if let Request::Pin { pin } = &request {
+            // The pin record goes first (even when the channel already names the digest), so
+            // every later reconcile sees it; the channel follows in the loop below.
+            let (g, d) = observed.take().unwrap_or_else(|| self.observe(&request));
+            if matches!(d.plan, Plan::Refuse(_)) {
+                let mut report = self.report(d.clone(), moves, d, g);
+                warnings.extend(self.journal_refusal(&original, &report));
+                report.journal_warnings = warnings;
+                return Ok(report);
+            }
+            // A second pin replaces the first: never silently. The journal says whose it was.
+            replaced_pin = g.facts.active_pin().cloned();
+            self.write_pin(&g, pin)?;
+            let reason = match &replaced_pin {
+                Some(old) => format!(
+                    "{} (replaces the {} of {} by {}: {})",
+                    pin.reason,
+                    pin_word(old),
+                    old.digest.short(),
+                    old.actor,
+                    old.reason
+                ),
+                None => pin.reason.clone(),
+            };
+            let mut e = self.entry(EntryKind::Pin, &reason, &g);
+            e.to_digest = Some(pin.digest.clone());
+            e.to_commit = pin.commit.clone();
+            self.append(e, &mut warnings);
+            first = Some(d);
+            request = Request::Reconcile {
+                force_restore: false,
+            };
+        }
+        loop {
+            let (g, d) = observed.take().unwrap_or_else(|| self.observe(&request));
+            let first_decision = first.get_or_insert_with(|| d.clone()).clone();
+            match d.plan.clone() {
+                Plan::Hold | Plan::Refuse(_) => {
+                    let mut report = self.report(first_decision, moves, d, g);
+                    report.replaced_pin = replaced_pin;
+                    if report.refusal.is_some() {
+                        warnings.extend(self.journal_refusal(&original, &report));
+                    }
+                    report.journal_warnings = warnings;
+                    self.cache.save();
+                    return Ok(report);
+                }
+                Plan::ClearPin => {
+                    self.renew(&mut locked)?;
+                    self.clear_pin(&g)?;
+                    self.append(
+                        self.entry(EntryKind::Unpin, "operator unpinned the channel", &g),
+                        &mut warnings,
+                    );
+                    request = Request::Reconcile {
+                        force_restore: false,
+                    };
+                }
+                Plan::Move(mv) => {
+                    if moves.len() + overtakes >= MAX_ROUNDS {
+                        return Err(CliError::new(
+                            Kind::Unavailable,
+                            format!(
+                                "{} kept changing under this run ({} writes); another writer is active",
+                                self.config.channel_display(),
+                                moves.len()
+                            ),
+                        )
+                        .with_hint("re-run; with the git lock (--lock git) writers take turns"));
+                    }
+                    self.renew(&mut locked)?;
+                    let mut intent = self.entry(EntryKind::Intent, &mv.reason, &g);
+                    intent.action = Some(mv.action);
+                    intent.verdict = Some(d.verdict);
+                    intent.to_digest = mv.to_digest.clone();
+                    intent.to_commit = mv.to_commit.clone();
+                    // Without a recorded intent a crash would leave an unexplained move: a
+                    // journal that cannot be written stops the move (except unlocked, where
+                    // the journal is best effort).
+                    let intent_seq = match self.journal_append(intent.clone()) {
+                        Ok(seq) => seq,
+                        Err(e) if locked.is_some() => return Err(e),
+                        Err(e) => {
+                            warnings.push(e.message);
+                            None
+                        }
+                    };
+                    let (error, abandoned, overtaken) =
+                        match self.write_fenced(&g, &d, &mv, &mut locked) {
+                            WriteOutcome::Moved(applied, note) => {
+                                warnings.extend(note);
+                                let mut done = intent;
+                                done.kind = EntryKind::Moved;
+                                done.intent = intent_seq;
+                                done.to_digest = Some(applied.to_digest.clone());
+                                done.after = Some(applied.to_digest.clone());
+                                done.time = self.clock.now();
+                                self.append(done, &mut warnings);
+                                moves.push(applied);
+                                // Re-decide on fresh facts: undo a write the world no longer allows.
+                                request = Request::Reconcile {
+                                    force_restore: false,
+                                };
+                                continue;
+                            }
+                            WriteOutcome::Overtaken { seen, error } => {
+                                (error, Some(Some(seen)), true)
+                            }
+                            WriteOutcome::Failed { error, abandoned } => (error, abandoned, false),
+                        };
+                    if let Some(after) = abandoned {
+                        let mut e = intent;
+                        e.kind = EntryKind::Abandoned;
+                        e.intent = intent_seq;
+                        e.after = after;
+                        e.reason = match overtaken {
+                            true => error.message.clone(),
+                            false => format!("the write did not land: {}", error.message),
+                        };
+                        e.time = self.clock.now();
+                        self.append(e, &mut warnings);
+                    }
+                    if overtaken && moves.len() + overtakes + 1 < MAX_ROUNDS {
+                        overtakes += 1;
+                        warnings.push(error.message);
+                        request = Request::Reconcile {
+                            force_restore: false,
+                        };
+                        continue;
+                    }
+                    return Err(error);
+                }
+            }
+        }
+    }
+
+    fn renew(&self, locked: &mut Option<&mut Locked<'_>>) -> Result<(), CliError> {
+        match locked {
+            None => Ok(()),
+            Some(Locked::Git { lock, held }) => lock.renew(held).map_err(|e| self.lock_err(e)),
+            Some(Locked::External { lock, token }) => lock.renew(token),
+        }
+    }
+
+    pub(super) fn lock_err(&self, e: LockError) -> CliError {
+        // A lock ref we cannot read is not free and not busy: UNKNOWN (4), and the way out.
+        let unreadable = matches!(
+            &e,
+            LockError::Unreadable { .. }
+                | LockError::Repo {
+                    source: super::ports::RepoError::NotARecord { .. },
+                    ..
+                }
+        );
+        let kind = match &e {
+            _ if unreadable => Kind::Unknown,
+            LockError::Busy { .. } | LockError::Repo { .. } => Kind::Unavailable,
+            LockError::Lost { .. } => Kind::Conflict,
+            LockError::Unreadable { .. } => Kind::Internal,
+        };
+        let hint = match &e {
+            _ if unreadable => format!(
+                "nothing was written; if no mainline run holds this lock (see `mainline status`), delete the ref: git push {} :{}",
+                self.config.git_display,
+                self.config.key.lock_ref()
+            ),
+            LockError::Lost { .. } => "nothing was written after the lock was lost; re-run to converge".into(),
+            LockError::Busy { .. } => "another mainline run is working on this channel; retry, or use --lock none to run unlocked".into(),
+            _ => "check access to the git remote".into(),
+        };
+        CliError::new(kind, crate::error::chain_message(&e)).with_hint(hint)
+    }
+}
