@@ -23,7 +23,7 @@
 use super::cache::FactCache;
 use super::effects::WriteOutcome;
 use super::gather::{Depth, Gathered, Sources};
-use super::journal::{Entry, EntryKind, Journal};
+use super::journal::{Entry, EntryKind, Journal, RecordMemo};
 use super::lock::{GitLock, Held, LockError};
 use super::ports::{Builder, ChannelLock, Clock, Consumers, LockToken, Repo};
 use super::ChannelConfig;
@@ -116,6 +116,8 @@ pub struct Executor<'a> {
     pub lock_backend: Option<&'a dyn ChannelLock>,
     /// Nudged after every move.
     pub consumers: Option<&'a dyn Consumers>,
+    /// Journal records this run already read (a record commit never changes).
+    records: RecordMemo,
 }
 
 /// The lock held for one writing run.
@@ -154,6 +156,7 @@ impl<'a> Executor<'a> {
             journal: false,
             lock_backend: None,
             consumers: None,
+            records: RecordMemo::default(),
         }
     }
 
@@ -191,6 +194,7 @@ impl<'a> Executor<'a> {
 
     pub fn journal(&self) -> Journal<'_> {
         Journal::new(self.repo, self.clock, &self.config.key, &self.config.branch)
+            .with_memo(&self.records)
     }
 
     pub fn git_lock(&self) -> GitLock<'_> {
