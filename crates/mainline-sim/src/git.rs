@@ -156,7 +156,23 @@ impl Remote {
             ..RemoteView::default()
         };
         let queue_prefix = format!("refs/heads/gh-readonly-queue/{branch}/");
-        for (name, &target) in &self.refs {
+        // Refs are sorted: only the queue's and mainline's own ranges can match (no scan of
+        // every branch); the listing is the same.
+        let queue = self
+            .refs
+            .range::<str, _>((
+                std::ops::Bound::Included(queue_prefix.as_str()),
+                std::ops::Bound::Unbounded,
+            ))
+            .take_while(|(name, _)| name.starts_with(&queue_prefix));
+        let own = self
+            .refs
+            .range::<str, _>((
+                std::ops::Bound::Included("refs/mainline/"),
+                std::ops::Bound::Unbounded,
+            ))
+            .take_while(|(name, _)| name.starts_with("refs/mainline/"));
+        for (name, &target) in queue.chain(own) {
             if let Some(leaf) = name.strip_prefix(&queue_prefix) {
                 let pr = leaf
                     .strip_prefix("pr-")

@@ -416,10 +416,10 @@ impl World {
             }
             a.calls += 1;
             let dies = a.die_at == Some(a.calls);
-            let name = a.name.clone();
             let gate = s.faults.gate(side, write, dies, now);
             if dies {
                 s.actors[actor].dead = true;
+                let name = s.actors[actor].name.clone();
                 s.note(|_| format!("{name}: killed during a call to {side}"));
             }
             Some(gate)

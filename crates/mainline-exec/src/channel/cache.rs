@@ -64,13 +64,23 @@ impl FactCache {
         }
     }
 
+    /// `<store location>|<commit>` (built without the formatting machinery: it is on every
+    /// gather's path).
+    fn artifact_key(&self, commit: &CommitId) -> String {
+        let mut key = String::with_capacity(self.store.len() + 1 + commit.as_str().len());
+        key.push_str(&self.store);
+        key.push('|');
+        key.push_str(commit.as_str());
+        key
+    }
+
     pub fn artifact(&self, commit: &CommitId) -> Option<Digest> {
-        let key = format!("{}|{commit}", self.store);
+        let key = self.artifact_key(commit);
         self.lock().0.artifacts.get(&key).cloned()
     }
 
     pub fn set_artifact(&self, commit: &CommitId, digest: &Digest) {
-        let key = format!("{}|{commit}", self.store);
+        let key = self.artifact_key(commit);
         let mut g = self.lock();
         if g.0.artifacts.insert(key, digest.clone()).as_ref() != Some(digest) {
             g.1 = true;

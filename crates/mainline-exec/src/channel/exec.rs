@@ -22,7 +22,7 @@
 
 use super::cache::FactCache;
 use super::gather::{Depth, Gathered, Sources};
-use super::journal::{Entry, EntryKind, Journal};
+use super::journal::{Entry, EntryKind, Journal, RecordMemo};
 use super::lock::{GitLock, Held};
 use super::ports::{Builder, ChannelLock, Clock, Consumers, LockToken, Repo};
 use super::ChannelConfig;
@@ -115,6 +115,8 @@ pub struct Executor<'a> {
     pub lock_backend: Option<&'a dyn ChannelLock>,
     /// Nudged after every move.
     pub consumers: Option<&'a dyn Consumers>,
+    /// Journal records this run already read (a record commit never changes).
+    records: RecordMemo,
 }
 
 /// The lock held for one writing run.
@@ -153,6 +155,7 @@ impl<'a> Executor<'a> {
             journal: false,
             lock_backend: None,
             consumers: None,
+            records: RecordMemo::default(),
         }
     }
 
@@ -190,6 +193,7 @@ impl<'a> Executor<'a> {
 
     pub fn journal(&self) -> Journal<'_> {
         Journal::new(self.repo, self.clock, &self.config.key, &self.config.branch)
+            .with_memo(&self.records)
     }
 
     pub fn git_lock(&self) -> GitLock<'_> {

@@ -168,12 +168,17 @@ pub struct Record {
     pub entry: Entry,
 }
 
+/// Records already read and parsed, by commit: a record commit never changes, so one process
+/// reads and parses each at most once (the executor keeps one per run; see `Journal::with_memo`).
+pub type RecordMemo = std::sync::Mutex<std::collections::BTreeMap<CommitId, Entry>>;
+
 /// The journal of one channel on one remote.
 pub struct Journal<'a> {
     pub repo: &'a dyn Repo,
     pub clock: &'a dyn Clock,
     pub refname: String,
     pub branch: String,
+    memo: Option<&'a RecordMemo>,
 }
 
 impl<'a> Journal<'a> {
@@ -188,7 +193,16 @@ impl<'a> Journal<'a> {
             clock,
             refname: key.journal_ref(),
             branch: branch.to_owned(),
+            memo: None,
         }
+    }
+
+    /// Remember parsed records in `memo` and answer repeated reads of a commit from it (no
+    /// second `read_record`, no second parse). The ref listing is never memoised: the head is
+    /// always read from the remote.
+    pub fn with_memo(mut self, memo: &'a RecordMemo) -> Journal<'a> {
+        self.memo = Some(memo);
+        self
     }
 
     fn err(&self, source: RepoError) -> JournalError {
@@ -208,6 +222,13 @@ impl<'a> Journal<'a> {
     }
 
     fn read(&self, commit: &CommitId) -> Result<Record, JournalError> {
+        let memo = |m: &'a RecordMemo| m.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(entry) = self.memo.and_then(|m| memo(m).get(commit).cloned()) {
+            return Ok(Record {
+                commit: commit.clone(),
+                entry,
+            });
+        }
         let message = self
             .repo
             .read_record(&self.refname, commit)
@@ -217,6 +238,9 @@ impl<'a> Journal<'a> {
             commit: commit.clone(),
             reason,
         })?;
+        if let Some(m) = self.memo {
+            memo(m).insert(commit.clone(), entry.clone());
+        }
         Ok(Record {
             commit: commit.clone(),
             entry,
@@ -252,7 +276,13 @@ impl<'a> Journal<'a> {
                 .cas_ref(&self.refname, expected.as_ref(), Some(&commit))
                 .map_err(|e| self.err(e))?
             {
-                Cas::Updated => return Ok(Record { commit, entry }),
+                Cas::Updated => {
+                    if let Some(m) = self.memo {
+                        let mut m = m.lock().unwrap_or_else(|p| p.into_inner());
+                        m.insert(commit.clone(), entry.clone());
+                    }
+                    return Ok(Record { commit, entry });
+                }
                 Cas::Conflict { .. } => {
                     if self.clock.now().millis() - start.millis() > APPEND_DEADLINE_MS {
                         return Err(JournalError::Contended {
