@@ -15,6 +15,7 @@ use std::path::Path;
 
 const RESOLVE: PackOptions = PackOptions {
     symlinks: Symlinks::Resolve,
+    threads: None,
 };
 
 fn pack_err(dir: &Path, scratch: &Path) -> PackError {

@@ -358,6 +358,7 @@ fn sample_tree(root: &Path) {
 fn pack(src: &Path, scratch: &Path) -> mainline_pack::Packed {
     let options = mainline_pack::PackOptions {
         symlinks: mainline_pack::Symlinks::Resolve,
+        threads: None,
     };
     mainline_pack::pack_dir_with(src, &meta(), scratch, options, &mut |_| {}).expect("pack")
 }

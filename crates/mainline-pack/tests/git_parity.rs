@@ -112,6 +112,7 @@ fn commit_id(hex: &str) -> CommitId {
 /// way, so a checkout and its commit still pack alike.
 const RESOLVE: PackOptions = PackOptions {
     symlinks: Symlinks::Resolve,
+    threads: None,
 };
 
 fn git_pack(f: &Fixture, commit: &str, subdir: &str, scratch: &Path) -> Packed {

@@ -1,32 +1,29 @@
-//! The reproducible layer writer: tar entries → fixed-size chunks → gzip → sha256 → temp file.
+//! The reproducible layer writer: tar entries → gzip members of fixed-size blocks, compressed
+//! in parallel ([`super::gzip`]) → sha256 → temp file.
 //!
 //! Invariants: every header is normalised (uid/gid 0, no user or group names, mtime 0, mode
 //! 0755 for folders and executables, 0644 for other files); paths longer
 //! than a header holds use GNU long-name entries; the gzip header has mtime 0 and no file
-//! name; the compressor always sees the same sequence of input chunks for the same byte
-//! stream, so its output cannot depend on how sources happened to be read. A folder entry is
+//! name; the compressed bytes are a function of the tar stream alone (fixed blocks, fixed
+//! chunks within them), so they depend neither on how sources happened to be read nor on how
+//! many threads compressed them. A folder entry is
 //! written lazily, just before its first descendant, so empty folders never appear.
 //!
 //! Must never: write a symlink or hard-link entry (Flux drops them when it unpacks), flush
-//! the compressor mid-stream (a sync flush changes the bytes), buffer more
-//! than one chunk, or keep a partly written layer (the temp file is deleted on drop).
+//! a compressor mid-member (a sync flush changes the bytes), buffer more than the compression
+//! threads' blocks, or keep a partly written layer (the temp file is deleted on drop).
 
 use super::error::PackError;
+use super::gzip::ParallelGz;
 use crate::flux::{Descriptor, FLUX_LAYER_MEDIA_TYPE};
-use flate2::write::GzEncoder;
-use flate2::{Compression, GzBuilder};
 use mainline_core::Digest;
 use sha2::{Digest as _, Sha256};
 use std::fs::File;
 use std::io::{self, Read, Write};
+use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use tar::{EntryType, Header};
 use tempfile::TempPath;
-
-/// Bytes handed to the compressor per call (except the last).
-const CHUNK: usize = 64 * 1024;
-/// gzip level 6, zlib's default.
-const LEVEL: u32 = 6;
 
 /// The finished layer: its temp file, descriptor and counts.
 pub(crate) struct Layer {
@@ -39,7 +36,7 @@ pub(crate) struct Layer {
 }
 
 pub(crate) struct ArchiveWriter<'p> {
-    tar: tar::Builder<ChunkWriter<GzEncoder<HashingWriter>>>,
+    tar: tar::Builder<ParallelGz<HashingWriter>>,
     file: TempPath,
     scratch: PathBuf,
     /// Folders entered but not yet written (no descendant seen yet), outermost first.
@@ -51,8 +48,12 @@ pub(crate) struct ArchiveWriter<'p> {
 }
 
 impl<'p> ArchiveWriter<'p> {
-    /// Opens a fresh temp file in `scratch`.
-    pub fn create(scratch: &Path, progress: &'p mut dyn FnMut(u64)) -> Result<Self, PackError> {
+    /// Opens a fresh temp file in `scratch`; compresses on up to `threads` threads.
+    pub fn create(
+        scratch: &Path,
+        threads: NonZeroUsize,
+        progress: &'p mut dyn FnMut(u64),
+    ) -> Result<Self, PackError> {
         let named = tempfile::Builder::new()
             .prefix(".mainline-layer-")
             .suffix(".tar.gz")
@@ -67,15 +68,8 @@ impl<'p> ArchiveWriter<'p> {
             hasher: Sha256::new(),
             written: 0,
         };
-        let gz = GzBuilder::new()
-            .mtime(0)
-            .write(hashing, Compression::new(LEVEL));
-        let chunks = ChunkWriter {
-            inner: gz,
-            buf: Vec::with_capacity(CHUNK),
-        };
         Ok(ArchiveWriter {
-            tar: tar::Builder::new(chunks),
+            tar: tar::Builder::new(ParallelGz::new(hashing, threads)),
             file: path,
             scratch: scratch.to_owned(),
             pending_dirs: Vec::new(),
@@ -163,8 +157,7 @@ impl<'p> ArchiveWriter<'p> {
             scratch: self.scratch.clone(),
             source,
         };
-        let chunks = self.tar.into_inner().map_err(scratch_err)?;
-        let gz = chunks.finish().map_err(scratch_err)?;
+        let gz = self.tar.into_inner().map_err(scratch_err)?;
         let mut hashing = gz.finish().map_err(scratch_err)?;
         hashing.file.flush().map_err(scratch_err)?;
         let digest = Digest::from_sha256(hashing.hasher.finalize().into());
@@ -225,37 +218,6 @@ impl Read for ExactReader<'_> {
                 Err(io::Error::other("reading the source failed"))
             }
         }
-    }
-}
-
-/// Hands its input on in chunks of exactly [`CHUNK`] bytes, so the compressor's input
-/// boundaries depend only on the byte stream. `flush` deliberately does nothing.
-struct ChunkWriter<W: Write> {
-    inner: W,
-    buf: Vec<u8>,
-}
-
-impl<W: Write> ChunkWriter<W> {
-    fn finish(mut self) -> io::Result<W> {
-        if !self.buf.is_empty() {
-            self.inner.write_all(&self.buf)?;
-        }
-        Ok(self.inner)
-    }
-}
-
-impl<W: Write> Write for ChunkWriter<W> {
-    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        let take = data.len().min(CHUNK - self.buf.len());
-        self.buf.extend_from_slice(&data[..take]);
-        if self.buf.len() == CHUNK {
-            self.inner.write_all(&self.buf)?;
-            self.buf.clear();
-        }
-        Ok(take)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
     }
 }
 

@@ -52,6 +52,7 @@ pub fn set_mtime(root: &Path, rel: &str, secs: u64) {
 pub fn pack_dir(dir: &Path, scratch: &Path) -> Packed {
     let options = mainline_pack::PackOptions {
         symlinks: mainline_pack::Symlinks::Resolve,
+        threads: None,
     };
     mainline_pack::pack_dir_with(dir, &meta(), scratch, options, &mut |_| {})
         .expect("pack_dir succeeds")

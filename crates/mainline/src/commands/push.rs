@@ -163,7 +163,10 @@ fn pack_options(args: &PushArgs) -> mainline_pack::PackOptions {
     } else {
         mainline_pack::Symlinks::Refuse
     };
-    mainline_pack::PackOptions { symlinks }
+    mainline_pack::PackOptions {
+        symlinks,
+        ..Default::default()
+    }
 }
 
 pub(crate) use crate::error::{format_err, pack_err};
