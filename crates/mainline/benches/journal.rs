@@ -7,7 +7,9 @@
 //! `history --verify --last 50` cold and resumed from its checkpoint, and `mainline reconcile`
 //! on this channel next to the same channel with a 3-record journal (target: unaffected).
 //!
-//! Run: cargo bench -p mainline --bench journal   (MAINLINE_BENCH_RECORDS scales it)
+//! Run: cargo bench -p mainline --bench journal   (MAINLINE_BENCH_RECORDS scales it,
+//! MAINLINE_BENCH_ROUNDS sets the reconcile rounds, MAINLINE_BENCH_KEEP=1 keeps the directory
+//! to look into afterwards)
 //! Asserts only what must hold (the counts, the chain verifying), not speed.
 
 #[path = "common/mod.rs"]
@@ -136,51 +138,69 @@ fn main() {
     assert!(text.contains("checkpoint unchanged"), "{text}");
     println!("  history --last 50 --verify: {d1:?} first (whole chain checked), {d2:?} resumed from the checkpoint");
 
-    // Reconcile on the long journal next to a short one (each after a promote, 5 runs).
-    for (remote, cache) in [("short.git", "c3"), ("long.git", "c4")] {
-        let run = |cmd: &str| {
-            let mut a = args(remote, cache);
-            a.remove(0);
-            a[0] = cmd.into();
-            if cmd == "push" {
-                a = vec![
-                    "push".into(),
-                    "--git".into(),
-                    dir.join(remote).display().to_string(),
-                    "--commit".into(),
-                    "main".into(),
-                    "--path".into(),
-                    "k8s".into(),
-                    "--to".into(),
-                    store.clone(),
-                ];
-            }
-            let t = Instant::now();
-            let out = Command::new(bin)
-                .args(&a)
-                .stdin(Stdio::null())
-                .output()
-                .expect("run");
-            assert!(
-                out.status.success(),
-                "{a:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            t.elapsed()
-        };
-        run("push");
-        run("promote");
-        let runs: Vec<Duration> = (0..5).map(|_| run("reconcile")).collect();
-        println!(
-            "  mainline reconcile ({} journal): median {:?} of 5",
-            if remote == "long.git" {
-                "100,000-record"
-            } else {
-                "short"
-            },
-            median(&runs)
+    // Reconcile on the long journal next to a short one: each channel gets a push and a
+    // promote, then the no-op reconciles alternate between the two, so a change in the machine's
+    // load (a shared 2-core runner) lands on both sides instead of skewing one.
+    let run = |cmd: &str, remote: &str, cache: &str| {
+        let mut a = args(remote, cache);
+        a.remove(0);
+        a[0] = cmd.into();
+        if cmd == "push" {
+            a = vec![
+                "push".into(),
+                "--git".into(),
+                dir.join(remote).display().to_string(),
+                "--commit".into(),
+                "main".into(),
+                "--path".into(),
+                "k8s".into(),
+                "--to".into(),
+                store.clone(),
+            ];
+        }
+        let t = Instant::now();
+        let out = Command::new(bin)
+            .args(&a)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run");
+        assert!(
+            out.status.success(),
+            "{a:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        t.elapsed()
+    };
+    let sides = [("short.git", "c3"), ("long.git", "c4")];
+    for (remote, cache) in sides {
+        run("push", remote, cache);
+        run("promote", remote, cache);
+        run("reconcile", remote, cache); // warms the cache: not counted
+    }
+    let rounds: usize = std::env::var("MAINLINE_BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(15);
+    let mut short = Vec::with_capacity(rounds);
+    let mut long = Vec::with_capacity(rounds);
+    for _ in 0..rounds {
+        short.push(run("reconcile", sides[0].0, sides[0].1));
+        long.push(run("reconcile", sides[1].0, sides[1].1));
+    }
+    let (ms, ml) = (median(&short), median(&long));
+    if std::env::var_os("MAINLINE_BENCH_KEEP").is_some() {
+        let kept = tmp.keep();
+        eprintln!(
+            "kept {} (remotes short.git and long.git, caches c3 and c4, store {store})",
+            kept.display()
         );
     }
+    println!("  mainline reconcile, short journal: median {ms:?} of {rounds}");
+    println!("  mainline reconcile, {n}-record journal: median {ml:?} of {rounds} (alternated with the short one)");
+    println!(
+        "  ratio long/short: {:.2} (target: unaffected, i.e. about 1)",
+        ml.as_secs_f64() / ms.as_secs_f64()
+    );
 }
 
 fn median(v: &[Duration]) -> Duration {
