@@ -19,6 +19,9 @@ use crate::remote::{GitRemote, CACHE_NS};
 use gix::ObjectId;
 use mainline_core::CommitId;
 
+/// The depth git reads as "the whole history" (its `INFINITE_DEPTH`).
+pub const FULL_DEPTH: u32 = 0x7fff_ffff;
+
 /// The identity on every record commit.
 pub const RECORD_NAME: &str = "mainline";
 pub const RECORD_EMAIL: &str = "mainline@localhost";
@@ -202,11 +205,26 @@ impl GitRemote {
     /// as parents come blob-less) and return what it points at, `None` when the remote has no
     /// such ref.
     pub fn fetch_ref_chain(&self, refname: &str) -> Result<Option<CommitId>, GitError> {
+        self.fetch_ref(refname, None)
+    }
+
+    /// [`GitRemote::fetch_ref_chain`] limited to the newest `depth` commits of the ref
+    /// (`git fetch --depth`): what reading a long journal's tail needs, at a cost that does not
+    /// grow with the chain. The cache becomes shallow, so use it only on a cache that holds
+    /// records alone (see [`GitRemote::records_cache`]): git neither reads nor writes
+    /// commit-graphs in a shallow repository. A later call with a larger depth deepens it;
+    /// [`FULL_DEPTH`] fetches everything.
+    pub fn fetch_ref_tail(&self, refname: &str, depth: u32) -> Result<Option<CommitId>, GitError> {
+        self.fetch_ref(refname, Some(depth.clamp(1, FULL_DEPTH)))
+    }
+
+    fn fetch_ref(&self, refname: &str, depth: Option<u32>) -> Result<Option<CommitId>, GitError> {
         validate_refname(refname)?;
         let local = format!("{CACHE_NS}{refname}");
         let _lock = cache::lock(&self.repo, self.git.limit().0)?;
         let refspec = format!("+{refname}:{local}");
-        let args = [
+        let depth_arg = depth.map(|d| format!("--depth={d}"));
+        let mut args = vec![
             "fetch",
             "--filter=blob:none",
             "--no-tags",
@@ -214,9 +232,9 @@ impl GitRemote {
             "--no-auto-maintenance",
             "--recurse-submodules=no",
             "--quiet",
-            REMOTE_NAME,
-            &refspec,
         ];
+        args.extend(depth_arg.as_deref());
+        args.extend([REMOTE_NAME, refspec.as_str()]);
         let out = self.git.run(Some(&self.repo), &args, None)?;
         if !out.status.success() {
             if out.stderr.contains("couldn't find remote ref") {

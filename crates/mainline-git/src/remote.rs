@@ -93,6 +93,26 @@ impl GitRemote {
         Ok(GitRemote { git, repo })
     }
 
+    /// The companion cache for record commits (the journal, lock and lease refs under
+    /// `refs/mainline/`): a second bare repository beside this one, same remote, same options
+    /// and deadline. Records live apart so that fetching only the tail of a long journal
+    /// ([`GitRemote::fetch_ref_tail`], a shallow fetch) never makes the commit cache shallow:
+    /// git stops reading and writing commit-graphs in a shallow repository, and ancestry over
+    /// `main` relies on them. Record commits only ever have records as parents.
+    pub fn records_cache(&self) -> Result<GitRemote, GitError> {
+        let root = self.repo.parent().ok_or_else(|| GitError::CacheIo {
+            path: self.repo.clone(),
+            action: "finding the cache root",
+            source: std::io::Error::new(std::io::ErrorKind::InvalidInput, "no parent directory"),
+        })?;
+        let key = format!("{}.records", self.git.url.cache_key());
+        let repo = cache::ensure_repo(&self.git, root, &key)?;
+        Ok(GitRemote {
+            git: self.git.clone(),
+            repo,
+        })
+    }
+
     /// Bound every later git call (and cache-lock wait) by `deadline`, the command's overall
     /// deadline: a call is given the smaller of its own timeout and what is left, and fails with
     /// [`GitError::Deadline`] once nothing is left.

@@ -221,16 +221,28 @@ fn write_chain(remote: &Path, refname: &str, channel: &str, n: u64) {
     let mut prev: Option<String> = None;
     let t0: i64 = 1_714_564_800_000;
     for seq in 1..=n {
+        // A journal's usual rhythm, newest last: pin, intent, moved. A run reads back to the
+        // newest settling record, so with a settled head it reads one record, as on a short
+        // journal. (A tail of 256+ unsettled records, e.g. all pins, costs a 256-record walk
+        // per run whatever the chain's length: the settle window.)
+        let (kind, word) = match (n - seq) % 3 {
+            0 => (EntryKind::Moved, "moved"),
+            1 => (EntryKind::Intent, "intent"),
+            _ => (EntryKind::Pin, "pin"),
+        };
         let mut e = Entry::new(
             channel,
-            EntryKind::Pin,
+            kind,
             "bench@example",
-            "a pin, for the bench",
+            "a record, for the bench",
             Timestamp(t0 + seq as i64 * 1000),
         );
         e.seq = seq;
         e.prev = prev.take();
-        let message = format!("mainline journal #{seq} pin\n\n{}\n", e.json());
+        if kind == EntryKind::Moved {
+            e.intent = Some(seq - 1);
+        }
+        let message = format!("mainline journal #{seq} {word}\n\n{}\n", e.json());
         let secs = (t0 / 1000) + seq as i64;
         writeln!(w, "commit {refname}\nmark :{seq}").expect("write");
         writeln!(w, "committer mainline <mainline@localhost> {secs} +0000").expect("write");

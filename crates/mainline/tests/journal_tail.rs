@@ -181,3 +181,67 @@ fn last_reads_the_newest_records_and_verify_resumes_from_its_checkpoint() {
     assert_eq!(j["verified_from"], 2020);
     assert_eq!(j["verified"][0]["seq"], 2026, "{j}");
 }
+
+/// Every commit object in the bare repository at `git_dir` (shallow or not).
+fn commits_in(git_dir: &Path) -> usize {
+    let out = Command::new("git")
+        .args(["--git-dir", git_dir.to_str().expect("utf8")])
+        .args([
+            "cat-file",
+            "--batch-all-objects",
+            "--batch-check=%(objecttype)",
+        ])
+        .output()
+        .expect("git cat-file");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| *l == "commit")
+        .count()
+}
+
+#[test]
+fn a_fresh_cache_fetches_the_tail_of_a_long_journal_not_the_chain() {
+    let f = Fixture::new();
+    chain(&f.remote, &f.refname, 1, 3000, None, "long", None);
+
+    let last = f.history(&["--last", "3"]).ok().json();
+    assert_eq!(last["records"][2]["seq"], 3000, "{last}");
+    // Records sit in their own cache beside the commit cache, fetched 256 deep.
+    let caches: Vec<std::path::PathBuf> = std::fs::read_dir(f.dir.path().join("cache/git"))
+        .expect("cache dir")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "git"))
+        .collect();
+    let records = caches
+        .iter()
+        .find(|p| p.to_string_lossy().ends_with(".records.git"))
+        .expect("a records cache");
+    let commits = caches
+        .iter()
+        .find(|p| !p.to_string_lossy().ends_with(".records.git"))
+        .expect("a commit cache");
+    let fetched = commits_in(records);
+    assert!(
+        (3..=300).contains(&fetched),
+        "the tail read fetched {fetched} of 3000 records"
+    );
+    assert!(
+        !commits.join("shallow").exists(),
+        "the commit cache must never become shallow (git drops its commit-graph)"
+    );
+    assert!(
+        commits_in(commits) < 10,
+        "records leaked into the commit cache"
+    );
+
+    // The whole chain is still there for whoever walks it: fetched deeper on each miss.
+    let all = f.history(&["--verify"]).ok().json();
+    assert_eq!(all["records"].as_array().map(Vec::len), Some(3000));
+    assert_eq!(all["verified"], serde_json::json!([]));
+    assert_eq!(commits_in(records), 3000);
+}
