@@ -105,7 +105,7 @@ fn a_failing_exec_plugin_says_what_it_printed_on_stderr_and_never_its_stdout() {
     );
     let path = kubeconfig(
         dir.path(),
-        "      exec:\n        apiVersion: client.authentication.k8s.io/v1\n        command: ./get-token\n",
+        "      exec:\n        apiVersion: client.authentication.k8s.io/v1\n        command: ./get-token\n        interactiveMode: Never\n",
     );
     let err = connect(&path).expect_err("the plugin fails");
     let msg = err.to_string();
