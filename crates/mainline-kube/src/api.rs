@@ -14,7 +14,12 @@ use std::fmt;
 pub struct ApiResource {
     /// API group, e.g. `source.toolkit.fluxcd.io`.
     pub group: &'static str,
+    /// The version fixtures and messages use (the newest this code speaks).
     pub version: &'static str,
+    /// Every version this code can read and patch, newest first. When there is more than one,
+    /// the client asks the server which it serves ([`crate::KubeClient`] discovers once per
+    /// client): Flux before 2.6 serves OCIRepository as `v1beta2` only.
+    pub versions: &'static [&'static str],
     /// The plural resource name used in paths and in RBAC rules, e.g. `ocirepositories`.
     pub plural: &'static str,
     /// The kind, for messages.
@@ -22,17 +27,32 @@ pub struct ApiResource {
 }
 
 impl ApiResource {
-    /// `/apis/{group}/{version}/namespaces/{ns}/{plural}`.
+    /// `/apis/{group}/{version}/namespaces/{ns}/{plural}`, at [`ApiResource::version`].
     pub fn collection_path(&self, namespace: &str) -> String {
+        self.collection_path_at(self.version, namespace)
+    }
+
+    /// `/apis/{group}/{version}/namespaces/{ns}/{plural}/{name}`, at [`ApiResource::version`].
+    pub fn object_path(&self, namespace: &str, name: &str) -> String {
+        self.object_path_at(self.version, namespace, name)
+    }
+
+    /// `/apis/{group}/{version}/namespaces/{ns}/{plural}` at `version`.
+    pub fn collection_path_at(&self, version: &str, namespace: &str) -> String {
         format!(
             "/apis/{}/{}/namespaces/{}/{}",
-            self.group, self.version, namespace, self.plural
+            self.group, version, namespace, self.plural
         )
     }
 
-    /// `/apis/{group}/{version}/namespaces/{ns}/{plural}/{name}`.
-    pub fn object_path(&self, namespace: &str, name: &str) -> String {
-        format!("{}/{}", self.collection_path(namespace), name)
+    /// `/apis/{group}/{version}/namespaces/{ns}/{plural}/{name}` at `version`.
+    pub fn object_path_at(&self, version: &str, namespace: &str, name: &str) -> String {
+        format!("{}/{}", self.collection_path_at(version, namespace), name)
+    }
+
+    /// `/apis/{group}/{version}`: the discovery document listing the resources served there.
+    pub fn discovery_path(&self, version: &str) -> String {
+        format!("/apis/{}/{}", self.group, version)
     }
 
     /// `plural.group`, as RBAC messages and `kubectl` name it.
@@ -45,6 +65,7 @@ impl ApiResource {
 pub const OCI_REPOSITORY: ApiResource = ApiResource {
     group: "source.toolkit.fluxcd.io",
     version: "v1",
+    versions: &["v1", "v1beta2"],
     plural: "ocirepositories",
     kind: "OCIRepository",
 };
@@ -53,6 +74,7 @@ pub const OCI_REPOSITORY: ApiResource = ApiResource {
 pub const KUSTOMIZATION: ApiResource = ApiResource {
     group: "kustomize.toolkit.fluxcd.io",
     version: "v1",
+    versions: &["v1", "v1beta2"],
     plural: "kustomizations",
     kind: "Kustomization",
 };
@@ -61,6 +83,7 @@ pub const KUSTOMIZATION: ApiResource = ApiResource {
 pub const LEASE: ApiResource = ApiResource {
     group: "coordination.k8s.io",
     version: "v1",
+    versions: &["v1"],
     plural: "leases",
     kind: "Lease",
 };

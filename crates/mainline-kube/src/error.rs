@@ -73,7 +73,17 @@ pub enum KubeError {
         object: ObjectName,
         server: String,
         #[source]
-        source: reqwest::Error,
+        source: Box<kube::Error>,
+    },
+    #[error(
+        "could not get credentials for {server} to `{verb}` {object}: {reason}; check the \
+         kubeconfig user (exec plugin, auth-provider, token file) or log in again"
+    )]
+    Credentials {
+        verb: Verb,
+        object: ObjectName,
+        server: String,
+        reason: String,
     },
     #[error(
         "could not read the bearer token file {} for {server}: {reason}; check the \
@@ -110,6 +120,16 @@ pub enum KubeError {
          Flux's CRDs are installed on this cluster"
     )]
     NotFound { verb: Verb, object: ObjectName },
+    #[error(
+        "{object}: this cluster serves {resource} in none of the versions mainline speaks \
+         ({tried}): install Flux 2.0 or later (its CRDs), or check that the kubeconfig points \
+         at the cluster Flux runs in"
+    )]
+    NotServed {
+        object: ObjectName,
+        resource: String,
+        tried: String,
+    },
     #[error(
         "`{verb}` on {object} lost a race (409 Conflict: {message}): someone else updated it \
          first; read it again before deciding"
@@ -156,10 +176,12 @@ impl KubeError {
         use KubeError::*;
         match self {
             DeadlineExceeded { .. } | Unreachable { .. } | Server { .. } => ErrorKind::Unavailable,
-            TokenFile { .. } | Forbidden { .. } | NotFound { .. } | Rejected { .. } => {
-                ErrorKind::InvalidInput
-            }
-            Unauthorized { .. } => ErrorKind::Unauthorized,
+            TokenFile { .. }
+            | Forbidden { .. }
+            | NotFound { .. }
+            | NotServed { .. }
+            | Rejected { .. } => ErrorKind::InvalidInput,
+            Unauthorized { .. } | Credentials { .. } => ErrorKind::Unauthorized,
             Conflict { .. } | AlreadyExists { .. } => ErrorKind::Conflict,
             Decode { .. } => ErrorKind::Internal,
         }
@@ -171,11 +193,13 @@ impl KubeError {
         match self {
             DeadlineExceeded { object, .. }
             | Unreachable { object, .. }
+            | Credentials { object, .. }
             | Unauthorized { object, .. }
             | Forbidden { object, .. }
             | NotFound { object, .. }
             | Conflict { object, .. }
             | AlreadyExists { object }
+            | NotServed { object, .. }
             | Rejected { object, .. }
             | Server { object, .. }
             | Decode { object, .. } => Some(object),
@@ -258,6 +282,11 @@ pub enum ConnectError {
         origin: String,
         reason: String,
     },
+    #[error(
+        "{origin}: cannot get credentials: {reason}; fix the kubeconfig user (exec plugin, \
+         auth-provider, token file) or log in again"
+    )]
+    Credentials { origin: String, reason: String },
     #[error("cannot build the HTTP client for {server}: {reason}")]
     Client { server: String, reason: String },
 }

@@ -245,22 +245,30 @@ fn kubeconfig_context_token_and_ca_data_reach_the_server() {
         "{err}"
     );
 
-    let err = connect(
+    // An exec plugin (kubelogin, aws eks get-token…) is handed to kube-rs as written: a bare
+    // command is looked up in $PATH, as client-go does.
+    let conn = connect(
         &Cluster::Kubeconfig {
             path: Some(path),
             context: Some("laptop".into()),
         },
         &Environment::default(),
     )
-    .expect_err("exec plugin");
-    assert!(
-        matches!(err, ConnectError::UnsupportedAuth { method: "exec", .. }),
-        "{err:?}"
-    );
-    assert!(
-        err.to_string().contains("service-account token"),
-        "says what to use: {err}"
-    );
+    .expect("an exec plugin is accepted");
+    match &conn.credentials {
+        Credentials::Exec(plugin) => {
+            assert_eq!(plugin.config().command.as_deref(), Some("kubelogin"));
+            assert_eq!(
+                plugin.config().api_version.as_deref(),
+                Some("client.authentication.k8s.io/v1")
+            );
+        }
+        other => panic!("expected an exec plugin, got {other:?}"),
+    }
+    // A kubelogin that is not installed fails when the client is built, saying so.
+    let err = KubeClient::new(conn).expect_err("kubelogin is not installed here");
+    assert!(matches!(err, ConnectError::Credentials { .. }), "{err:?}");
+    assert!(err.to_string().contains("could not be started"), "{err}");
 }
 
 #[test]

@@ -7,8 +7,8 @@
 //! alerts never see a series appear out of nowhere; names follow Prometheus conventions
 //! (`_total` counters, base units) so `promtool check metrics` accepts the output; label values
 //! are escaped.
-//! Must never: put anything but channel names, verdicts, actions and outcomes in labels (no
-//! commit ids or digests: unbounded cardinality).
+//! Must never: put anything but channel names, verdicts, actions, outcomes and configured
+//! consumer names in labels (no commit ids or digests: unbounded cardinality).
 
 use super::slot::Slot;
 use super::state::action_name;
@@ -266,6 +266,18 @@ pub fn render(
             r.name, r.hist.count
         );
     }
+    let applied: Vec<_> = slots
+        .iter()
+        .map(|slot| {
+            let s = slot.state();
+            (
+                slot.name().to_owned(),
+                s.applied.clone(),
+                s.apply_timing.clone(),
+            )
+        })
+        .collect();
+    super::applied_metrics::render(&mut out, &applied);
     header(
         &mut out,
         "mainline_webhook_deliveries_total",

@@ -20,6 +20,7 @@
 //! decide anything itself: every decision is `mainline_core::decide` on fresh facts.
 
 pub mod api;
+pub mod applied_metrics;
 pub mod auth;
 pub mod error;
 pub mod http;

@@ -240,8 +240,9 @@ impl Slot {
         s.lock = lock;
         s.queue_warning = self.ports.queue.as_ref().and_then(|q| q.last_error());
         #[cfg(feature = "kubernetes")]
-        if applied.is_some() {
-            s.applied = applied;
+        if let Some(view) = applied {
+            s.apply_timing.observe(&view, moved);
+            s.applied = Some(view);
         }
         if let Some(h) = history {
             s.take_history(h, self.clock.now());

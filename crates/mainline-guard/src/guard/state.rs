@@ -153,6 +153,8 @@ pub struct ChannelState {
     pub queue_warning: Option<String>,
     /// What the Flux consumers applied, when the channel has some.
     pub applied: Option<AppliedView>,
+    /// How long digests took to be APPLIED everywhere (issue 18: metrics).
+    pub apply_timing: super::applied_metrics::ApplyTiming,
 }
 
 /// The metric/label name of an action.

@@ -184,6 +184,61 @@ impl ApiServer {
         )
     }
 
+    /// Make the CRD of `res` serve (and store) `version` only, as Flux before 2.6 served
+    /// OCIRepository (`v1beta2`), then wait until discovery no longer lists it at any other
+    /// version. Objects created before stay readable (at `version`).
+    pub fn serve_only(&self, res: &ApiResource, version: &str) {
+        let path = format!(
+            "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{}",
+            res.qualified()
+        );
+        let crd = self.admin_ok("GET", &path, "", None);
+        let versions = crd["spec"]["versions"]
+            .as_array()
+            .expect("a CRD lists its versions");
+        assert!(
+            versions.iter().any(|v| v["name"] == version),
+            "the CRD of {} has no version {version}",
+            res.kind
+        );
+        let ops: Vec<Value> = versions
+            .iter()
+            .enumerate()
+            .flat_map(|(i, v)| {
+                let this = v["name"] == version;
+                [
+                    json!({"op": "replace", "path": format!("/spec/versions/{i}/served"), "value": this}),
+                    json!({"op": "replace", "path": format!("/spec/versions/{i}/storage"), "value": this}),
+                ]
+            })
+            .collect();
+        self.admin_ok(
+            "PATCH",
+            &path,
+            "application/json-patch+json",
+            Some(&Value::Array(ops)),
+        );
+        let until = Instant::now() + Duration::from_secs(30);
+        for v in res.versions.iter().filter(|v| **v != version) {
+            loop {
+                let a = self.admin_request("GET", &res.discovery_path(v), "", None);
+                let listed = a.status == 200
+                    && a.body["resources"]
+                        .as_array()
+                        .is_some_and(|r| r.iter().any(|r| r["name"] == res.plural));
+                if !listed {
+                    break;
+                }
+                assert!(
+                    Instant::now() < until,
+                    "discovery still lists {} at {v}",
+                    res.plural
+                );
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+
     /// Create a namespace (idempotent).
     pub fn ensure_namespace(&self, ns: &str) {
         let a = self.admin_request(
@@ -292,7 +347,8 @@ impl ApiServer {
             origin: "test kube-apiserver".to_owned(),
             namespace: None,
             ca_pem: Some(self.ca_pem.clone()),
-            identity_pem: None,
+            client_cert_pem: None,
+            client_key_pem: None,
             credentials: Credentials::Token(token.clone()),
             insecure_skip_tls_verify: false,
             proxy_url: None,

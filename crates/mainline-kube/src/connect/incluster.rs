@@ -1,6 +1,6 @@
 //! The pod's own service account: `https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT`,
-//! trusting `ca.crt` and sending `token` from the service-account directory (re-read on every
-//! request: the kubelet rotates bound tokens), in the namespace written in `namespace`.
+//! trusting `ca.crt` and sending `token` from the service-account directory (re-read every
+//! minute by kube-rs, as client-go does: the kubelet rotates bound tokens), in the namespace written in `namespace`.
 //!
 //! Must never: fall back to the system roots or to no token when a file is missing (that would
 //! talk to the API server as anonymous): a missing file is an error.
@@ -50,7 +50,8 @@ pub(super) fn load(env: &Environment) -> Result<Connection, ConnectError> {
         origin,
         namespace,
         ca_pem: Some(ca),
-        identity_pem: None,
+        client_cert_pem: None,
+        client_key_pem: None,
         credentials: Credentials::TokenFile(token_path),
         insecure_skip_tls_verify: false,
         proxy_url: None,

@@ -5,7 +5,7 @@
 //! Must never: quote a kubeconfig line in an error (it may be a token): parse errors say where,
 //! not what.
 
-use super::{check_server, check_token, read_file, Connection, Credentials};
+use super::{check_server, check_token, read_file, Connection, Credentials, Plugin};
 use crate::error::ConnectError;
 use crate::secret::SecretBytes;
 use base64::Engine as _;
@@ -85,9 +85,9 @@ struct UserEntry {
     #[serde(default)]
     username: Option<IgnoredAny>,
     #[serde(default)]
-    exec: Option<IgnoredAny>,
+    exec: Option<kube::config::ExecConfig>,
     #[serde(default, rename = "auth-provider")]
-    auth_provider: Option<IgnoredAny>,
+    auth_provider: Option<kube::config::AuthProviderConfig>,
 }
 
 // Hand-written so a token or key can never reach a Debug dump.
@@ -178,7 +178,7 @@ pub(super) fn load(paths: &[PathBuf], context: Option<&str>) -> Result<Connectio
         )?),
         (None, None) => None,
     };
-    let (credentials, identity_pem) = match user {
+    let (credentials, identity) = match user {
         None => (Credentials::None, None),
         Some((user_file, u)) => credentials(&origin, user_file, &context_name, &u.user)?,
     };
@@ -187,7 +187,8 @@ pub(super) fn load(paths: &[PathBuf], context: Option<&str>) -> Result<Connectio
         origin,
         namespace: ctx.context.namespace.clone().filter(|n| !n.is_empty()),
         ca_pem,
-        identity_pem,
+        client_cert_pem: identity.as_ref().map(|(cert, _)| cert.clone()),
+        client_key_pem: identity.map(|(_, key)| key),
         credentials,
         insecure_skip_tls_verify: entry.insecure.unwrap_or(false),
         proxy_url: entry.proxy_url.clone().map(crate::secret::Secret::new),
@@ -210,29 +211,39 @@ fn find<'a, T>(
     })
 }
 
+/// The client certificate chain and its key.
+type Identity = (Vec<u8>, SecretBytes);
+
 fn credentials(
     origin: &str,
     file: &Path,
     context: &str,
     u: &UserEntry,
-) -> Result<(Credentials, Option<SecretBytes>), ConnectError> {
+) -> Result<(Credentials, Option<Identity>), ConnectError> {
     let unsupported = |method| ConnectError::UnsupportedAuth {
         path: file.to_owned(),
         context: context.to_owned(),
         method,
     };
-    if u.exec.is_some() {
-        return Err(unsupported("exec"));
-    }
-    if u.auth_provider.is_some() {
-        return Err(unsupported("auth-provider"));
-    }
     if u.username.is_some() {
         return Err(unsupported("username/password"));
     }
-    let creds = match (&u.token, &u.token_file) {
-        (Some(t), _) if !t.is_empty() => Credentials::Token(check_token(origin, t)?),
-        (_, Some(f)) => {
+    let creds = match (&u.token, &u.token_file, &u.exec, &u.auth_provider) {
+        (_, _, Some(exec), _) => {
+            let mut exec = exec.clone();
+            exec.command = exec.command.map(|c| resolve_command(file, c));
+            if exec.command.as_deref().unwrap_or_default().is_empty() {
+                return Err(ConnectError::Invalid {
+                    origin: origin.to_owned(),
+                    field: "exec",
+                    reason: "has no `command`".to_owned(),
+                });
+            }
+            Credentials::Exec(Plugin::new(exec))
+        }
+        (_, _, None, Some(provider)) => Credentials::AuthProvider(Plugin::new(provider.clone())),
+        (Some(t), _, _, _) if !t.is_empty() => Credentials::Token(check_token(origin, t)?),
+        (_, Some(f), _, _) => {
             let path = relative_to(file, f);
             let text = std::fs::read_to_string(&path).map_err(|e| ConnectError::File {
                 what: "the token file",
@@ -255,13 +266,7 @@ fn credentials(
         (None, None) => None,
     };
     let identity = match (cert, key) {
-        (Some(mut cert), Some(key)) => {
-            if !cert.ends_with(b"\n") {
-                cert.push(b'\n');
-            }
-            cert.extend_from_slice(&key);
-            Some(SecretBytes::new(cert))
-        }
+        (Some(cert), Some(key)) => Some((cert, SecretBytes::new(key))),
         (None, None) => None,
         _ => {
             return Err(ConnectError::Invalid {
@@ -272,6 +277,18 @@ fn credentials(
         }
     };
     Ok((creds, identity))
+}
+
+/// client-go runs an exec plugin's `command` from `$PATH` when it is a bare name, and resolves
+/// it against the kubeconfig's folder when it is a relative path (`./bin/get-token`).
+fn resolve_command(file: &Path, command: String) -> String {
+    if Path::new(&command).components().count() > 1 {
+        relative_to(file, Path::new(&command))
+            .to_string_lossy()
+            .into_owned()
+    } else {
+        command
+    }
 }
 
 fn relative_to(file: &Path, target: &Path) -> PathBuf {

@@ -5,9 +5,11 @@
 //! temporary directory and nothing here reads a global.
 //!
 //! Supported credentials: a bearer token (`token`, `tokenFile`, the pod's service-account
-//! token, re-read on every request because the kubelet rotates it) and client certificates.
-//! `exec` and `auth-provider` plugins, and basic auth, are refused with a message saying what
-//! to use instead. `HTTPS_PROXY` is not read; a cluster's `proxy-url` is.
+//! token, which kube-rs re-reads every minute because the kubelet rotates it, as client-go
+//! does), client certificates, `exec` credential plugins (EKS's `aws eks get-token`, GKE's
+//! `gke-gcloud-auth-plugin`, AKS's `kubelogin`) and `auth-provider` entries (OIDC) — the last
+//! two run by kube-rs when the client needs a credential. Basic auth is refused with a
+//! message saying what to use instead. `HTTPS_PROXY` is not read; a cluster's `proxy-url` is.
 //!
 //! Must never: print, log or put in an error a token, a client key or a `-data` field; trust
 //! anything but the configured CA when one is given.
@@ -65,9 +67,52 @@ pub enum Credentials {
     None,
     /// A fixed bearer token.
     Token(Secret),
-    /// A bearer token read from this file on every request (rotated service-account tokens).
+    /// A bearer token read from this file (re-read every minute: rotated service-account
+    /// tokens).
     TokenFile(PathBuf),
+    /// A kubeconfig `exec` credential plugin, run by kube-rs (its `command` made absolute when
+    /// it was a relative path, as client-go resolves it against the kubeconfig's folder).
+    Exec(Plugin<kube::config::ExecConfig>),
+    /// A kubeconfig `auth-provider` (`oidc`, `gcp`), run by kube-rs.
+    AuthProvider(Plugin<kube::config::AuthProviderConfig>),
 }
+
+/// A credential plugin's configuration as kube-rs reads it. Its environment and provider
+/// config may hold secrets (an OIDC `refresh-token`, a client secret), so `Debug` shows only
+/// the command or provider name.
+#[derive(Clone)]
+pub struct Plugin<T>(Box<T>);
+
+impl<T> Plugin<T> {
+    pub fn new(config: T) -> Plugin<T> {
+        Plugin(Box::new(config))
+    }
+
+    /// The configuration, for kube-rs. Never log what this returns.
+    pub fn config(&self) -> &T {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Plugin<kube::config::ExecConfig> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Exec({:?}, <args and env redacted>)", self.0.command)
+    }
+}
+
+impl std::fmt::Debug for Plugin<kube::config::AuthProviderConfig> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "AuthProvider({:?}, <config redacted>)", self.0.name)
+    }
+}
+
+impl<T: serde::Serialize> PartialEq for Plugin<T> {
+    fn eq(&self, other: &Self) -> bool {
+        serde_json::to_value(&*self.0).ok() == serde_json::to_value(&*other.0).ok()
+    }
+}
+
+impl<T: serde::Serialize> Eq for Plugin<T> {}
 
 /// A resolved, validated connection to one API server.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,8 +125,10 @@ pub struct Connection {
     pub namespace: Option<String>,
     /// PEM CA bundle to trust instead of the system roots.
     pub ca_pem: Option<Vec<u8>>,
-    /// PEM client certificate chain followed by its private key.
-    pub identity_pem: Option<SecretBytes>,
+    /// PEM client certificate chain (with [`Connection::client_key_pem`]).
+    pub client_cert_pem: Option<Vec<u8>>,
+    /// PEM private key of the client certificate.
+    pub client_key_pem: Option<SecretBytes>,
     pub credentials: Credentials,
     /// The kubeconfig explicitly disabled certificate verification for this cluster.
     pub insecure_skip_tls_verify: bool,

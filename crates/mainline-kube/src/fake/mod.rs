@@ -13,6 +13,7 @@
 
 mod patch;
 mod routes;
+mod schema;
 mod state;
 mod tls;
 
@@ -184,6 +185,7 @@ impl FakeKube {
     fn start_inner(tls: bool) -> FakeKube {
         let state: Shared = Arc::new(Mutex::new(State::new()));
         let app = Router::new()
+            .route("/apis/{group}/{version}", any(routes::discovery))
             .route(
                 "/apis/{group}/{version}/namespaces/{namespace}/{resource}",
                 any(routes::collection),
@@ -267,7 +269,8 @@ impl FakeKube {
             origin: format!("fake API server {}", self.url()),
             namespace: None,
             ca_pem: self.tls.then(|| TEST_CA_PEM.to_vec()),
-            identity_pem: None,
+            client_cert_pem: None,
+            client_key_pem: None,
             credentials: Credentials::Token(Secret::new(token)),
             insecure_skip_tls_verify: false,
             proxy_url: None,
@@ -359,6 +362,16 @@ impl FakeKube {
     }
 
     /// Every request served so far, in order.
+    pub fn discovery_requests(&self) -> Vec<Recorded> {
+        self.state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .discovery_log
+            .clone()
+    }
+
+    /// Every object request so far (discovery requests are in
+    /// [`FakeKube::discovery_requests`]).
     pub fn requests(&self) -> Vec<Recorded> {
         self.with(|s| s.log.clone())
     }

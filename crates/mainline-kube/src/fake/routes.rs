@@ -2,12 +2,16 @@
 //! object and collection paths under `/apis/{group}/{version}`, bearer-token authentication
 //! (401), optional RBAC (403), `application/merge-patch+json` for PATCH (415 otherwise), JSON
 //! merge patch semantics (RFC 7386), `metadata.resourceVersion` preconditions on PUT and PATCH
-//! (409 `Conflict`), 409 `AlreadyExists` on a duplicate POST, 404 `NotFound`, and the `status`
-//! of Flux objects left alone by writes to the main resource (it is a subresource there).
+//! (409 `Conflict`), 409 `AlreadyExists` on a duplicate POST, 404 `NotFound`, the `status`
+//! of Flux objects left alone by writes to the main resource (it is a subresource there),
+//! Lease bodies refused as the real server refuses them (`schema`: 400 for a wrong field type
+//! or `MicroTime` format, 422 for an invalid value), and no-op writes that keep the
+//! `resourceVersion` (the real server stores nothing for them).
 //!
 //! Must never: record or echo a bearer token.
 
 use super::patch::{apply_reaction, merge_patch};
+use super::schema::check_lease;
 use super::state::{Failure, Key, Reaction, Recorded, State};
 use super::{status_body, SERVED};
 use crate::api::LEASE;
@@ -89,6 +93,58 @@ pub(crate) async fn collection(
         ),
     )
     .await
+}
+
+/// `GET /apis/{group}/{version}`: the `APIResourceList` of what the fake serves there (401
+/// without a known token, 404 for a version it does not serve), as the API server answers
+/// discovery. Scripted failures are not consumed here: they are for object requests.
+pub(crate) async fn discovery(
+    AxState(state): AxState<Shared>,
+    Path((group, version)): Path<(String, String)>,
+    method: Method,
+    headers: HeaderMap,
+) -> Response {
+    let bearer = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::to_owned);
+    let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
+    let authenticated = bearer.as_ref().is_some_and(|t| s.tokens.contains(t));
+    let resources: Vec<Value> = SERVED
+        .iter()
+        .filter(|r| r.group == group && r.version == version)
+        .map(|r| {
+            json!({
+                "name": r.plural, "singularName": "", "namespaced": true, "kind": r.kind,
+                "verbs": ["create", "delete", "get", "list", "patch", "update", "watch"]
+            })
+        })
+        .collect();
+    let (code, body) = if !authenticated {
+        (401, status_body("status_unauthorized", &[]))
+    } else if method != Method::GET {
+        (405, status_body("status_bad_request", &[]))
+    } else if resources.is_empty() {
+        (404, status_body("status_resource_not_served", &[]))
+    } else {
+        (
+            200,
+            json!({
+                "kind": "APIResourceList", "apiVersion": "v1",
+                "groupVersion": format!("{group}/{version}"), "resources": resources
+            }),
+        )
+    };
+    s.discovery_log.push(Recorded {
+        method: method.to_string(),
+        path: format!("/apis/{group}/{version}"),
+        content_type: None,
+        verb: "get".to_owned(),
+        authenticated,
+        status: code,
+    });
+    answer(code, body)
 }
 
 pub(crate) async fn fallback() -> Response {
@@ -330,6 +386,64 @@ fn stamp(s: &mut State, obj: &mut Value, req: &Req, name: &str) {
     }
 }
 
+fn is_lease(req: &Req) -> bool {
+    req.group == LEASE.group && req.resource == LEASE.plural
+}
+
+/// A Lease body the real server would refuse, as its answer (see [`super::schema`]).
+fn lease_refusal(req: &Req, s: &State, obj: &Value) -> Option<Outcome> {
+    if !is_lease(req) {
+        return None;
+    }
+    let refusal = check_lease(obj).err()?;
+    if refusal.code == 400 {
+        return Some(Outcome::Answer(
+            400,
+            fill(req, "status_bad_request", s, &refusal.message),
+        ));
+    }
+    let name = obj
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let field = refusal.message.split(':').next().unwrap_or_default();
+    Some(Outcome::Answer(
+        422,
+        json!({
+            "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+            "message": format!("{}.{} \"{name}\" is invalid: {}", req.resource, req.group, refusal.message),
+            "reason": "Invalid",
+            "details": {"name": name, "group": req.group, "kind": req.resource,
+                "causes": [{"reason": "FieldValueInvalid", "message": refusal.message, "field": field}]},
+            "code": 422
+        }),
+    ))
+}
+
+/// Whether `obj`, stamped as `current` is, equals `current`: the real server then stores
+/// nothing and keeps the `resourceVersion` (a no-op write is not a change).
+fn unchanged(obj: &Value, current: &Value) -> bool {
+    let mut candidate = obj.clone();
+    if let (Some(meta), Some(cur)) = (
+        candidate.get_mut("metadata").and_then(Value::as_object_mut),
+        current.get("metadata").and_then(Value::as_object),
+    ) {
+        for k in [
+            "resourceVersion",
+            "uid",
+            "creationTimestamp",
+            "namespace",
+            "name",
+        ] {
+            match cur.get(k) {
+                Some(v) => meta.insert(k.to_owned(), v.clone()),
+                None => meta.remove(k),
+            };
+        }
+    }
+    &candidate == current
+}
+
 fn create(s: &mut State, req: &Req) -> Outcome {
     if req.content_type.as_deref() != Some("application/json") {
         return Outcome::Answer(415, status_body("status_unsupported_media_type", &[]));
@@ -338,6 +452,9 @@ fn create(s: &mut State, req: &Req) -> Outcome {
         Ok(v) => v,
         Err(o) => return o,
     };
+    if let Some(refused) = lease_refusal(req, s, &obj) {
+        return refused;
+    }
     let Some(name) = obj
         .pointer("/metadata/name")
         .and_then(Value::as_str)
@@ -436,10 +553,13 @@ fn update(s: &mut State, req: &Req, key: Key) -> Outcome {
         );
         return Outcome::Answer(400, fill(req, "status_bad_request", s, &msg));
     }
+    if let Some(refused) = lease_refusal(req, s, &obj) {
+        return refused;
+    }
     let wanted = obj
         .pointer("/metadata/resourceVersion")
         .filter(|v| !v.is_null());
-    if wanted.is_none() && req.group == LEASE.group && req.resource == LEASE.plural {
+    if wanted.is_none() && is_lease(req) {
         // Leases allow no unconditional update: the real kube-apiserver answers 422 (found by
         // the real-server tests, issue 19), so a lock write can never be last-writer-wins.
         return Outcome::Answer(422, fill(req, "status_invalid", s, ""));
@@ -448,6 +568,9 @@ fn update(s: &mut State, req: &Req, key: Key) -> Outcome {
         return o;
     }
     keep_status(req, &mut obj, &current);
+    if unchanged(&obj, &current) {
+        return Outcome::Answer(200, current);
+    }
     stamp(s, &mut obj, req, &key.3);
     s.objects.insert(key, obj.clone());
     Outcome::Answer(200, obj)
@@ -476,6 +599,9 @@ fn patch(s: &mut State, req: &Req, key: Key) -> (Outcome, Scheduled) {
     let mut obj = current.clone();
     merge_patch(&mut obj, &patch);
     keep_status(req, &mut obj, &current);
+    if unchanged(&obj, &current) {
+        return (Outcome::Answer(200, current), None);
+    }
     stamp(s, &mut obj, req, &key.3);
     let before = current
         .pointer("/metadata/annotations")

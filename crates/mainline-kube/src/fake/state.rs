@@ -79,6 +79,9 @@ pub(crate) struct State {
     pub grants: Option<Vec<Grant>>,
     pub failures: VecDeque<Failure>,
     pub log: Vec<Recorded>,
+    /// Discovery requests (`/apis/{group}/{version}`), apart so that tests counting object
+    /// requests are not disturbed by the client's once-per-client version discovery.
+    pub discovery_log: Vec<Recorded>,
     pub reactions: BTreeMap<Key, Reaction>,
 }
 
@@ -92,6 +95,7 @@ impl State {
             grants: None,
             failures: VecDeque::new(),
             log: Vec::new(),
+            discovery_log: Vec::new(),
             reactions: BTreeMap::new(),
         }
     }

@@ -6,7 +6,9 @@
 //! ([`Consumers`]).
 //!
 //! Shapes follow Flux's published API docs (source.toolkit.fluxcd.io/v1 OCIRepository,
-//! kustomize.toolkit.fluxcd.io/v1 Kustomization); `fixtures/README.md` names the pages.
+//! kustomize.toolkit.fluxcd.io/v1 Kustomization); the fields read are the same in `v1beta2`,
+//! which Flux before 2.6 serves instead (the client discovers which; the observation records
+//! the `apiVersion` it read). `fixtures/README.md` names the pages.
 //! Note `status.artifact.digest` is the digest of Flux's *stored tarball*, not of the OCI
 //! manifest: only the revision's digest is compared with the channel's.
 //!
@@ -67,6 +69,9 @@ impl ConditionState {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SourceObservation {
     pub object: ObjectRef,
+    /// `apiVersion` as served (`source.toolkit.fluxcd.io/v1`, or `…/v1beta2` before Flux
+    /// 2.6): the version the client discovered and read.
+    pub api_version: Option<String>,
     /// `status.artifact.revision`, e.g. `latest@sha256:…`; `None` before the first fetch.
     pub revision: Option<String>,
     /// `metadata.annotations["reconcile.fluxcd.io/requestedAt"]`: the last token requested.
@@ -87,6 +92,8 @@ pub struct SourceObservation {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct KustomizationObservation {
     pub object: ObjectRef,
+    /// `apiVersion` as served (`kustomize.toolkit.fluxcd.io/v1` or `…/v1beta2`).
+    pub api_version: Option<String>,
     /// `status.lastAppliedRevision`: the source revision last applied successfully.
     pub last_applied_revision: Option<String>,
     /// `status.lastAttemptedRevision`.
@@ -109,6 +116,8 @@ pub struct Observed {
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Wire<S> {
+    #[serde(default)]
+    api_version: Option<String>,
     #[serde(default)]
     metadata: WireMeta,
     #[serde(default)]
@@ -208,6 +217,7 @@ pub fn source_from_json(
     let og = status.observed_generation;
     Ok(SourceObservation {
         object: object.clone(),
+        api_version: wire.api_version,
         revision: status.artifact.and_then(|a| a.revision),
         requested_at: wire
             .metadata
@@ -233,6 +243,7 @@ pub fn kustomization_from_json(
     let og = status.observed_generation;
     Ok(KustomizationObservation {
         object: object.clone(),
+        api_version: wire.api_version,
         last_applied_revision: status.last_applied_revision,
         last_attempted_revision: status.last_attempted_revision,
         ready: condition(&status.conditions, "Ready", og),
