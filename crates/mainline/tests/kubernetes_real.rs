@@ -401,6 +401,15 @@ fn status_reads_what_flux_wrote_on_a_real_server_and_a_wait_flux_never_meets_exi
         assert_eq!(a.len(), 1, "{s}");
         assert_eq!(a[0]["consumer"], CONSUMER, "{s}");
         assert_eq!(a[0]["state"], state, "{what}: {s}");
+        // The versions the cluster serves and the client discovered (issue 18 item 2).
+        assert_eq!(
+            a[0]["api_versions"],
+            serde_json::json!([
+                "source.toolkit.fluxcd.io/v1",
+                "kustomize.toolkit.fluxcd.io/v1"
+            ]),
+            "{s}"
+        );
         a[0]["detail"].as_str().expect("detail").to_owned()
     };
 

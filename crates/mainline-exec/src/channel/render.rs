@@ -29,10 +29,27 @@ impl ChannelReport {
     /// `  applied  STATE ns/name: detail`, one line per Flux consumer.
     fn render_applied(&self, w: &mut dyn Write) -> Result<()> {
         for a in &self.applied {
-            if a.detail.is_empty() {
-                writeln!(w, "  applied  {} {}", a.state, a.consumer)?;
+            // Flux's current API (v1) goes unsaid; an older one is named, since it tells which
+            // Flux the cluster runs (v1beta2: before 2.6).
+            let older: Vec<&str> = a
+                .api_versions
+                .iter()
+                .filter(|v| !v.ends_with("/v1"))
+                .map(String::as_str)
+                .collect();
+            let via = if older.is_empty() {
+                String::new()
             } else {
-                writeln!(w, "  applied  {} {}: {}", a.state, a.consumer, a.detail)?;
+                format!(" (read as {})", older.join(", "))
+            };
+            if a.detail.is_empty() {
+                writeln!(w, "  applied  {} {}{via}", a.state, a.consumer)?;
+            } else {
+                writeln!(
+                    w,
+                    "  applied  {} {}{via}: {}",
+                    a.state, a.consumer, a.detail
+                )?;
             }
         }
         Ok(())

@@ -73,6 +73,10 @@ pub struct AppliedReport {
     pub consumer: String,
     pub state: String,
     pub detail: String,
+    /// The Flux API versions the objects were read at, as the cluster serves them
+    /// (`source.toolkit.fluxcd.io/v1`, or `…/v1beta2` before Flux 2.6; then each
+    /// Kustomization's); empty when nothing could be read.
+    pub api_versions: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]

@@ -116,6 +116,20 @@ fn consumers_view(
         states
             .into_iter()
             .map(|s| AppliedReport {
+                api_versions: s
+                    .observed
+                    .iter()
+                    .flat_map(|o| {
+                        std::iter::once(&o.source.api_version)
+                            .chain(o.kustomizations.iter().map(|k| &k.api_version))
+                    })
+                    .flatten()
+                    .fold(Vec::new(), |mut all: Vec<String>, v| {
+                        if !all.contains(v) {
+                            all.push(v.clone());
+                        }
+                        all
+                    }),
                 consumer: s.source,
                 state: s.state.label().to_owned(),
                 // The detail without the state's label (it is in `state` already).
