@@ -13,7 +13,8 @@
 //
 // When /readyz answers 200, one JSON line goes to stdout:
 //
-//	{"server":"https://127.0.0.1:PORT","ca_file":"DIR/ca.crt","admin_token_file":"DIR/admin.token"}
+//	{"server":"https://127.0.0.1:PORT","ca_file":"DIR/ca.crt","admin_token_file":"DIR/admin.token",
+//	 "client_cert_file":"DIR/client.crt","client_key_file":"DIR/client.key"}
 //
 // The process runs until SIGTERM or SIGINT (kube-apiserver's own signal handling), then
 // stops the API server and etcd. With --exit-on-stdin-eof it also stops when its stdin closes,
@@ -100,7 +101,8 @@ func run() error {
 	if err := waitReady(ctx, server, files, served); err != nil {
 		return err
 	}
-	fmt.Printf("{\"server\":%q,\"ca_file\":%q,\"admin_token_file\":%q}\n", server, files.caCert, files.adminToken)
+	fmt.Printf("{\"server\":%q,\"ca_file\":%q,\"admin_token_file\":%q,\"client_cert_file\":%q,\"client_key_file\":%q}\n",
+		server, files.caCert, files.adminToken, files.clientCert, files.clientKey)
 
 	select {
 	case err := <-served:

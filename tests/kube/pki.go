@@ -20,6 +20,10 @@ import (
 // pkiFiles are the paths of everything the server reads and the fixture needs.
 type pkiFiles struct {
 	dir, caCert, serverCert, serverKey, saKey, tokenCSV, adminToken string
+	// A client certificate signed by the same CA (the server's --client-ca-file): user
+	// mainline-cert-user in group mainline-cert-group, for kubeconfigs that authenticate with
+	// client-certificate / client-key.
+	clientCert, clientKey string
 }
 
 func ensureEmptyDir(dir string) error {
@@ -48,6 +52,8 @@ func writePKI(dir string) (pkiFiles, error) {
 		saKey:      filepath.Join(dir, "sa.key"),
 		tokenCSV:   filepath.Join(dir, "tokens.csv"),
 		adminToken: filepath.Join(dir, "admin.token"),
+		clientCert: filepath.Join(dir, "client.crt"),
+		clientKey:  filepath.Join(dir, "client.key"),
 	}
 	now := time.Now()
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -89,6 +95,22 @@ func writePKI(dir string) (pkiFiles, error) {
 	if err != nil {
 		return f, fmt.Errorf("signing the serving certificate: %w", err)
 	}
+	cliKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return f, err
+	}
+	cliTmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(3),
+		Subject:      pkix.Name{CommonName: "mainline-cert-user", Organization: []string{"mainline-cert-group"}},
+		NotBefore:    now.Add(-time.Hour),
+		NotAfter:     now.Add(24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+	cliDER, err := x509.CreateCertificate(rand.Reader, cliTmpl, ca, &cliKey.PublicKey, caKey)
+	if err != nil {
+		return f, fmt.Errorf("signing the client certificate: %w", err)
+	}
 	saKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return f, err
@@ -111,6 +133,8 @@ func writePKI(dir string) (pkiFiles, error) {
 		// token,user,uid,"group1,group2": the static token file format of kube-apiserver.
 		{f.tokenCSV, []byte(adminToken + ",mainline-test-admin,mainline-test-admin,\"system:masters\"\n"), 0o600},
 		{f.adminToken, []byte(adminToken), 0o600},
+		{f.clientCert, pemBlock("CERTIFICATE", cliDER), 0o644},
+		{f.clientKey, ecKeyPEM(cliKey), 0o600},
 	}
 	for _, w := range writes {
 		if w.data == nil {

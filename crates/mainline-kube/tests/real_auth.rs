@@ -161,3 +161,46 @@ fn an_expired_oidc_id_token_without_a_refresh_token_is_a_credentials_error() {
     assert!(msg.contains("OIDC"), "{msg}");
     assert!(!msg.contains(&expired), "the id-token leaked: {msg}");
 }
+
+/// A kubeconfig user with a client certificate (files, and inline `-data` as AKS and kind
+/// write them): kube-rs presents it in the TLS handshake, and the real server authenticates
+/// the certificate's subject. That user has no RBAC grant, so the server's 403 names it: proof
+/// the request arrived as `mainline-cert-user`, not anonymous (anonymous is off: 401).
+#[test]
+fn a_client_certificate_kubeconfig_is_authenticated_as_the_certificate_subject() {
+    let (cert, key) = server().client_identity();
+    let b64 = |p: &Path| {
+        base64::engine::general_purpose::STANDARD.encode(std::fs::read(p).expect("read PEM"))
+    };
+    let users = [
+        format!(
+            "      client-certificate: {}\n      client-key: {}\n",
+            cert.display(),
+            key.display()
+        ),
+        format!(
+            "      client-certificate-data: {}\n      client-key-data: {}\n",
+            b64(cert),
+            b64(key)
+        ),
+    ];
+    for (i, user) in users.iter().enumerate() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = kubeconfig(dir.path(), user);
+        let client = connect(&path).expect("a client-certificate kubeconfig connects");
+        let api = LeaseApi::new(Arc::new(client), GUARD_NS, "real-auth-cert");
+        let err = api
+            .get(soon())
+            .expect_err("the certificate's user has no grant");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("mainline-cert-user"),
+            "case {i}: the server should name the certificate's user: {msg}"
+        );
+        assert_eq!(
+            err.kind(),
+            mainline_kube::ErrorKind::InvalidInput,
+            "case {i}: {msg}"
+        );
+    }
+}

@@ -45,6 +45,7 @@ pub struct ApiServer {
     ca_pem: Vec<u8>,
     admin: reqwest::blocking::Client,
     admin_token: Secret,
+    client_identity: Option<(PathBuf, PathBuf)>,
 }
 
 /// What an admin request answered.
@@ -79,6 +80,7 @@ impl ApiServer {
             ca_pem: ready.ca_pem,
             admin,
             admin_token: ready.admin_token,
+            client_identity: ready.client_identity,
         }
     }
 
@@ -100,6 +102,19 @@ impl ApiServer {
     /// The CA that signed the serving certificate (PEM).
     pub fn ca_pem(&self) -> &[u8] {
         &self.ca_pem
+    }
+
+    /// A client certificate and its key (PEM files) that the server trusts, for user
+    /// `mainline-cert-user` in group `mainline-cert-group` (no RBAC grant: what it may do is
+    /// up to the test).
+    pub fn client_identity(&self) -> (&Path, &Path) {
+        let (cert, key) = self.client_identity.as_ref().unwrap_or_else(|| {
+            panic!(
+                "the test API server at $MAINLINE_KUBE_APISERVER writes no client certificate: \
+                 it is older than tests/kube; rebuild it (scripts/test.sh does)"
+            )
+        });
+        (cert, key)
     }
 
     /// The server's process id (for tests that check it is gone).

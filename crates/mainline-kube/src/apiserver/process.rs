@@ -26,6 +26,8 @@ pub(super) struct Ready {
     pub server: String,
     pub ca_pem: Vec<u8>,
     pub admin_token: Secret,
+    /// A client certificate and key the server trusts (user `mainline-cert-user`).
+    pub client_identity: Option<(PathBuf, PathBuf)>,
 }
 
 #[derive(Deserialize)]
@@ -33,6 +35,10 @@ struct ReadyLine {
     server: String,
     ca_file: PathBuf,
     admin_token_file: PathBuf,
+    #[serde(default)]
+    client_cert_file: Option<PathBuf>,
+    #[serde(default)]
+    client_key_file: Option<PathBuf>,
 }
 
 fn binary() -> PathBuf {
@@ -119,6 +125,7 @@ fn try_start(bin: &Path, data: &Path) -> Result<Ready, String> {
                     server: r.server,
                     ca_pem,
                     admin_token: Secret::new(token.trim()),
+                    client_identity: r.client_cert_file.zip(r.client_key_file),
                 });
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {}
