@@ -307,8 +307,18 @@ impl Repo for GitRepo {
         expected: Option<&CommitId>,
         new: Option<&CommitId>,
     ) -> Result<Cas, RepoError> {
-        match self
-            .records_remote()?
+        // Record commits are pushed from the record cache; a ref naming a source commit (a
+        // merge group's lease names its head) from the commit cache, which holds it.
+        let from_records = match new {
+            Some(c) => self.with_records(|s| Ok(s.has_commit(c)))?,
+            None => false,
+        };
+        let remote = if from_records {
+            self.records_remote()?
+        } else {
+            Arc::clone(&self.remote)
+        };
+        match remote
             .push_ref_cas(refname, expected, new)
             .map_err(to_repo_err)?
         {

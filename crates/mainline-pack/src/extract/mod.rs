@@ -18,7 +18,7 @@ mod validate;
 
 pub use error::ExtractError;
 
-use flate2::read::GzDecoder;
+use flate2::read::MultiGzDecoder;
 use std::fs::{self, File};
 use std::io::{self, Read};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -159,7 +159,7 @@ fn walk(
     limits: Limits,
     mut each: impl FnMut(&Checked, &mut dyn Read) -> Result<(), ExtractError>,
 ) -> Result<u64, ExtractError> {
-    let mut archive = tar::Archive::new(GzDecoder::new(layer));
+    let mut archive = tar::Archive::new(MultiGzDecoder::new(layer));
     let mut validator = Validator::default();
     let (mut count, mut bytes) = (0u64, 0u64);
     for entry in archive.entries().map_err(ExtractError::Read)? {
