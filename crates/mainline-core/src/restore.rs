@@ -82,6 +82,17 @@ pub(crate) fn diverged(
     line: &str,
     to_mainline: impl FnOnce(&str) -> Decision,
 ) -> Decision {
+    // Mainline's deploy tree must be known before anything is restored: unknown, a missing
+    // deploy path (an input error, refused before anything else is decided) cannot be ruled
+    // out, and restoring a live group would be a bolder move on less knowledge than the known
+    // facts allow (found by the property `unknown_facts_never_produce_a_move`).
+    if let Err(missing) = facts.deploy_tree(m) {
+        return refuse(
+            verdict,
+            RefuseReason::FactsUnknown,
+            format!("{line}; {missing}"),
+        );
+    }
     let chain = match contained_live(facts, m, x) {
         Ok(Some(chain)) if !chain.is_empty() => chain,
         Ok(_) => return to_mainline("restore mainline's artifact"),

@@ -244,3 +244,30 @@ fn an_older_group_does_not_deploy_over_an_ended_candidate_that_contains_a_newer_
     let mv = reconcile(&facts).plan.as_move().cloned().expect("a move");
     assert_eq!(mv.to_commit, Some(c(3)));
 }
+
+/// Found by `unknown_facts_never_produce_a_move`: with mainline's deploy tree unreadable, a
+/// missing deploy path (refused `deploy_path_missing` on known facts) cannot be ruled out, so
+/// restoring the live group would be a bolder move on less knowledge. Refused instead.
+#[test]
+fn an_unreadable_mainline_tree_refuses_instead_of_restoring_a_live_group() {
+    let mut facts = pr8_ended();
+    facts
+        .commits
+        .get_mut(&c(MAIN))
+        .expect("mainline's commit facts")
+        .deploy_tree = Known::unknown("git error");
+    let d = reconcile(&facts);
+    let r = d.plan.as_refusal().expect("refused, not a move");
+    assert_eq!(r.reason, RefuseReason::FactsUnknown, "{}", r.message);
+    // And with the tree known to be absent, the input error as before.
+    facts
+        .commits
+        .get_mut(&c(MAIN))
+        .expect("mainline's commit facts")
+        .deploy_tree = Known::Known(None);
+    let d = reconcile(&facts);
+    assert_eq!(
+        d.plan.as_refusal().map(|r| r.reason),
+        Some(RefuseReason::DeployPathMissing)
+    );
+}
