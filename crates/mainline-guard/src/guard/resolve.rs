@@ -202,7 +202,7 @@ fn resolve_entries(
         };
         // The entry over the top-level keys (a password in any git remote was refused when the
         // file was loaded); a top-level `queue` or `github_repository` is every entry's default.
-        let merged = crate::config_entries::entry_over(&e, top);
+        let merged = crate::config::entries::entry_over(&e, top);
         let queue_api = merged.keys.queue == Some(EntryQueue::GithubApi);
         let github_repository = merged.keys.github_repository.clone();
         let (config, cache_root) = config::resolve_from(&args.channel, merged)
