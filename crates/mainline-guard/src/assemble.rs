@@ -49,7 +49,8 @@ impl<'a> ChannelPorts<'a> {
             actor,
         )
         .with_lock(lock)
-        .with_journal(true);
+        .with_journal(true)
+        .with_parallel_reads(true);
         #[cfg(feature = "kubernetes")]
         let exec = match self.kube {
             Some(k) => {

@@ -96,6 +96,10 @@ pub struct Report {
     /// The facts of the final decision, for `status` and the JSON report.
     #[serde(skip)]
     pub facts: Option<mainline_core::Facts>,
+    /// What the final decision's ref listing showed for the git lock ref (`Some(None)`: absent;
+    /// `None`: no listing), so `status` names the holder without listing again.
+    #[serde(skip)]
+    pub lock_listed: Option<Option<CommitId>>,
     /// `pin`/`rollback`: the active pin this run's pin replaced (also said in the journal).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub replaced_pin: Option<mainline_core::Pin>,
@@ -353,7 +357,12 @@ impl<'a> Executor<'a> {
         last: Decision,
         g: Gathered,
     ) -> Report {
+        let lock_listed = g
+            .view
+            .as_ref()
+            .map(|v| v.mainline_refs.get(&self.config.key.lock_ref()).cloned());
         Report {
+            lock_listed,
             refusal: last.plan.as_refusal().cloned(),
             decision: first,
             moves,

@@ -227,6 +227,28 @@ impl<'a> GitLock<'a> {
         }
     }
 
+    /// [`GitLock::current`] from a listing already made (`listed`: the lock ref's value in
+    /// it): no second listing. A record gone since (released, renewed) is listed again.
+    pub fn current_listed(&self, listed: Option<&CommitId>) -> Result<Option<Held>, LockError> {
+        let Some(commit) = listed else {
+            return Ok(None);
+        };
+        let message = match self.repo.read_record(&self.refname, commit) {
+            Ok(m) => m,
+            Err(RepoError::CommitNotFound { .. }) => return self.current(),
+            Err(e) => return Err(self.err(e)),
+        };
+        let record = LockRecord::parse(&message).map_err(|reason| LockError::Unreadable {
+            refname: self.refname.clone(),
+            reason,
+        })?;
+        Ok(Some(Held {
+            commit: commit.clone(),
+            record,
+            valid_until_ms: i64::MIN,
+        }))
+    }
+
     fn record(&self, acquired_at: Timestamp) -> LockRecord {
         let now = self.clock.now();
         LockRecord {

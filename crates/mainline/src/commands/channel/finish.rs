@@ -30,17 +30,22 @@ pub(super) fn finish(
         ctx.note_unanswered(report.final_decision.explanation.clone());
     }
     if status_only && o.config.lock != LockMode::None {
-        // status shows who holds the lock (one more read; only status pays it), from the
-        // backend that is configured: the git ref, or the channel's Lease.
+        // status shows who holds the lock, from the backend that is configured: the git ref
+        // (as the run's listing showed it; its record is read only when there is one), or the
+        // channel's Lease (one more read; only status pays it).
         let now = o.clock.now();
         let current = match o.config.lock {
             LockMode::Kubernetes { .. } => lease_holder(o),
-            _ => o
-                .executor()
-                .git_lock()
-                .current()
-                .map(|h| h.map(|h| (h.record.holder.clone(), h.record.expires_at, Some(h.record))))
-                .map_err(|e| e.to_string()),
+            _ => {
+                let exec = o.executor();
+                let lock = exec.git_lock();
+                match &report.lock_listed {
+                    Some(listed) => lock.current_listed(listed.as_ref()),
+                    None => lock.current(),
+                }
+            }
+            .map(|h| h.map(|h| (h.record.holder.clone(), h.record.expires_at, Some(h.record))))
+            .map_err(|e| e.to_string()),
         };
         match current {
             Ok(None) => r.lock.push_str(" (free)"),
