@@ -529,3 +529,60 @@ fn registry_log_any(store: &str) -> Vec<String> {
         vec![]
     }
 }
+
+/// An empty deploy tree (a folder holding only a submodule) stays refused without
+/// `--allow-empty` even when the index knows it: the reuse checks the entry's count.
+fn indexed_empty_tree_stays_refused(store: &str, tmp: &Path) {
+    let repo = tmp.join("empty-repo");
+    std::fs::create_dir_all(&repo).expect("mkdir");
+    git(&repo, &["init", "-q", "-b", "main"]);
+    write_tree(&repo, &[("README.md", "one\n")]);
+    git(&repo, &["add", "-A"]);
+    git(&repo, &["commit", "-q", "-m", "base"]);
+    let base = git(&repo, &["rev-parse", "HEAD"]);
+    let gitlink = format!("160000,{base},k8s/vendored");
+    git(&repo, &["update-index", "--add", "--cacheinfo", &gitlink]);
+    git(&repo, &["commit", "-q", "-m", "k8s: vendored only"]);
+    let first = git(&repo, &["rev-parse", "HEAD"]);
+    let push = |commit: &str, extra: &[&str]| {
+        let mut args = vec![
+            "push",
+            "--git",
+            repo.to_str().unwrap(),
+            "--commit",
+            commit,
+            "--path",
+            "k8s",
+            "--to",
+            store,
+            "-o",
+            "json",
+        ];
+        args.extend_from_slice(extra);
+        mainline(&args)
+    };
+    let r = push(&first, &[]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    let allowed = push(&first, &["--allow-empty"]).ok().json();
+    assert_eq!(allowed["tree_index"], "recorded", "{allowed}");
+    assert_eq!(allowed["files"], 0, "{allowed}");
+
+    let date = "2024-05-02T12:00:00Z";
+    write_tree(&repo, &[("README.md", "two\n")]);
+    // Not `commit -a`: the submodule has no checkout, and -a would record it as deleted.
+    git_at(&repo, &["add", "README.md"], date);
+    git_at(&repo, &["commit", "-q", "-m", "docs"], date);
+    let second = git(&repo, &["rev-parse", "HEAD"]);
+    let r = push(&second, &[]);
+    assert_eq!(
+        r.code, 2,
+        "refused through the index too\n{}\n{}",
+        r.stdout, r.stderr
+    );
+    assert!(r.stderr.contains("holds no file"), "{}", r.stderr);
+    let tag = format!("{store}:sha-{second}");
+    assert_ne!(mainline(&["inspect", &tag]).code, 0, "nothing was pushed");
+    let reused = push(&second, &["--allow-empty"]).ok().json();
+    assert_eq!(reused["tree_index"], "reused", "{reused}");
+}
+on_both_stores!(indexed_empty_tree_stays_refused);
