@@ -211,11 +211,33 @@ fn reuse_is_byte_identical_to_a_full_pack(store: &str, tmp: &Path) {
         "flux's untar of the reused artifact vs. the checkout of B",
     );
 
-    // The same commit again: already present, still without a pack.
-    let again = push_git(store, &repo, b, &[]);
+    // The same commit again: already present, still without a pack — after the same checks
+    // as a packed push makes (each blob, then the manifest by digest).
+    let (again, requests) = requests_of_any(store, || push_git(store, &repo, b, &[]));
     assert_eq!(again["tree_index"], "reused", "{again}");
     assert_eq!(again["already_present"], true, "{again}");
     assert_eq!(again["digest"], reused["digest"]);
+    if let Some(requests) = requests {
+        let manifest: Value =
+            serde_json::from_slice(&skopeo_raw(store, &tag_b)).expect("manifest json");
+        let want = [
+            format!("HEAD manifests/{tag_b} 200"),
+            format!("GET manifests/{} 200", tree_tag(&repo, b)),
+            format!(
+                "HEAD blobs/{} 200",
+                manifest["config"]["digest"].as_str().unwrap()
+            ),
+            format!(
+                "HEAD blobs/{} 200",
+                manifest["layers"][0]["digest"].as_str().unwrap()
+            ),
+            format!("GET manifests/{} 200", again["digest"].as_str().unwrap()),
+        ];
+        assert_eq!(
+            requests, want,
+            "an already-present re-push through the index"
+        );
+    }
 
     // Another tree is packed, and recorded under its own tag.
     let other = push_git(store, &repo, &c[2], &[]);
