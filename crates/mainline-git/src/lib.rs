@@ -29,7 +29,7 @@ mod url;
 pub use error::{GitError, GitErrorKind};
 pub use exec::first_stall;
 pub use graph::Snapshot;
-pub use refs::{CasOutcome, FULL_DEPTH, RECORD_EMAIL, RECORD_NAME};
+pub use refs::{CasOutcome, RefCas, FULL_DEPTH, RECORD_EMAIL, RECORD_NAME};
 pub use refs_parse::{QueueRef, RemoteRefs, MAINLINE_PREFIX, QUEUE_PREFIX};
 pub use remote::{GitRemote, RemoteOptions};
 pub use url::{RemoteUrl, Token};

@@ -35,6 +35,15 @@ pub enum CasOutcome {
     Conflict { actual: Option<CommitId> },
 }
 
+/// One ref of an atomic compare-and-swap push: move `refname` from `expected` (`None`: must be
+/// absent) to `new` (`None`: delete).
+#[derive(Debug, Clone, Copy)]
+pub struct RefCas<'a> {
+    pub refname: &'a str,
+    pub expected: Option<&'a CommitId>,
+    pub new: Option<&'a CommitId>,
+}
+
 /// Rejection reasons that mean "someone else moved the ref" rather than "not allowed".
 const CAS_REASONS: &[&str] = &[
     "stale info",
@@ -114,68 +123,144 @@ impl GitRemote {
         expected_old: Option<&CommitId>,
         new: Option<&CommitId>,
     ) -> Result<CasOutcome, GitError> {
-        validate_refname(refname)?;
-        if let Some(commit) = new {
-            if !self.snapshot()?.has_commit(commit) {
-                return Err(GitError::NotInCache {
-                    commit: commit.clone(),
-                    cache: self.repo.clone(),
-                });
+        self.push_refs_cas(&[RefCas {
+            refname,
+            expected: expected_old,
+            new,
+        }])
+    }
+
+    /// [`GitRemote::push_ref_cas`] for several refs in one push (`git push --atomic`): every
+    /// ref moves from its expected value, or none moves. `Conflict` names the first ref found
+    /// holding something else. One process, one round trip: what lets a writer take the lock
+    /// and record its intent at once.
+    pub fn push_refs_cas(&self, updates: &[RefCas<'_>]) -> Result<CasOutcome, GitError> {
+        let Some(first) = updates.first() else {
+            return Ok(CasOutcome::Updated);
+        };
+        let mut leases = Vec::with_capacity(updates.len());
+        let mut refspecs = Vec::with_capacity(updates.len());
+        let snapshot = self.snapshot()?;
+        for u in updates {
+            validate_refname(u.refname)?;
+            if let Some(commit) = u.new {
+                if !snapshot.has_commit(commit) {
+                    return Err(GitError::NotInCache {
+                        commit: commit.clone(),
+                        cache: self.repo.clone(),
+                    });
+                }
             }
+            leases.push(format!(
+                "--force-with-lease={}:{}",
+                u.refname,
+                u.expected.map(CommitId::as_str).unwrap_or_default()
+            ));
+            refspecs.push(format!(
+                "{}:{}",
+                u.new.map(CommitId::as_str).unwrap_or_default(),
+                u.refname
+            ));
         }
-        let lease = format!(
-            "--force-with-lease={refname}:{}",
-            expected_old.map(CommitId::as_str).unwrap_or_default()
-        );
-        let refspec = format!(
-            "{}:{refname}",
-            new.map(CommitId::as_str).unwrap_or_default()
-        );
-        let args = [
-            "push",
-            "--porcelain",
-            "--atomic",
-            "--no-verify",
-            &lease,
-            REMOTE_NAME,
-            &refspec,
-        ];
+        drop(snapshot);
+        let mut args: Vec<&str> = vec!["push", "--porcelain", "--atomic", "--no-verify"];
+        args.extend(leases.iter().map(String::as_str));
+        args.push(REMOTE_NAME);
+        args.extend(refspecs.iter().map(String::as_str));
         let out = self.git.run(Some(&self.repo), &args, None)?;
         let stdout = out.stdout_str();
-        let Some((flag, summary)) = porcelain_status(&stdout, refname) else {
-            return Err(self.git.failed(&args, &out));
-        };
-        match flag {
-            ' ' | '+' | '-' | '*' if out.status.success() => Ok(CasOutcome::Updated),
-            // The remote already holds `new`: a success only if that is what we expected.
-            '=' if expected_old == new => Ok(CasOutcome::Updated),
-            '=' => Ok(CasOutcome::Conflict {
-                actual: new.cloned(),
-            }),
-            '!' => {
-                let actual = self.read_ref(refname)?;
-                let raced = CAS_REASONS.iter().any(|r| summary.contains(r));
-                if raced || actual.as_ref() != expected_old {
-                    tracing::debug!(refname, summary = %self.git.scrub(&summary), "compare-and-swap lost");
-                    Ok(CasOutcome::Conflict { actual })
-                } else {
-                    Err(GitError::PushRejected {
-                        refname: refname.to_owned(),
+        let mut statuses = Vec::with_capacity(updates.len());
+        for u in updates {
+            let Some(status) = porcelain_status(&stdout, u.refname) else {
+                return Err(self.git.failed(&args, &out));
+            };
+            statuses.push(status);
+        }
+        let mut rejected = false;
+        for (u, (flag, summary)) in updates.iter().zip(&statuses) {
+            match flag {
+                ' ' | '+' | '-' | '*' if out.status.success() => {}
+                // The remote already holds `new`: a success only if that is what we expected.
+                '=' if u.expected == u.new => {}
+                '=' => {
+                    return Ok(CasOutcome::Conflict {
+                        actual: u.new.cloned(),
+                    })
+                }
+                '!' => rejected = true,
+                _ => {
+                    return Err(GitError::UnexpectedOutput {
+                        command: "push".to_owned(),
                         remote: self.git.url.redacted().to_owned(),
-                        reason: self.git.scrub(&summary),
+                        detail: format!(
+                            "status {flag:?} for {} with {}: {}",
+                            u.refname,
+                            out.status,
+                            self.git.scrub(summary)
+                        ),
                     })
                 }
             }
-            _ => Err(GitError::UnexpectedOutput {
-                command: "push".to_owned(),
-                remote: self.git.url.redacted().to_owned(),
-                detail: format!(
-                    "status {flag:?} for {refname} with {}: {}",
-                    out.status,
-                    self.git.scrub(&summary)
-                ),
-            }),
         }
+        if !rejected {
+            return Ok(CasOutcome::Updated);
+        }
+        // Refused: a lost race (some ref moved) or a refusal (permissions, hooks). The remote
+        // says which.
+        let names: Vec<&str> = updates.iter().map(|u| u.refname).collect();
+        let actual = self.read_refs(&names)?;
+        let raced = statuses
+            .iter()
+            .any(|(_, summary)| CAS_REASONS.iter().any(|r| summary.contains(r)));
+        let moved = updates.iter().find(|u| actual.get(u.refname) != u.expected);
+        if raced || moved.is_some() {
+            let culprit = moved.unwrap_or(first);
+            tracing::debug!(refname = culprit.refname, "compare-and-swap lost");
+            return Ok(CasOutcome::Conflict {
+                actual: actual.get(culprit.refname).cloned(),
+            });
+        }
+        let (refname, summary) = updates
+            .iter()
+            .zip(&statuses)
+            .find(|(_, (flag, s))| *flag == '!' && !s.contains("atomic push failed"))
+            .or_else(|| updates.iter().zip(&statuses).find(|(_, (f, _))| *f == '!'))
+            .map(|(u, (_, s))| (u.refname, s.clone()))
+            .expect("a rejected ref exists");
+        Err(GitError::PushRejected {
+            refname: refname.to_owned(),
+            remote: self.git.url.redacted().to_owned(),
+            reason: self.git.scrub(&summary),
+        })
+    }
+
+    /// The remote's current values of `refnames` (one `ls-remote`); absent refs are missing
+    /// from the map.
+    pub fn read_refs(
+        &self,
+        refnames: &[&str],
+    ) -> Result<std::collections::BTreeMap<String, CommitId>, GitError> {
+        let mut out = std::collections::BTreeMap::new();
+        for r in refnames {
+            validate_refname(r)?;
+        }
+        let mut args = vec!["ls-remote", REMOTE_NAME];
+        args.extend(refnames.iter().copied());
+        let listed = self.git.run_ok(Some(&self.repo), &args, None)?;
+        for line in listed.stdout_str().lines() {
+            // ls-remote matches patterns by suffix: keep only the exact names.
+            if let Some((oid, name)) = line.split_once('\t') {
+                if refnames.contains(&name) {
+                    let id = oid.parse().map_err(|_| GitError::UnexpectedOutput {
+                        command: "ls-remote".to_owned(),
+                        remote: self.git.url.redacted().to_owned(),
+                        detail: format!("{name} points at {oid:?}, not a commit id"),
+                    })?;
+                    out.insert(name.to_owned(), id);
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// The remote's current value of `refname` (one `ls-remote`), `None` when it is absent.

@@ -5,9 +5,12 @@
 //! Arrows point inward: this crate builds on `mainline-exec` and the core; the CLI builds on
 //! it. Must never: depend on the CLI's grammar beyond the channel flags it owns here.
 
+pub mod assemble;
 pub mod config;
-pub mod config_entries;
 pub mod guard;
+
+/// `config::entries` under the path it has always had.
+pub use config::entries as config_entries;
 
 // The executor's modules under the paths this code has always used (`crate::channel::…`).
 pub(crate) use mainline_exec::{adapters, artifact, channel, error};

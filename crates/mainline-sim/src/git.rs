@@ -17,7 +17,7 @@
 
 use super::faults::Side;
 use super::world::{ActorId, CallError, State, World};
-use crate::channel::ports::{Cas, QueueRef, RemoteView, Repo, RepoError};
+use crate::channel::ports::{Cas, QueueRef, RefUpdate, RemoteView, Repo, RepoError};
 use mainline_core::{CommitId, Timestamp};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -342,42 +342,64 @@ impl Repo for SimRepo {
         expected: Option<&CommitId>,
         new: Option<&CommitId>,
     ) -> Result<Cas, RepoError> {
-        if !refname.starts_with("refs/mainline/") {
+        self.cas_refs(&[RefUpdate {
+            refname: refname.to_owned(),
+            expected: expected.cloned(),
+            new: new.cloned(),
+        }])
+    }
+
+    fn cas_refs(&self, updates: &[RefUpdate]) -> Result<Cas, RepoError> {
+        if let Some(u) = updates
+            .iter()
+            .find(|u| !u.refname.starts_with("refs/mainline/"))
+        {
             return Err(RepoError::Other(format!(
-                "{refname} is protected on the remote; mainline may only update refs/mainline/*"
+                "{} is protected on the remote; mainline may only update refs/mainline/*",
+                u.refname
             )));
         }
-        let new_idx = match new {
-            Some(c) => Some(self.local(c, |_, i| i)?),
-            None => None,
-        };
+        let mut news = Vec::with_capacity(updates.len());
+        for u in updates {
+            news.push(match &u.new {
+                Some(c) => Some(self.local(c, |_, i| i)?),
+                None => None,
+            });
+        }
         let actor = self.actor;
         self.world
             .call(actor, Side::Git, true, |s| {
-                let current = s.git.refs.get(refname).copied();
-                let expected_idx = expected.map(|c| s.git.idx(c));
-                let matches = match (current, expected_idx) {
-                    (None, None) => true,
-                    (Some(cur), Some(Some(e))) => cur == e,
-                    _ => false,
-                };
-                if !matches {
-                    return Cas::Conflict {
-                        actual: current.map(|c| s.git.id(c).clone()),
+                // All or nothing, like `git push --atomic`: check every ref, then move them.
+                for u in updates {
+                    let current = s.git.refs.get(u.refname.as_str()).copied();
+                    let expected_idx = u.expected.as_ref().map(|c| s.git.idx(c));
+                    let matches = match (current, expected_idx) {
+                        (None, None) => true,
+                        (Some(cur), Some(Some(e))) => cur == e,
+                        _ => false,
                     };
+                    if !matches {
+                        return Cas::Conflict {
+                            actual: current.map(|c| s.git.id(c).clone()),
+                        };
+                    }
                 }
-                if let Some(n) = new_idx {
-                    let ancestors = s.git.objs[n].ancestors.clone();
-                    for (w, word) in ancestors.iter().enumerate() {
-                        for b in 0..64 {
-                            if word & (1 << b) != 0 {
-                                s.git.objs[w * 64 + b].on_remote = true;
+                let mut pin_moved = false;
+                for (u, new_idx) in updates.iter().zip(&news) {
+                    if let Some(n) = *new_idx {
+                        let ancestors = s.git.objs[n].ancestors.clone();
+                        for (w, word) in ancestors.iter().enumerate() {
+                            for b in 0..64 {
+                                if word & (1 << b) != 0 {
+                                    s.git.objs[w * 64 + b].on_remote = true;
+                                }
                             }
                         }
                     }
+                    s.git.set_ref(&u.refname, *new_idx);
+                    pin_moved |= u.refname.starts_with("refs/mainline/pin/");
                 }
-                s.git.set_ref(refname, new_idx);
-                if refname.starts_with("refs/mainline/pin/") {
+                if pin_moved {
                     super::monitor::observe(s);
                 }
                 Cas::Updated

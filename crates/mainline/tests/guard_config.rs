@@ -252,6 +252,50 @@ fn secrets_given_in_the_file_are_never_echoed() {
     assert!(!run.stderr.contains("pa55word"), "{}", run.stderr);
 }
 
+/// The CLI reads `[[channels]]` entries too (`--channel-name`): a password in an entry's git
+/// remote is refused there as at the top level and by the guard (it was once read by the CLI).
+#[test]
+fn a_password_in_an_entry_is_refused_by_channel_commands_too() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let with_password = ONE.replace("https://github.com", "https://user:pa55word@github.com");
+    std::fs::write(dir.path().join("mainline.toml"), with_password).expect("write config");
+    for args in [
+        &[
+            "status",
+            "--config",
+            "mainline.toml",
+            "--channel-name",
+            "prod",
+        ][..],
+        &[
+            "status",
+            "--config",
+            "mainline.toml",
+            "--channel",
+            "oci://ghcr.io/acme/x:latest",
+        ][..],
+    ] {
+        let run = mainline_in(dir.path(), args, &[("MAINLINE_CACHE_DIR", "cache")]);
+        assert_eq!(
+            run.code, 2,
+            "{args:?}\nstdout:{}\nstderr:{}",
+            run.stdout, run.stderr
+        );
+        for wanted in [
+            "\"prod\"",
+            "secrets never go in the config file",
+            "MAINLINE_GIT_TOKEN",
+        ] {
+            assert!(
+                run.stderr.contains(wanted),
+                "{args:?}: no {wanted:?} in\n{}",
+                run.stderr
+            );
+        }
+        assert!(!run.stderr.contains("pa55word"), "{}", run.stderr);
+    }
+}
+
 #[test]
 fn single_channel_commands_still_read_a_file_that_configures_the_guard() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -869,7 +869,7 @@ fn kubernetes_settings_are_checked_before_anything_is_opened() {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/kubernetes/configmap.yaml"),
     )
     .expect("the ConfigMap");
-    let cm: Value = serde_norway::from_str(&cm).expect("YAML");
+    let cm: Value = serde_saphyr::from_str(&cm).expect("YAML");
     let example = cm["data"]["mainline.toml"].as_str().expect("mainline.toml");
     let run = check(example, &[("GITHUB_TOKEN", "ghp_not_printed_0000")]).ok();
     let prod = &run.json()["channels"][0];

@@ -7,7 +7,8 @@
 
 mod support;
 
-use serde_norway::Value;
+// YAML 1.2 (serde-saphyr), as GitHub reads workflows: `on` is the string key "on".
+use serde_json::Value;
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
@@ -24,7 +25,7 @@ fn workflows() -> Vec<(PathBuf, Value)> {
             Some("yml" | "yaml")
         ) {
             let text = std::fs::read_to_string(&path).expect("read workflow");
-            let value: Value = serde_norway::from_str(&text)
+            let value: Value = serde_saphyr::from_str(&text)
                 .unwrap_or_else(|e| panic!("{} is not valid YAML: {e}", path.display()));
             out.push((path, value));
         }
@@ -45,11 +46,11 @@ fn is_mainline_action(step: &Value) -> bool {
 fn steps(wf: &Value) -> Vec<(String, String, String)> {
     let jobs = wf
         .get("jobs")
-        .and_then(Value::as_mapping)
+        .and_then(Value::as_object)
         .expect("a workflow has jobs");
     let mut out = Vec::new();
     for (name, job) in jobs {
-        let name = name.as_str().expect("job ids are strings").to_owned();
+        let name = name.clone();
         let job_if = job
             .get("if")
             .and_then(Value::as_str)
@@ -57,7 +58,7 @@ fn steps(wf: &Value) -> Vec<(String, String, String)> {
             .to_owned();
         for step in job
             .get("steps")
-            .and_then(Value::as_sequence)
+            .and_then(Value::as_array)
             .expect("jobs have steps")
         {
             if let Some(run) = step.get("run").and_then(Value::as_str) {
@@ -175,11 +176,9 @@ fn the_workflow_covers_the_four_moments() {
         .into_iter()
         .find(|(p, _)| p.ends_with("mainline.yml"))
         .expect("docs/github-actions/mainline.yml");
-    // YAML 1.1 readers turn the `on` key into `true`; accept both spellings.
-    let on = wf
-        .get("on")
-        .or_else(|| wf.as_mapping().and_then(|m| m.get(Value::Bool(true))))
-        .expect("the workflow has triggers");
+    // A YAML 1.1 reader would turn the `on` key into `true`; GitHub, and serde-saphyr (YAML
+    // 1.2), read the string "on".
+    let on = wf.get("on").expect("the workflow has triggers");
     for event in ["merge_group", "push", "schedule"] {
         assert!(
             on.get(event).is_some(),
@@ -223,7 +222,7 @@ fn the_workflow_covers_the_four_moments() {
 
 #[test]
 fn mainline_action_steps_pass_only_declared_inputs_and_nothing_compiles_mainline() {
-    let action: Value = serde_norway::from_str(
+    let action: Value = serde_saphyr::from_str(
         &std::fs::read_to_string(
             PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../action.yml"),
         )
@@ -232,10 +231,10 @@ fn mainline_action_steps_pass_only_declared_inputs_and_nothing_compiles_mainline
     .expect("action.yml is YAML");
     let declared: BTreeSet<String> = action
         .get("inputs")
-        .and_then(Value::as_mapping)
+        .and_then(Value::as_object)
         .expect("action.yml declares inputs")
         .keys()
-        .filter_map(|k| k.as_str().map(str::to_owned))
+        .cloned()
         .collect();
     for input in ["command", "channel", "git", "path", "wait"] {
         assert!(declared.contains(input), "action.yml lacks input {input}");
@@ -248,21 +247,21 @@ fn mainline_action_steps_pass_only_declared_inputs_and_nothing_compiles_mainline
             "{} compiles mainline in the job: use the Action (issue 20)",
             path.display()
         );
-        let jobs = wf.get("jobs").and_then(Value::as_mapping).expect("jobs");
+        let jobs = wf.get("jobs").and_then(Value::as_object).expect("jobs");
         for step in jobs
             .values()
-            .filter_map(|j| j.get("steps").and_then(Value::as_sequence))
+            .filter_map(|j| j.get("steps").and_then(Value::as_array))
             .flatten()
             .filter(|s| is_mainline_action(s))
         {
             uses += 1;
             for key in step
                 .get("with")
-                .and_then(Value::as_mapping)
+                .and_then(Value::as_object)
                 .expect("with:")
                 .keys()
             {
-                let key = key.as_str().expect("string input names");
+                let key = key.as_str();
                 assert!(
                     declared.contains(key),
                     "{} passes input {key:?}, which action.yml does not declare ({declared:?})",

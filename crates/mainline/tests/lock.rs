@@ -17,7 +17,7 @@ use mainline::channel::cache::FactCache;
 use mainline::channel::exec::{Executor, LockMode};
 use mainline::channel::journal::{EntryKind, Journal};
 use mainline::channel::lock::{GitLock, Held, LockError};
-use mainline::channel::ports::{Cas, Clock, Repo, RepoError, RepoWrapper};
+use mainline::channel::ports::{Cas, Clock, RefUpdate, Repo, RepoError, RepoWrapper};
 use mainline::channel::ChannelConfig;
 use mainline::config::{self, ChannelArgs};
 use mainline::error::Kind;
@@ -352,22 +352,11 @@ struct StallAfterAcquire<'a> {
     cas_calls: AtomicUsize,
 }
 
-impl RepoWrapper for StallAfterAcquire<'_> {
-    fn inner(&self) -> &dyn Repo {
-        &self.inner
-    }
-    fn cas_ref(
-        &self,
-        refname: &str,
-        expected: Option<&CommitId>,
-        new: Option<&CommitId>,
-    ) -> Result<Cas, RepoError> {
-        self.cas_calls.fetch_add(1, Ordering::SeqCst);
-        let out = self.inner.cas_ref(refname, expected, new)?;
-        let acquired = refname == self.lock_ref && expected.is_none() && new.is_some();
-        if acquired && out == Cas::Updated && self.armed.swap(false, Ordering::SeqCst) {
-            // The run stalls past its TTL; another writer watches the lock for one TTL (its
-            // pauses advance the shared clock) and takes it over.
+impl StallAfterAcquire<'_> {
+    /// After the run's lock was created: the run stalls past its TTL; another writer watches
+    /// the lock for one TTL (its pauses advance the shared clock) and takes it over.
+    fn stall_if_armed(&self, acquired: bool) {
+        if acquired && self.armed.swap(false, Ordering::SeqCst) {
             let thief = lock(
                 &self.thief,
                 self.clock,
@@ -381,6 +370,33 @@ impl RepoWrapper for StallAfterAcquire<'_> {
                 .expect("the thief takes over the expired lock");
             self.stolen.store(true, Ordering::SeqCst);
         }
+    }
+}
+
+impl RepoWrapper for StallAfterAcquire<'_> {
+    fn inner(&self) -> &dyn Repo {
+        &self.inner
+    }
+    fn cas_ref(
+        &self,
+        refname: &str,
+        expected: Option<&CommitId>,
+        new: Option<&CommitId>,
+    ) -> Result<Cas, RepoError> {
+        self.cas_calls.fetch_add(1, Ordering::SeqCst);
+        let out = self.inner.cas_ref(refname, expected, new)?;
+        let created = refname == self.lock_ref && expected.is_none() && new.is_some();
+        self.stall_if_armed(created && out == Cas::Updated);
+        Ok(out)
+    }
+    // The short path (lock and intent in one push) takes the lock here.
+    fn cas_refs(&self, updates: &[RefUpdate]) -> Result<Cas, RepoError> {
+        self.cas_calls.fetch_add(1, Ordering::SeqCst);
+        let out = self.inner.cas_refs(updates)?;
+        let created = updates
+            .iter()
+            .any(|u| u.refname == self.lock_ref && u.expected.is_none() && u.new.is_some());
+        self.stall_if_armed(created && out == Cas::Updated);
         Ok(out)
     }
 }
@@ -461,19 +477,21 @@ fn a_run_whose_lock_was_taken_over_stops_before_writing() {
         Some(before.clone()),
         "the channel was not written"
     );
-    assert_eq!(
-        store.resolve(&tag(&format!("sha-{m1}"))).expect("resolve"),
-        None,
-        "nothing was packed or pushed after the lock was lost"
-    );
+    // The run packed main's artifact before it took the lock (packing never holds the lock,
+    // issue 15), and took the lock and journaled its intent in one push; after the takeover it
+    // recorded nothing more: settling its intent is the holder's (the next locked run's) job.
     let records = Journal::new(&inner, &clock, &config.key, "main")
         .records()
         .expect("journal");
-    assert!(
-        records[journal_before..]
-            .iter()
-            .all(|r| !(r.entry.kind == EntryKind::Intent && r.entry.actor == "stalled-run")),
-        "no intent was journaled after the lock was lost: {:?}",
+    let ours: Vec<_> = records[journal_before..]
+        .iter()
+        .filter(|r| r.entry.actor == "stalled-run")
+        .map(|r| r.entry.kind)
+        .collect();
+    assert_eq!(
+        ours,
+        vec![EntryKind::Intent],
+        "only the intent taken with the lock; no outcome recorded after the lock was lost: {:?}",
         records
             .iter()
             .map(|r| (&r.entry.kind, &r.entry.actor))
@@ -486,7 +504,7 @@ fn a_run_whose_lock_was_taken_over_stops_before_writing() {
         "the loser did not release the thief's lock"
     );
     eprintln!(
-        "LOCK lost mid-run: executor stopped with {:?} ({}); channel unchanged, nothing packed, no intent",
+        "LOCK lost mid-run: executor stopped with {:?} ({}); channel unchanged, intent left for the holder",
         err.kind, err.message
     );
 

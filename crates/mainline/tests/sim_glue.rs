@@ -4,12 +4,13 @@
 
 use mainline::sim::glue::{glue, workflow_file, Glue, Heal};
 use mainline::sim::Strategy;
-use serde_norway::Value;
+// YAML 1.2 (serde-saphyr), as GitHub reads workflows: `on` is the string key "on".
+use serde_json::Value;
 use std::path::Path;
 
 fn load(path: &Path) -> Value {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    serde_norway::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    serde_saphyr::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 fn docs() -> std::path::PathBuf {
@@ -19,7 +20,7 @@ fn docs() -> std::path::PathBuf {
 fn needs(job: &Value) -> Vec<String> {
     match &job["needs"] {
         Value::String(s) => vec![s.clone()],
-        Value::Sequence(v) => v
+        Value::Array(v) => v
             .iter()
             .filter_map(|x| x.as_str().map(str::to_owned))
             .collect(),
@@ -37,7 +38,7 @@ fn model_of(wf: &Value, deploy: &str, heal: &str) -> Glue {
     let jobs = &wf["jobs"];
     let deploy_job = &jobs[deploy];
     let step_heal = deploy_job["steps"]
-        .as_sequence()
+        .as_array()
         .is_some_and(|steps| steps.iter().any(|s| cond(s) == "failure()"));
     let heal_job = &jobs[heal];
     let job_heal = !heal_job.is_null()
@@ -61,7 +62,7 @@ fn model_of(wf: &Value, deploy: &str, heal: &str) -> Glue {
         );
     }
     let cron = on["schedule"][0]["cron"].as_str().map(str::to_owned);
-    let restore = jobs["restore-stranded"].is_mapping();
+    let restore = jobs["restore-stranded"].is_object();
     Glue {
         deploys_candidate: on.get("merge_group").is_some(),
         deploys_on_push: on.get("push").is_some(),

@@ -9,7 +9,7 @@
 //! Must never: print the remote URL unredacted, or treat a commit the remote lacks as anything
 //! but `CommitNotFound`.
 
-use crate::channel::ports::{Builder, Cas, QueueRef, RemoteView, Repo, RepoError};
+use crate::channel::ports::{Builder, Cas, QueueRef, RefUpdate, RemoteView, Repo, RepoError};
 use crate::channel::ChannelConfig;
 use crate::error::{chain_message, CliError, Kind};
 use crate::tree_index::TreeKey;
@@ -323,6 +323,34 @@ impl Repo for GitRepo {
             .push_ref_cas(refname, expected, new)
             .map_err(to_repo_err)?
         {
+            CasOutcome::Updated => Ok(Cas::Updated),
+            CasOutcome::Conflict { actual } => Ok(Cas::Conflict { actual }),
+        }
+    }
+
+    fn cas_refs(&self, updates: &[RefUpdate]) -> Result<Cas, RepoError> {
+        // One push from one cache: the records cache when it holds every new value (the lock
+        // and journal records this is for), the commit cache otherwise.
+        let mut from_records = true;
+        for u in updates {
+            if let Some(c) = &u.new {
+                from_records &= self.with_records(|s| Ok(s.has_commit(c)))?;
+            }
+        }
+        let remote = if from_records && updates.iter().any(|u| u.new.is_some()) {
+            self.records_remote()?
+        } else {
+            Arc::clone(&self.remote)
+        };
+        let cas: Vec<mainline_git::RefCas<'_>> = updates
+            .iter()
+            .map(|u| mainline_git::RefCas {
+                refname: &u.refname,
+                expected: u.expected.as_ref(),
+                new: u.new.as_ref(),
+            })
+            .collect();
+        match remote.push_refs_cas(&cas).map_err(to_repo_err)? {
             CasOutcome::Updated => Ok(Cas::Updated),
             CasOutcome::Conflict { actual } => Ok(Cas::Conflict { actual }),
         }

@@ -1,7 +1,10 @@
 //! A local cache of facts that never change once true, so the common reconcile ("nothing
 //! changed") costs one manifest HEAD and one ref listing:
 //! - manifest digest → the commit in its revision annotation (a digest names fixed bytes);
-//! - artifact tag `sha-<commit>` in a store → its digest (mainline never moves artifact tags).
+//! - artifact tag `sha-<commit>` in a store → its digest (mainline never moves artifact tags);
+//! - manifest digest → its bytes, for the last [`MANIFESTS`] manifests read (a digest names
+//!   fixed bytes; checked against the digest on every use), so a restore to an artifact this
+//!   runner read before sends no GET, and one run never GETs the same manifest twice.
 //!
 //! Only positive answers are cached; a miss always asks the store. Losing the file only costs
 //! requests. Writes are atomic (temp file + rename); concurrent writers may drop each other's
@@ -14,12 +17,26 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
+/// How many manifests' bytes the cache keeps (the newest; each is a few hundred bytes).
+pub const MANIFESTS: usize = 32;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct CachedManifest {
+    digest: Digest,
+    media_type: String,
+    /// The bytes, hex.
+    bytes: String,
+}
+
 #[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
 struct Entries {
     /// manifest digest → commit recorded in it (None: it records no parseable revision).
     revisions: BTreeMap<Digest, Option<CommitId>>,
     /// "<store location>|<commit>" → digest of `sha-<commit>`.
     artifacts: BTreeMap<String, Digest>,
+    /// The newest last.
+    manifests: Vec<CachedManifest>,
 }
 
 /// The fact cache of one channel's store.
@@ -85,6 +102,34 @@ impl FactCache {
         if g.0.artifacts.insert(key, digest.clone()).as_ref() != Some(digest) {
             g.1 = true;
         }
+    }
+
+    /// The bytes of manifest `digest` if they are cached, as `(media type, bytes)`; bytes that
+    /// do not hash to `digest` (a damaged file) count as absent.
+    pub fn manifest(&self, digest: &Digest) -> Option<(String, Vec<u8>)> {
+        let g = self.lock();
+        let m = g.0.manifests.iter().find(|m| &m.digest == digest)?;
+        let bytes = hex::decode(&m.bytes).ok()?;
+        (Digest::of(&bytes) == *digest).then(|| (m.media_type.clone(), bytes))
+    }
+
+    /// Keep the bytes of a manifest just read by digest (only bytes that hash to it).
+    pub fn set_manifest(&self, digest: &Digest, media_type: &str, bytes: &[u8]) {
+        if Digest::of(bytes) != *digest {
+            return;
+        }
+        let mut g = self.lock();
+        if g.0.manifests.iter().any(|m| &m.digest == digest) {
+            return;
+        }
+        g.0.manifests.push(CachedManifest {
+            digest: digest.clone(),
+            media_type: media_type.to_owned(),
+            bytes: hex::encode(bytes),
+        });
+        let over = g.0.manifests.len().saturating_sub(MANIFESTS);
+        g.0.manifests.drain(..over);
+        g.1 = true;
     }
 
     /// Write the cache back if it changed. Failures are ignored: it is only a cache.

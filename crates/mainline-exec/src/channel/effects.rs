@@ -10,15 +10,17 @@ use super::fence::LeaseFence;
 use super::gather::Gathered;
 use super::ports::Cas;
 use super::refs::PinRecord;
-use crate::artifact::{fetch_existing, write_tag_fenced};
+use crate::artifact::write_tag_fenced;
 use crate::error::{CliError, Kind};
 use mainline_core::{Action, ChannelHead, CommitId, Decision, Digest, Known, Move};
 use mainline_store::ReferenceTarget;
 
 /// How one fenced channel write ended (see [`Executor::write_fenced`]).
 pub(super) enum WriteOutcome {
-    /// Written and read back; with a warning when the registry never confirmed it.
-    Moved(AppliedMove, Option<String>),
+    /// Written and read back; with a warning when the registry never confirmed it. `true`
+    /// when the read-back is the last read of the channel (no quarantine came after it), so
+    /// the re-decision may take what the channel names from it.
+    Moved(AppliedMove, Option<String>, bool),
     /// Another writer's digest was read back right after ours (unlocked writers racing, or a
     /// hand move): not a fault of this write; the run records it and re-decides.
     Overtaken { seen: Digest, error: CliError },
@@ -40,17 +42,11 @@ pub(super) enum ApplyError {
 }
 
 impl Executor<'_> {
-    /// Name the move's target under the channel tag: build it first if needed, fetch its exact
-    /// manifest bytes by digest (it must exist: S1), write under `fence`, read back.
-    pub(super) fn apply(
-        &self,
-        g: &Gathered,
-        d: &Decision,
-        mv: &Move,
-        fence: &LeaseFence<'_, '_>,
-    ) -> Result<AppliedMove, ApplyError> {
-        let (digest, packed) = match (&mv.to_digest, &mv.to_commit) {
-            (Some(d), _) => (d.clone(), false),
+    /// The digest a move names: its own, or — for a commit without an artifact — the one
+    /// built and pushed now (`true`: packed). The short path calls this before taking the lock.
+    pub(super) fn target(&self, g: &Gathered, mv: &Move) -> Result<(Digest, bool), CliError> {
+        match (&mv.to_digest, &mv.to_commit) {
+            (Some(d), _) => Ok((d.clone(), false)),
             (None, Some(c)) => {
                 // A candidate, or a restore of a live group an ended one contained, records
                 // its group's ref: the same bytes (and digest) the group's own deploy packs.
@@ -65,21 +61,34 @@ impl Executor<'_> {
                 } else {
                     self.config.branch.clone()
                 };
-                let d = self
-                    .builder
-                    .build(self.store, c, &revision_ref)
-                    .map_err(ApplyError::BeforeWrite)?;
+                let d = self.builder.build(self.store, c, &revision_ref)?;
                 self.cache.set_artifact(c, &d);
-                (d, true)
+                Ok((d, true))
             }
-            (None, None) => {
-                return Err(ApplyError::BeforeWrite(CliError::new(
-                    Kind::Internal,
-                    "the plan names neither a digest nor a commit (a bug in the decision core)",
-                )))
-            }
+            (None, None) => Err(CliError::new(
+                Kind::Internal,
+                "the plan names neither a digest nor a commit (a bug in the decision core)",
+            )),
+        }
+    }
+
+    /// Name the move's target under the channel tag: build it first if needed (unless
+    /// `prepared` already says what it is), fetch its exact manifest bytes by digest (it must
+    /// exist: S1), write under `fence`, read back.
+    pub(super) fn apply(
+        &self,
+        g: &Gathered,
+        d: &Decision,
+        mv: &Move,
+        fence: &LeaseFence<'_, '_>,
+        prepared: Option<(Digest, bool)>,
+    ) -> Result<AppliedMove, ApplyError> {
+        let (digest, packed) = match prepared {
+            Some(p) => p,
+            None => self.target(g, mv).map_err(ApplyError::BeforeWrite)?,
         };
-        let manifest = fetch_existing(self.store, &ReferenceTarget::Digest(digest.clone()))
+        let manifest = self
+            .target_manifest(&digest)
             .map_err(ApplyError::BeforeWrite)?;
         write_tag_fenced(self.store, &manifest, &self.config.tag, fence).map_err(|error| {
             ApplyError::Write {
@@ -88,6 +97,28 @@ impl Executor<'_> {
             }
         })?;
         Ok(self.applied(g, d, mv, digest, packed))
+    }
+
+    /// The exact bytes of the target `digest`. On a registry, from the fact cache when this
+    /// runner read them before: the registry refuses a manifest whose blobs it lacks, so cached
+    /// bytes can never make the channel name a partial artifact, and the read-back proves the
+    /// digest exists. An OCI layout checks nothing on write, so there they are always read
+    /// from the store (locally, at no network cost).
+    fn target_manifest(&self, digest: &Digest) -> Result<mainline_store::StoredManifest, CliError> {
+        let registry = matches!(
+            self.store.location(),
+            mainline_store::Location::Registry { .. }
+        );
+        let found = match registry {
+            true => super::gather::manifest_by_digest(self.store, self.cache, digest)?,
+            false => self
+                .store
+                .fetch_manifest(&ReferenceTarget::Digest(digest.clone()))?,
+        };
+        found.ok_or_else(|| {
+            CliError::invalid(format!("{}@{digest}: no such manifest", self.store.location()))
+                .with_hint("check the name (tags are case-sensitive), or push the artifact first with `mainline push`")
+        })
     }
 
     /// The record of a write of `digest` that was read back.
@@ -132,22 +163,24 @@ impl Executor<'_> {
         d: &Decision,
         mv: &mainline_core::Move,
         locked: &mut Option<&mut Locked<'_>>,
+        prepared: Option<(Digest, bool)>,
     ) -> WriteOutcome {
         let external_ttl = match self.lock {
             LockMode::Kubernetes { ttl_ms, .. } => ttl_ms,
             _ => 0,
         };
         let fence = LeaseFence::new(locked.as_deref_mut(), self.clock, external_ttl);
-        let outcome = self.apply(g, d, mv, &fence);
+        let outcome = self.apply(g, d, mv, &fence, prepared);
         let held = match fence.uncertain_at() {
             Some(_) => fence.quarantine(),
             None => Ok(()),
         };
         let attempts = fence.admitted();
+        let read_back_is_last = fence.uncertain_at().is_none();
         let (target, error) = match outcome {
             Ok(applied) => {
                 return match held {
-                    Ok(()) => WriteOutcome::Moved(applied, None),
+                    Ok(()) => WriteOutcome::Moved(applied, None, read_back_is_last),
                     Err(lost) => WriteOutcome::Failed {
  error: lost.with_hint(format!(
                             "this run wrote {} and read it back before it lost the lock; the next locked run settles the journal and re-decides",
@@ -176,7 +209,7 @@ impl Executor<'_> {
                     error.message
                 );
                 tracing::warn!("{note}");
-                WriteOutcome::Moved(self.applied(g, d, mv, target, false), Some(note))
+                WriteOutcome::Moved(self.applied(g, d, mv, target, false), Some(note), true)
             }
             // Another writer's digest was read back after ours (unlocked writers racing, or a
             // hand move): not a fault of this write. Re-decide from fresh facts.

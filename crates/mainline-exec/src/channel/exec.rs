@@ -21,10 +21,12 @@
 //! failed renew, or report a move that was not read back.
 
 use super::cache::FactCache;
-use super::gather::{Depth, Gathered, Sources};
+use super::gather::{Depth, Gathered, Prior, Sources};
 use super::journal::{Entry, EntryKind, Journal, RecordMemo};
 use super::lock::{GitLock, Held};
 use super::ports::{Builder, ChannelLock, Clock, Consumers, LockToken, Repo};
+use super::rounds::Carried;
+use super::short::Short;
 use super::ChannelConfig;
 use crate::error::{CliError, Kind};
 use mainline_core::{
@@ -117,6 +119,8 @@ pub struct Executor<'a> {
     pub consumers: Option<&'a dyn Consumers>,
     /// Journal records this run already read (a record commit never changes).
     records: RecordMemo,
+    /// Read the refs and the channel tag in parallel (see `gather::Sources::parallel`).
+    pub parallel_reads: bool,
 }
 
 /// The lock held for one writing run.
@@ -156,7 +160,15 @@ impl<'a> Executor<'a> {
             lock_backend: None,
             consumers: None,
             records: RecordMemo::default(),
+            parallel_reads: false,
         }
+    }
+
+    /// List the refs and read the channel tag at the same time, on two threads: one round trip
+    /// less per observation at a distance. For real adapters; the simulator stays sequential.
+    pub fn with_parallel_reads(mut self, on: bool) -> Executor<'a> {
+        self.parallel_reads = on;
+        self
     }
 
     /// Use `backend` as the channel lock (`LockMode::Kubernetes`).
@@ -188,6 +200,7 @@ impl<'a> Executor<'a> {
             repo: self.repo,
             clock: self.clock,
             cache: self.cache,
+            parallel: self.parallel_reads,
         }
     }
 
@@ -214,13 +227,28 @@ impl<'a> Executor<'a> {
     /// Gather and decide, escalating to full facts when a cached-depth decision depends on a
     /// fact it skipped.
     pub fn observe(&self, request: &Request) -> (Gathered, Decision) {
+        self.observe_from(request, Prior::default())
+    }
+
+    /// [`Executor::observe`], taking from `prior` what was read already. The escalation
+    /// re-reads only what the cached depth skipped: the ref listing and the channel tag it
+    /// already read are reused (they are a moment old, as on the first pass).
+    pub(super) fn observe_from(&self, request: &Request, prior: Prior) -> (Gathered, Decision) {
         let sources = self.sources();
-        let g = sources.gather(request, Depth::Cached);
+        let g = sources.gather_from(request, Depth::Cached, prior);
         let d = decide(&g.facts, request);
         let depends_on_unknown = d.verdict == Verdict::Unknown
             || matches!(&d.plan, Plan::Refuse(r) if r.reason == RefuseReason::FactsUnknown);
         if g.deferred && depends_on_unknown {
-            let g = sources.gather(request, Depth::Full);
+            let prior = match (&g.view, channel_digest(&g.facts.channel)) {
+                // A listing or a tag that could not be read is read again.
+                (Some(view), Some(channel)) => Prior {
+                    view: Some(view.clone()),
+                    channel: Some(channel),
+                },
+                _ => Prior::default(),
+            };
+            let g = sources.gather_from(request, Depth::Full, prior);
             let d = decide(&g.facts, request);
             return (g, d);
         }
@@ -254,8 +282,33 @@ impl<'a> Executor<'a> {
             self.cache.save();
             return Ok(report);
         }
+        // The common move takes the short path (`short.rs`): lock and intent in one push,
+        // outcome and release in another. It hands over here when its conditions do not hold.
+        let mut carried = Carried::default();
+        let mut now = request.clone();
+        let short = !settle
+            && !matches!(request, Request::Pin { .. })
+            && matches!(d.plan, Plan::Move(_))
+            && self.short_path_start(&g).is_some();
+        if short {
+            match self.run_short(&request, g, d)? {
+                Short::Done(report) => return Ok(self.nudge(report)),
+                Short::Handover(c) => {
+                    if !c.moves.is_empty() || c.overtakes > 0 {
+                        now = Request::Reconcile {
+                            force_restore: false,
+                        };
+                    }
+                    carried = c;
+                }
+            }
+        }
         let mut locked = match (self.lock, self.lock_backend) {
-            (LockMode::None, _) => return self.run_writes(request, None).map(|r| self.nudge(r)),
+            (LockMode::None, _) => {
+                return self
+                    .run_writes(request, now, None, carried)
+                    .map(|r| self.nudge(r))
+            }
             (LockMode::Git { .. }, _) => {
                 let lock = Box::new(self.git_lock());
                 let held = lock.acquire().map_err(|e| self.lock_err(e))?;
@@ -272,7 +325,7 @@ impl<'a> Executor<'a> {
                 .with_hint("or use --lock git"))
             }
         };
-        let result = self.run_writes(request, Some(&mut locked));
+        let result = self.run_writes(request, now, Some(&mut locked), carried);
         let released = match locked {
             Locked::Git { lock, held } => lock.release(held).map_err(|e| e.to_string()),
             Locked::External { lock, token } => lock.release(token).map_err(|e| e.to_string()),

@@ -38,20 +38,51 @@ pub struct Gathered {
 
 pub const DEFERRED: &str = "deferred: not looked up yet";
 
+/// What a gather may take from an earlier read instead of asking again: the ref listing (an
+/// escalation to `Depth::Full` right after a cached-depth gather) and what the channel tag
+/// named (a write's read-back, right before the re-decision).
+#[derive(Default)]
+pub struct Prior {
+    pub view: Option<RemoteView>,
+    /// `Some(None)`: the tag was absent.
+    pub channel: Option<Option<mainline_core::Digest>>,
+}
+
 pub struct Sources<'a> {
     pub config: &'a ChannelConfig,
     pub store: &'a dyn Store,
     pub repo: &'a dyn Repo,
     pub clock: &'a dyn Clock,
     pub cache: &'a FactCache,
+    /// List the refs and read the channel tag at the same time (two threads): one round trip
+    /// instead of two at a distance. Off in the simulator, whose virtual clock runs one call of
+    /// an actor at a time.
+    pub parallel: bool,
 }
 
 impl Sources<'_> {
     pub fn gather(&self, request: &Request, depth: Depth) -> Gathered {
+        self.gather_from(request, depth, Prior::default())
+    }
+
+    /// [`Sources::gather`], taking from `prior` what was read already.
+    pub fn gather_from(&self, request: &Request, depth: Depth, prior: Prior) -> Gathered {
         let now = self.clock.now();
         let key: &ChannelKey = &self.config.key;
         let mut deferred = false;
-        let view = self.repo.view(&self.config.branch);
+        let mut channel_read = None;
+        let view = match prior.view {
+            Some(v) => Ok(v),
+            None if self.parallel && prior.channel.is_none() => std::thread::scope(|s| {
+                let channel = s.spawn(|| self.channel_head(None));
+                let view = self.repo.view(&self.config.branch);
+                channel_read = Some(channel.join().unwrap_or_else(|_| {
+                    Known::unknown("reading the channel tag failed (a panic in its thread)")
+                }));
+                view
+            }),
+            None => self.repo.view(&self.config.branch),
+        };
         let mut pin_ref = None;
 
         let (mainline, groups, pin, pin_error) = match &view {
@@ -93,7 +124,10 @@ impl Sources<'_> {
 
         let channel = match pin_error {
             Some(e) => Known::unknown(e),
-            None => self.channel_head(),
+            None => match channel_read {
+                Some(read) => read,
+                None => self.channel_head(prior.channel),
+            },
         };
 
         let channel_commit = match &channel {
@@ -224,9 +258,14 @@ impl Sources<'_> {
         }
     }
 
-    /// The channel tag: HEAD it, then read the commit from the manifest (cached per digest).
-    fn channel_head(&self) -> Known<ChannelHead> {
-        let digest = match self.store.resolve(&self.config.tag) {
+    /// The channel tag: HEAD it (unless `known` says what it names), then read the commit
+    /// from the manifest (cached per digest).
+    fn channel_head(&self, known: Option<Option<mainline_core::Digest>>) -> Known<ChannelHead> {
+        let resolved = match known {
+            Some(d) => Ok(d),
+            None => self.store.resolve(&self.config.tag),
+        };
+        let digest = match resolved {
             Ok(None) => return Known::Known(ChannelHead::Absent),
             Ok(Some(d)) => d,
             Err(e) => {
@@ -281,10 +320,7 @@ impl Sources<'_> {
             Some(Known::Known(artifact)) if artifact.as_ref() != Some(digest) => {}
             _ => return false,
         }
-        let Ok(Some(stored)) = self
-            .store
-            .fetch_manifest(&ReferenceTarget::Digest(digest.clone()))
-        else {
+        let Ok(Some(stored)) = manifest_by_digest(self.store, self.cache, digest) else {
             return false;
         };
         mainline_pack::parse_manifest(&stored.bytes).is_ok_and(|m| {
@@ -296,10 +332,7 @@ impl Sources<'_> {
     /// The commit a manifest records (`None`: it records none — not made by mainline), or why
     /// the manifest could not be read.
     fn read_revision(&self, digest: &mainline_core::Digest) -> Result<Option<CommitId>, String> {
-        let stored = match self
-            .store
-            .fetch_manifest(&ReferenceTarget::Digest(digest.clone()))
-        {
+        let stored = match manifest_by_digest(self.store, self.cache, digest) {
             Ok(Some(m)) => m,
             Ok(None) => {
                 return Err(format!(
@@ -344,4 +377,27 @@ impl Sources<'_> {
             )),
         }
     }
+}
+
+/// The manifest `digest` names: its bytes from the fact cache when it has them (checked against
+/// the digest), else from the store (then kept in the cache).
+pub(super) fn manifest_by_digest(
+    store: &dyn Store,
+    cache: &FactCache,
+    digest: &mainline_core::Digest,
+) -> Result<Option<mainline_store::StoredManifest>, mainline_store::StoreError> {
+    if let Some((media_type, bytes)) = cache.manifest(digest) {
+        return Ok(Some(mainline_store::StoredManifest {
+            digest: digest.clone(),
+            media_type,
+            bytes,
+        }));
+    }
+    let stored = store.fetch_manifest(&ReferenceTarget::Digest(digest.clone()))?;
+    if let Some(m) = &stored {
+        if &m.digest == digest {
+            cache.set_manifest(digest, &m.media_type, &m.bytes);
+        }
+    }
+    Ok(stored)
 }

@@ -247,6 +247,42 @@ impl<'a> Journal<'a> {
         })
     }
 
+    /// The record at `commit` (from the memo when this run read it already).
+    pub fn record(&self, commit: &CommitId) -> Result<Record, JournalError> {
+        self.read(commit)
+    }
+
+    /// `entry` as the record after `head` (`None`: the first record), written locally but not
+    /// pushed: for a caller that moves the journal ref in one push with other refs, then calls
+    /// [`Journal::remember`] once the remote took it.
+    pub fn prepare(&self, mut entry: Entry, head: Option<&Record>) -> Result<Record, JournalError> {
+        let parents = match head {
+            Some(h) => {
+                entry.seq = h.entry.seq + 1;
+                entry.prev = Some(h.entry.hash());
+                vec![h.commit.clone()]
+            }
+            None => {
+                entry.seq = 1;
+                entry.prev = None;
+                vec![]
+            }
+        };
+        let commit = self
+            .repo
+            .write_record(&entry.message(), &parents, entry.time)
+            .map_err(|e| self.err(e))?;
+        Ok(Record { commit, entry })
+    }
+
+    /// Remember a record this run pushed (a record commit never changes).
+    pub fn remember(&self, record: &Record) {
+        if let Some(m) = self.memo {
+            let mut m = m.lock().unwrap_or_else(|p| p.into_inner());
+            m.insert(record.commit.clone(), record.entry.clone());
+        }
+    }
+
     /// Append `entry` after the current head (filling `seq` and `prev`), retrying on a lost
     /// race so no record is ever lost. Returns the record as stored.
     pub fn append(&self, mut entry: Entry) -> Result<Record, JournalError> {

@@ -238,6 +238,27 @@ impl<'a> GitLock<'a> {
         }
     }
 
+    /// A fresh record of ours, written locally but not pushed: for a caller that creates the
+    /// lock ref in one push with other refs (`short.rs`), then calls [`GitLock::held_from`].
+    pub fn new_record(&self) -> Result<(CommitId, LockRecord), LockError> {
+        let record = self.record(self.clock.now());
+        let commit = self
+            .repo
+            .write_record(&record.message(), &[], record.acquired_at)
+            .map_err(|e| self.err(e))?;
+        Ok((commit, record))
+    }
+
+    /// The hold a push of `commit` (sent at `sent_ms`, monotonic) gave, once the remote
+    /// accepted it: the same reckoning as [`GitLock::acquire`].
+    pub fn held_from(&self, commit: CommitId, record: LockRecord, sent_ms: i64) -> Held {
+        Held {
+            commit,
+            record,
+            valid_until_ms: self.valid_until(sent_ms),
+        }
+    }
+
     /// Take the lock: create it, or take it over once this process has seen the holder's
     /// record unchanged for the record's TTL; wait (polling) while a live holder has it, up to
     /// `wait_ms`.

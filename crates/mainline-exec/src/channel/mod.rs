@@ -23,6 +23,7 @@ pub mod refs;
 mod render;
 pub mod report;
 mod rounds;
+mod short;
 pub mod verified;
 
 use mainline_core::{Policy, Tag};

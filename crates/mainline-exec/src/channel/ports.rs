@@ -55,6 +55,16 @@ pub struct QueueRef {
     pub head: CommitId,
 }
 
+/// One ref of an atomic multi-ref compare-and-swap ([`Repo::cas_refs`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefUpdate {
+    pub refname: String,
+    /// The value the ref must hold (`None`: absent).
+    pub expected: Option<CommitId>,
+    /// The value to give it (`None`: delete).
+    pub new: Option<CommitId>,
+}
+
 /// Outcome of a compare-and-swap ref update.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Cas {
@@ -101,6 +111,10 @@ pub trait Repo: Send + Sync {
         expected: Option<&CommitId>,
         new: Option<&CommitId>,
     ) -> Result<Cas, RepoError>;
+    /// Compare-and-swap several refs at once: every ref moves from its expected value, or none
+    /// moves (`Conflict` then names what the first moved ref holds). What lets a writer take
+    /// the lock and record its intent in one round trip.
+    fn cas_refs(&self, updates: &[RefUpdate]) -> Result<Cas, RepoError>;
 }
 
 /// A `Repo` that wraps another and changes only some calls (an observer, a fault injector, a
@@ -151,6 +165,9 @@ pub trait RepoWrapper: Send + Sync {
     ) -> Result<Cas, RepoError> {
         self.inner().cas_ref(refname, expected, new)
     }
+    fn cas_refs(&self, updates: &[RefUpdate]) -> Result<Cas, RepoError> {
+        self.inner().cas_refs(updates)
+    }
 }
 
 impl<T: RepoWrapper> Repo for T {
@@ -196,6 +213,9 @@ impl<T: RepoWrapper> Repo for T {
         new: Option<&CommitId>,
     ) -> Result<Cas, RepoError> {
         RepoWrapper::cas_ref(self, refname, expected, new)
+    }
+    fn cas_refs(&self, updates: &[RefUpdate]) -> Result<Cas, RepoError> {
+        RepoWrapper::cas_refs(self, updates)
     }
 }
 

@@ -98,12 +98,6 @@ impl Executor<'_> {
         current: Option<Option<mainline_core::Digest>>,
         warnings: &mut Vec<String>,
     ) {
-        let settles = |k: EntryKind| {
-            matches!(
-                k,
-                EntryKind::Moved | EntryKind::Abandoned | EntryKind::Observed
-            )
-        };
         let window = match self.journal().tail(SETTLE_WINDOW, |e| settles(e.kind)) {
             Ok(w) if !w.is_empty() => w,
             Ok(_) => return,
@@ -161,18 +155,20 @@ impl Executor<'_> {
         let Some(head) = view.mainline_refs.get(&journal.refname) else {
             return false;
         };
-        let settles = |e: &Entry| {
-            matches!(
-                e.kind,
-                EntryKind::Moved | EntryKind::Abandoned | EntryKind::Observed
-            )
-        };
         journal
-            .tail_from_commit(head, SETTLE_WINDOW, settles)
+            .tail_from_commit(head, SETTLE_WINDOW, |e| settles(e.kind))
             .map(|w| w.iter().any(|r| r.entry.kind == EntryKind::Intent))
             .unwrap_or(false)
     }
 }
 
 /// How far back `settle_journal` looks for unsettled intents.
-const SETTLE_WINDOW: usize = 256;
+pub(super) const SETTLE_WINDOW: usize = 256;
+
+/// Whether a record says where the channel went (it closes a settlement window).
+pub(super) fn settles(kind: EntryKind) -> bool {
+    matches!(
+        kind,
+        EntryKind::Moved | EntryKind::Abandoned | EntryKind::Observed
+    )
+}

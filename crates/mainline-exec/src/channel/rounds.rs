@@ -12,14 +12,34 @@ use super::lock::LockError;
 use crate::error::{CliError, Kind};
 use mainline_core::{Decision, Plan, Request};
 
+/// What a run did before it came here (the short path's moves, when it handed over).
+#[derive(Default)]
+pub(super) struct Carried {
+    /// The decision on the facts as first read.
+    pub first: Option<Decision>,
+    pub moves: Vec<AppliedMove>,
+    pub warnings: Vec<String>,
+    /// Writes another writer overtook at once (they count towards `MAX_ROUNDS`).
+    pub overtakes: usize,
+}
+
 impl<'a> Executor<'a> {
-    /// The writing part of a run, under the lock when one is configured.
+    /// The writing part of a run, under the lock when one is configured. `original` is the
+    /// run's request (for the journal's refusal records); `request` what to decide now (a
+    /// reconcile after the short path's moves).
     pub(super) fn run_writes(
         &self,
+        original: Request,
         request: Request,
         mut locked: Option<&mut Locked<'_>>,
+        carried: Carried,
     ) -> Result<Report, CliError> {
-        let mut warnings = Vec::new();
+        let Carried {
+            first,
+            mut moves,
+            mut warnings,
+            mut overtakes,
+        } = carried;
         // The first observation under the lock serves both the journal's settlement (what the
         // channel names now) and the first decision below: no second read of the same facts.
         let mut observed = Some(self.observe(&request));
@@ -29,13 +49,8 @@ impl<'a> Executor<'a> {
                 .and_then(|(g, _)| channel_digest(&g.facts.channel));
             self.settle_journal(current, &mut warnings);
         }
-        let original = request.clone();
         let mut request = request;
-        let mut first: Option<Decision> = None;
-        let mut moves: Vec<AppliedMove> = Vec::new();
-        // Writes another writer overtook at once (read back as its digest): they count
-        // towards MAX_ROUNDS like moves.
-        let mut overtakes = 0usize;
+        let mut first = first;
         let mut replaced_pin = None;
         if let Request::Pin { pin } = &request {
             // The pin record goes first (even when the channel already names the digest), so
@@ -97,15 +112,7 @@ impl<'a> Executor<'a> {
                 }
                 Plan::Move(mv) => {
                     if moves.len() + overtakes >= MAX_ROUNDS {
-                        return Err(CliError::new(
-                            Kind::Unavailable,
-                            format!(
-                                "{} kept changing under this run ({} writes); another writer is active",
-                                self.config.channel_display(),
-                                moves.len()
-                            ),
-                        )
-                        .with_hint("re-run; with the git lock (--lock git) writers take turns"));
+                        return Err(self.kept_changing(moves.len()));
                     }
                     self.renew(&mut locked)?;
                     let mut intent = self.entry(EntryKind::Intent, &mv.reason, &g);
@@ -125,8 +132,8 @@ impl<'a> Executor<'a> {
                         }
                     };
                     let (error, abandoned, overtaken) =
-                        match self.write_fenced(&g, &d, &mv, &mut locked) {
-                            WriteOutcome::Moved(applied, note) => {
+                        match self.write_fenced(&g, &d, &mv, &mut locked, None) {
+                            WriteOutcome::Moved(applied, note, _) => {
                                 warnings.extend(note);
                                 let mut done = intent;
                                 done.kind = EntryKind::Moved;
@@ -171,6 +178,18 @@ impl<'a> Executor<'a> {
                 }
             }
         }
+    }
+
+    /// The error of a run that reached `MAX_ROUNDS` writes.
+    pub(super) fn kept_changing(&self, moves: usize) -> CliError {
+        CliError::new(
+            Kind::Unavailable,
+            format!(
+                "{} kept changing under this run ({moves} writes); another writer is active",
+                self.config.channel_display(),
+            ),
+        )
+        .with_hint("re-run; with the git lock (--lock git) writers take turns")
     }
 
     fn renew(&self, locked: &mut Option<&mut Locked<'_>>) -> Result<(), CliError> {

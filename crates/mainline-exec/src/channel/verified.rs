@@ -5,7 +5,9 @@
 //! decided on it and nothing is deployed, and the command exits 8 naming the tag.
 //!
 //! Cost: one manifest GET per artifact tag the first time a run resolves it; the executor's
-//! fact cache remembers verified artifacts, so a steady-state reconcile pays nothing.
+//! fact cache remembers verified artifacts, so a steady-state reconcile pays nothing. The
+//! manifests read by digest are remembered (the newest [`MEMO`]; a digest names fixed bytes),
+//! so verifying a tag and then reading or re-tagging its manifest is one GET, not two.
 //! Must never: return a digest for `sha-<c>` whose manifest records another commit (or none).
 
 use mainline_core::{CommitId, Digest, Tag};
@@ -39,11 +41,16 @@ impl Mismatch {
     }
 }
 
+/// How many manifests read by digest a [`VerifiedStore`] remembers.
+pub const MEMO: usize = 64;
+
 /// A [`Store`] that verifies every artifact tag it resolves (see the module doc) and keeps
 /// the mismatches it saw, for the command to report.
 pub struct VerifiedStore {
     inner: Box<dyn Store>,
     mismatches: Mutex<Vec<Mismatch>>,
+    /// Manifests read by digest, the newest last.
+    memo: Mutex<std::collections::VecDeque<StoredManifest>>,
 }
 
 impl VerifiedStore {
@@ -51,7 +58,29 @@ impl VerifiedStore {
         VerifiedStore {
             inner,
             mismatches: Mutex::new(Vec::new()),
+            memo: Mutex::new(std::collections::VecDeque::new()),
         }
+    }
+
+    /// The manifest `digest` names, remembered once read (only bytes that hash to it).
+    fn manifest_by_digest(&self, digest: &Digest) -> Result<Option<StoredManifest>, StoreError> {
+        let memo = || self.memo.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(m) = memo().iter().find(|m| &m.digest == digest) {
+            return Ok(Some(m.clone()));
+        }
+        let found = self
+            .inner
+            .fetch_manifest(&ReferenceTarget::Digest(digest.clone()))?;
+        if let Some(m) = &found {
+            if Digest::of(&m.bytes) == *digest {
+                let mut memo = memo();
+                memo.push_back(m.clone());
+                while memo.len() > MEMO {
+                    memo.pop_front();
+                }
+            }
+        }
+        Ok(found)
     }
 
     /// Every mismatch seen so far, first seen first, without repeats.
@@ -63,10 +92,7 @@ impl VerifiedStore {
     }
 
     fn verify(&self, tag: &Tag, claimed: CommitId, digest: &Digest) -> Result<(), StoreError> {
-        let Some(manifest) = self
-            .inner
-            .fetch_manifest(&ReferenceTarget::Digest(digest.clone()))?
-        else {
+        let Some(manifest) = self.manifest_by_digest(digest)? else {
             // Gone between the two reads: the caller's own fetch reports it.
             return Ok(());
         };
@@ -127,7 +153,10 @@ impl Store for VerifiedStore {
         &self,
         target: &ReferenceTarget,
     ) -> Result<Option<StoredManifest>, StoreError> {
-        self.inner.fetch_manifest(target)
+        match target {
+            ReferenceTarget::Digest(d) => self.manifest_by_digest(d),
+            ReferenceTarget::Tag(_) => self.inner.fetch_manifest(target),
+        }
     }
     fn put_manifest(
         &self,

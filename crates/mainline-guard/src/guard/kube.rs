@@ -13,6 +13,7 @@
 use super::error::GuardError;
 #[cfg(feature = "kubernetes")]
 use super::state::AppliedView;
+#[cfg(feature = "kubernetes")]
 use crate::channel::exec::LockMode;
 #[cfg(feature = "kubernetes")]
 use crate::channel::exec::Report;
@@ -56,7 +57,7 @@ pub fn check_kubernetes(name: &str, config: &ChannelConfig) -> Result<(), GuardE
 /// Without the `kubernetes` feature, a channel that asks for Kubernetes is refused.
 #[cfg(not(feature = "kubernetes"))]
 pub fn check_kubernetes(name: &str, config: &ChannelConfig) -> Result<(), GuardError> {
-    if config.kubernetes.is_some() || matches!(config.lock, LockMode::Kubernetes { .. }) {
+    if crate::assemble::wants_kubernetes(config) {
         return Err(channel_err(
             name,
             "this mainline was built without the `kubernetes` feature, but the channel has a \
@@ -75,12 +76,7 @@ pub fn open(
     config: &ChannelConfig,
     actor: &str,
 ) -> Result<Option<crate::adapters::kube::Kube>, GuardError> {
-    match &config.kubernetes {
-        Some(raw) => crate::adapters::kube::Kube::open(config, raw, actor)
-            .map(Some)
-            .map_err(|e| channel_err(name, e.to_string())),
-        None => Ok(None),
-    }
+    crate::assemble::open_kube(config, actor).map_err(|e| channel_err(name, e.to_string()))
 }
 
 /// The digest the channel names after a run, when the run could read it.

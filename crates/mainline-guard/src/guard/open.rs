@@ -14,7 +14,6 @@ use crate::adapters::git::{GitBuilder, GitRepo};
 use crate::adapters::github::{GithubQueue, GithubRepo};
 use crate::channel::cache::FactCache;
 use crate::channel::ports::Repo;
-use crate::channel::refs::sanitize;
 use mainline_github::{GithubClient, GithubConfig};
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -61,15 +60,10 @@ pub fn open(
                 r
             }
         };
-        let store_key = c.store.to_string();
         let cache = caches
-            .entry(store_key.clone())
+            .entry(c.store.to_string())
             .or_insert_with(|| {
-                let path = settings
-                    .cache_root
-                    .join("facts")
-                    .join(format!("{}.json", sanitize(&store_key)));
-                Arc::new(FactCache::load(Some(path), store_key.clone()))
+                Arc::new(crate::assemble::fact_cache(&settings.cache_root, &c.store))
             })
             .clone();
         let (repo, queue): (Box<dyn Repo>, _) = match (&client, &spec.github, spec.queue_api) {

@@ -200,28 +200,16 @@ fn resolve_entries(
             name: e.name.clone(),
             message,
         };
-        if let Some(g) = &e.git {
-            if config::has_password(g) {
-                return Err(channel_err(
-                    "its git remote carries a password or token; secrets never go in the \
-                     config file: put the token in MAINLINE_GIT_TOKEN (or GITHUB_TOKEN)"
-                        .into(),
-                ));
-            }
-        }
-        // A top-level `queue` is every entry's default, as for the other keys.
-        let queue_api = e.queue.or(top.queue) == Some(EntryQueue::GithubApi);
-        let merged = crate::config_entries::entry_over(&e, top);
+        // The entry over the top-level keys (a password in any git remote was refused when the
+        // file was loaded); a top-level `queue` or `github_repository` is every entry's default.
+        let merged = crate::config::entries::entry_over(&e, top);
+        let queue_api = merged.keys.queue == Some(EntryQueue::GithubApi);
+        let github_repository = merged.keys.github_repository.clone();
         let (config, cache_root) = config::resolve_from(&args.channel, merged)
             .map_err(|err| channel_err(err.to_string()))?;
         root = cache_root;
         super::kube::check_kubernetes(&e.name, &config)?;
-        // The top-level github_repository is every entry's default, like the other keys.
-        let github = match e
-            .github_repository
-            .as_ref()
-            .or(top.github_repository.as_ref())
-        {
+        let github = match &github_repository {
             Some(r) => Some(RepoName::parse(r).ok_or_else(|| {
                 channel_err(format!("github_repository = {r:?} is not OWNER/REPO"))
             })?),

@@ -23,7 +23,7 @@ use super::error::GuardError;
 use super::secret::Secret;
 use crate::adapters::github::RepoName;
 use crate::channel::ChannelConfig;
-use crate::config::{ChannelArgs, LockArg};
+use crate::config::ChannelArgs;
 use clap::Args;
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -152,31 +152,9 @@ pub struct GuardSection {
     pub tokens: Option<std::collections::BTreeMap<String, PathBuf>>,
 }
 
-/// Where a channel's in-flight groups come from: the same type as the CLI's `--queue` and the
-/// top-level `queue` key (one config schema for CLI and guard).
-pub use crate::config::QueueArg as EntryQueue;
-
-/// One `[[channels]]` entry; unset keys fall back to the file's top-level keys.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ChannelEntry {
-    /// The channel's name on the page, in metrics and in URLs: `[A-Za-z0-9._-]`, unique.
-    pub name: String,
-    pub channel: Option<String>,
-    pub git: Option<String>,
-    pub path: Option<String>,
-    pub branch: Option<String>,
-    pub source: Option<String>,
-    pub require_signature: Option<bool>,
-    pub queue: Option<EntryQueue>,
-    pub lease_ttl: Option<String>,
-    pub lock: Option<LockArg>,
-    /// `OWNER/REPO` on GitHub: matches webhooks, and is read with `queue = "github-api"`.
-    pub github_repository: Option<String>,
-    /// The channel's Flux consumers and Lease namespace; the top-level `[kubernetes]` when
-    /// absent (a whole table: the entry's replaces the top-level one, keys are not merged).
-    pub kubernetes: Option<toml::Value>,
-}
+/// A `[[channels]]` entry and its `queue`: the channel configuration's own types (one schema
+/// for the CLI and the guard; see `crate::config`).
+pub use crate::config::{ChannelEntry, QueueArg as EntryQueue};
 
 /// One channel the guard watches, fully validated.
 #[derive(Debug, Clone)]

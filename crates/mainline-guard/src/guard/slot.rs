@@ -20,6 +20,7 @@ use super::settings::ChannelSpec;
 use super::state::{ChannelState, LockView};
 use crate::adapters::git::{GitBuilder, GitRepo};
 use crate::adapters::github::GithubQueue;
+use crate::assemble::ChannelPorts;
 use crate::channel::cache::FactCache;
 use crate::channel::exec::{Executor, LockMode, Report};
 use crate::channel::journal::Journal;
@@ -149,35 +150,20 @@ impl Slot {
             .take()
     }
 
-    /// The executor over this channel's ports, with its consumers and Lease lock attached
-    /// exactly as the CLI's `Opened::executor` attaches them.
+    /// The executor over this channel's ports, assembled as the CLI's `Opened::executor`
+    /// assembles it (`crate::assemble`).
     fn executor(&self, actor: &str) -> Executor<'_> {
-        let exec = Executor::new(
-            &self.spec.config,
-            self.ports.store.as_ref(),
-            &self.ports.repo,
-            &self.ports.builder,
-            &self.clock,
-            &self.ports.cache,
-            actor.to_owned(),
-        )
-        .with_lock(self.spec.config.lock)
-        .with_journal(true);
-        #[cfg(feature = "kubernetes")]
-        let exec = match &self.ports.kube {
-            Some(k) => {
-                let exec = match &k.consumers {
-                    Some(c) => exec.with_consumers(c),
-                    None => exec,
-                };
-                match &k.lock {
-                    Some(l) => exec.with_lock_backend(l),
-                    None => exec,
-                }
-            }
-            None => exec,
-        };
-        exec
+        ChannelPorts {
+            config: &self.spec.config,
+            store: self.ports.store.as_ref(),
+            repo: &self.ports.repo,
+            builder: &self.ports.builder,
+            clock: &self.clock,
+            cache: &self.ports.cache,
+            #[cfg(feature = "kubernetes")]
+            kube: self.ports.kube.as_ref(),
+        }
+        .executor(actor.to_owned(), self.spec.config.lock)
     }
 
     /// Run `request` (blocking) as the guard, then record its outcome, the lock and the

@@ -16,6 +16,7 @@ mod routes;
 mod schema;
 mod state;
 mod tls;
+mod writes;
 
 pub use state::{Failure, Grant, Recorded};
 

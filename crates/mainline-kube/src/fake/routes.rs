@@ -8,13 +8,15 @@
 //! or `MicroTime` format, 422 for an invalid value), and no-op writes that keep the
 //! `resourceVersion` (the real server stores nothing for them).
 //!
+//! This file is the HTTP edge: routing, authentication, RBAC, scripted failures and the
+//! request log; the write verbs (POST, PUT, PATCH) and their rules are in `writes`.
+//!
 //! Must never: record or echo a bearer token.
 
-use super::patch::{apply_reaction, merge_patch};
-use super::schema::check_lease;
+use super::patch::apply_reaction;
 use super::state::{Failure, Key, Reaction, Recorded, State};
+use super::writes::{create, patch, update};
 use super::{status_body, SERVED};
-use crate::api::LEASE;
 use axum::body::Bytes;
 use axum::extract::{Path, State as AxState};
 use axum::http::{HeaderMap, Method, StatusCode};
@@ -26,21 +28,19 @@ use std::time::Duration;
 
 pub(crate) type Shared = Arc<Mutex<State>>;
 
-const REQUESTED_AT: &str = "reconcile.fluxcd.io/requestedAt";
-
-struct Req {
-    method: Method,
-    group: String,
-    version: String,
-    namespace: String,
-    resource: String,
-    name: Option<String>,
-    content_type: Option<String>,
-    bearer: Option<String>,
-    body: Bytes,
+pub(super) struct Req {
+    pub(super) method: Method,
+    pub(super) group: String,
+    pub(super) version: String,
+    pub(super) namespace: String,
+    pub(super) resource: String,
+    pub(super) name: Option<String>,
+    pub(super) content_type: Option<String>,
+    pub(super) bearer: Option<String>,
+    pub(super) body: Bytes,
 }
 
-enum Outcome {
+pub(super) enum Outcome {
     Answer(u16, Value),
     Hang(Duration),
 }
@@ -183,7 +183,7 @@ impl Req {
         }
     }
 
-    fn verb(&self) -> &'static str {
+    pub(super) fn verb(&self) -> &'static str {
         match (&self.method, self.name.is_some()) {
             (&Method::GET, true) => "get",
             (&Method::GET, false) => "list",
@@ -243,7 +243,7 @@ async fn serve(state: Shared, req: Req) -> Response {
     }
 }
 
-type Scheduled = Option<(Duration, String, Key, Reaction)>;
+pub(super) type Scheduled = Option<(Duration, String, Key, Reaction)>;
 
 fn handle(s: &mut State, req: &Req) -> (Outcome, Scheduled) {
     if let Some(f) = s.failures.pop_front() {
@@ -325,7 +325,7 @@ fn handle(s: &mut State, req: &Req) -> (Outcome, Scheduled) {
 }
 
 /// A `Status` template filled for this request.
-fn fill(req: &Req, template: &str, s: &State, message: &str) -> Value {
+pub(super) fn fill(req: &Req, template: &str, s: &State, message: &str) -> Value {
     let name = match &req.name {
         Some(n) => n.clone(),
         None => serde_json::from_slice::<Value>(&req.body)
@@ -349,276 +349,4 @@ fn fill(req: &Req, template: &str, s: &State, message: &str) -> Value {
             ("{message}", message),
         ],
     )
-}
-
-fn json_body(req: &Req, s: &State) -> Result<Value, Outcome> {
-    serde_json::from_slice(&req.body).map_err(|e| {
-        Outcome::Answer(
-            400,
-            fill(req, "status_bad_request", s, &format!("invalid JSON: {e}")),
-        )
-    })
-}
-
-/// Flux kinds have a `status` subresource: writes to the main resource do not change it.
-fn keep_status(req: &Req, obj: &mut Value, current: &Value) {
-    if !req.group.ends_with(".toolkit.fluxcd.io") {
-        return;
-    }
-    if let Some(o) = obj.as_object_mut() {
-        match current.get("status") {
-            Some(st) => o.insert("status".into(), st.clone()),
-            None => o.remove("status"),
-        };
-    }
-}
-
-fn stamp(s: &mut State, obj: &mut Value, req: &Req, name: &str) {
-    let rv = s.bump();
-    if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
-        meta.insert("resourceVersion".into(), json!(rv));
-        meta.insert("namespace".into(), json!(req.namespace));
-        meta.insert("name".into(), json!(name));
-        meta.entry("uid")
-            .or_insert_with(|| json!(format!("00000000-0000-4000-8000-{:012}", s.next_rv)));
-        meta.entry("creationTimestamp")
-            .or_insert_with(|| json!("2025-06-14T11:00:00Z"));
-    }
-}
-
-fn is_lease(req: &Req) -> bool {
-    req.group == LEASE.group && req.resource == LEASE.plural
-}
-
-/// A Lease body the real server would refuse, as its answer (see [`super::schema`]).
-fn lease_refusal(req: &Req, s: &State, obj: &Value) -> Option<Outcome> {
-    if !is_lease(req) {
-        return None;
-    }
-    let refusal = check_lease(obj).err()?;
-    if refusal.code == 400 {
-        return Some(Outcome::Answer(
-            400,
-            fill(req, "status_bad_request", s, &refusal.message),
-        ));
-    }
-    let name = obj
-        .pointer("/metadata/name")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    let field = refusal.message.split(':').next().unwrap_or_default();
-    Some(Outcome::Answer(
-        422,
-        json!({
-            "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-            "message": format!("{}.{} \"{name}\" is invalid: {}", req.resource, req.group, refusal.message),
-            "reason": "Invalid",
-            "details": {"name": name, "group": req.group, "kind": req.resource,
-                "causes": [{"reason": "FieldValueInvalid", "message": refusal.message, "field": field}]},
-            "code": 422
-        }),
-    ))
-}
-
-/// Whether `obj`, stamped as `current` is, equals `current`: the real server then stores
-/// nothing and keeps the `resourceVersion` (a no-op write is not a change).
-fn unchanged(obj: &Value, current: &Value) -> bool {
-    let mut candidate = obj.clone();
-    if let (Some(meta), Some(cur)) = (
-        candidate.get_mut("metadata").and_then(Value::as_object_mut),
-        current.get("metadata").and_then(Value::as_object),
-    ) {
-        for k in [
-            "resourceVersion",
-            "uid",
-            "creationTimestamp",
-            "namespace",
-            "name",
-        ] {
-            match cur.get(k) {
-                Some(v) => meta.insert(k.to_owned(), v.clone()),
-                None => meta.remove(k),
-            };
-        }
-    }
-    &candidate == current
-}
-
-fn create(s: &mut State, req: &Req) -> Outcome {
-    if req.content_type.as_deref() != Some("application/json") {
-        return Outcome::Answer(415, status_body("status_unsupported_media_type", &[]));
-    }
-    let mut obj = match json_body(req, s) {
-        Ok(v) => v,
-        Err(o) => return o,
-    };
-    if let Some(refused) = lease_refusal(req, s, &obj) {
-        return refused;
-    }
-    let Some(name) = obj
-        .pointer("/metadata/name")
-        .and_then(Value::as_str)
-        .map(str::to_owned)
-    else {
-        return Outcome::Answer(
-            400,
-            fill(
-                req,
-                "status_bad_request",
-                s,
-                "metadata.name: Required value",
-            ),
-        );
-    };
-    if obj
-        .pointer("/metadata/resourceVersion")
-        .is_some_and(|v| !v.is_null())
-    {
-        return Outcome::Answer(
-            400,
-            fill(
-                req,
-                "status_bad_request",
-                s,
-                "resourceVersion should not be set on objects to be created",
-            ),
-        );
-    }
-    let key: Key = (
-        req.group.clone(),
-        req.resource.clone(),
-        req.namespace.clone(),
-        name.clone(),
-    );
-    if s.objects.contains_key(&key) {
-        let named = Req {
-            name: Some(name),
-            ..clone_req(req)
-        };
-        return Outcome::Answer(409, fill(&named, "status_already_exists", s, ""));
-    }
-    stamp(s, &mut obj, req, &name);
-    s.objects.insert(key, obj.clone());
-    Outcome::Answer(201, obj)
-}
-
-fn clone_req(req: &Req) -> Req {
-    Req {
-        method: req.method.clone(),
-        group: req.group.clone(),
-        version: req.version.clone(),
-        namespace: req.namespace.clone(),
-        resource: req.resource.clone(),
-        name: req.name.clone(),
-        content_type: req.content_type.clone(),
-        bearer: None,
-        body: req.body.clone(),
-    }
-}
-
-/// 409 unless `wanted` (a `resourceVersion` from the request, if any) is the current one.
-fn precondition(
-    s: &State,
-    req: &Req,
-    current: &Value,
-    wanted: Option<&Value>,
-) -> Result<(), Outcome> {
-    let Some(wanted) = wanted.filter(|v| !v.is_null()) else {
-        return Ok(());
-    };
-    if current.pointer("/metadata/resourceVersion") == Some(wanted) {
-        Ok(())
-    } else {
-        Err(Outcome::Answer(409, fill(req, "status_conflict", s, "")))
-    }
-}
-
-fn update(s: &mut State, req: &Req, key: Key) -> Outcome {
-    if req.content_type.as_deref() != Some("application/json") {
-        return Outcome::Answer(415, status_body("status_unsupported_media_type", &[]));
-    }
-    let mut obj = match json_body(req, s) {
-        Ok(v) => v,
-        Err(o) => return o,
-    };
-    let Some(current) = s.objects.get(&key).cloned() else {
-        return Outcome::Answer(404, fill(req, "status_not_found", s, ""));
-    };
-    let body_name = obj.pointer("/metadata/name").and_then(Value::as_str);
-    if body_name != Some(key.3.as_str()) {
-        let msg = format!(
-            "the name of the object ({}) does not match the name on the URL ({})",
-            body_name.unwrap_or(""),
-            key.3
-        );
-        return Outcome::Answer(400, fill(req, "status_bad_request", s, &msg));
-    }
-    if let Some(refused) = lease_refusal(req, s, &obj) {
-        return refused;
-    }
-    let wanted = obj
-        .pointer("/metadata/resourceVersion")
-        .filter(|v| !v.is_null());
-    if wanted.is_none() && is_lease(req) {
-        // Leases allow no unconditional update: the real kube-apiserver answers 422 (found by
-        // the real-server tests, issue 19), so a lock write can never be last-writer-wins.
-        return Outcome::Answer(422, fill(req, "status_invalid", s, ""));
-    }
-    if let Err(o) = precondition(s, req, &current, wanted) {
-        return o;
-    }
-    keep_status(req, &mut obj, &current);
-    if unchanged(&obj, &current) {
-        return Outcome::Answer(200, current);
-    }
-    stamp(s, &mut obj, req, &key.3);
-    s.objects.insert(key, obj.clone());
-    Outcome::Answer(200, obj)
-}
-
-fn patch(s: &mut State, req: &Req, key: Key) -> (Outcome, Scheduled) {
-    if req.content_type.as_deref() != Some("application/merge-patch+json") {
-        return (
-            Outcome::Answer(415, status_body("status_unsupported_media_type", &[])),
-            None,
-        );
-    }
-    let patch = match json_body(req, s) {
-        Ok(v) => v,
-        Err(o) => return (o, None),
-    };
-    let Some(current) = s.objects.get(&key).cloned() else {
-        return (
-            Outcome::Answer(404, fill(req, "status_not_found", s, "")),
-            None,
-        );
-    };
-    if let Err(o) = precondition(s, req, &current, patch.pointer("/metadata/resourceVersion")) {
-        return (o, None);
-    }
-    let mut obj = current.clone();
-    merge_patch(&mut obj, &patch);
-    keep_status(req, &mut obj, &current);
-    if unchanged(&obj, &current) {
-        return (Outcome::Answer(200, current), None);
-    }
-    stamp(s, &mut obj, req, &key.3);
-    let before = current
-        .pointer("/metadata/annotations")
-        .and_then(|a| a.get(REQUESTED_AT))
-        .cloned();
-    let token = obj
-        .pointer("/metadata/annotations")
-        .and_then(|a| a.get(REQUESTED_AT))
-        .and_then(Value::as_str)
-        .map(str::to_owned);
-    s.objects.insert(key.clone(), obj.clone());
-    let reaction = s.reactions.get(&key).cloned();
-    let scheduled = match (token, reaction) {
-        (Some(t), Some(r)) if before.as_ref().and_then(Value::as_str) != Some(t.as_str()) => {
-            Some((r.delay, t, key, r))
-        }
-        _ => None,
-    };
-    (Outcome::Answer(200, obj), scheduled)
 }

@@ -26,65 +26,31 @@
 mod auth;
 mod direct;
 mod failure;
+mod open;
 mod ops;
 mod retry;
 mod upload;
 
 pub use auth::{Credentials, PASSWORD_ENV, USERNAME_ENV};
 pub use failure::first_stall;
+pub use open::RegistryOptions;
 
 use crate::{ErrorKind, Location, ReferenceTarget, Store, StoreError, StoredManifest};
 use failure::{Context, Failure};
 use futures_util::future::LocalBoxFuture;
 use mainline_core::{Digest, Tag};
-use oci_client::client::{ClientConfig, ClientProtocol};
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference as OciReference};
 use retry::Policy;
 use std::cell::RefCell;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
 /// Tags per page when listing.
 const TAGS_PAGE: usize = 1000;
-const USER_AGENT: &str = concat!("mainline/", env!("CARGO_PKG_VERSION"));
-
-/// How to reach registries. `Default` verifies TLS, times out after 30 s and retries 3 times.
-#[derive(Debug, Clone)]
-pub struct RegistryOptions {
-    /// `host[:port]` of registries reached over plain HTTP.
-    pub plain_http_hosts: Vec<String>,
-    /// `host[:port]` of registries whose TLS certificate is not verified (named hosts only).
-    pub insecure_tls_hosts: Vec<String>,
-    /// Explicit credentials (from flags or the environment); they win over docker's config.
-    pub credentials: Option<Credentials>,
-    /// Where docker's `config.json` is; `None` means `$DOCKER_CONFIG`, else `~/.docker`.
-    pub docker_config_dir: Option<PathBuf>,
-    /// Connect and read timeout, and the limit for one attempt of a small request.
-    pub timeout: Duration,
-    /// Further attempts after a transient failure.
-    pub retries: u32,
-    /// The command's overall deadline: no request (token requests included) runs past it and
-    /// no retry starts after it; the operation then fails as unavailable, naming the registry.
-    pub deadline: Option<std::time::Instant>,
-}
-
-impl Default for RegistryOptions {
-    fn default() -> Self {
-        RegistryOptions {
-            plain_http_hosts: Vec::new(),
-            insecure_tls_hosts: Vec::new(),
-            credentials: None,
-            docker_config_dir: None,
-            timeout: Duration::from_secs(30),
-            retries: 3,
-            deadline: None,
-        }
-    }
-}
 
 /// Whether oci-client holds auth for this registry (see the module doc).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,76 +85,6 @@ impl std::fmt::Debug for RegistryStore {
 }
 
 impl RegistryStore {
-    /// A store for `location` (which must be a registry location). Makes no request.
-    pub fn new(location: Location, options: RegistryOptions) -> Result<RegistryStore, StoreError> {
-        let Location::Registry {
-            registry,
-            repository,
-        } = &location
-        else {
-            return Err(StoreError::new(
-                ErrorKind::Internal,
-                format!("{location} is not an oci:// location; open it as an image layout"),
-            ));
-        };
-        auth::install_crypto_provider();
-        let plain_http = options.plain_http_hosts.iter().any(|h| h == registry);
-        let insecure = options.insecure_tls_hosts.iter().any(|h| h == registry);
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| {
-                StoreError::new(
-                    ErrorKind::Internal,
-                    format!("cannot start the registry client for {registry}: {e}"),
-                )
-            })?;
-        let config = ClientConfig {
-            protocol: ClientProtocol::HttpsExcept(options.plain_http_hosts.clone()),
-            accept_invalid_certificates: insecure,
-            use_monolithic_push: true,
-            platform_resolver: None,
-            read_timeout: Some(options.timeout),
-            connect_timeout: Some(options.timeout),
-            user_agent: USER_AGENT,
-            ..ClientConfig::default()
-        };
-        let client = Client::try_from(config).map_err(|e| {
-            StoreError::new(
-                ErrorKind::Internal,
-                format!("cannot build the registry client for {registry}: {e}"),
-            )
-        })?;
-        let http = reqwest::Client::builder()
-            .danger_accept_invalid_certs(insecure)
-            .connect_timeout(options.timeout)
-            .read_timeout(options.timeout)
-            .user_agent(USER_AGENT)
-            .build()
-            .map_err(|e| {
-                StoreError::new(
-                    ErrorKind::Internal,
-                    format!("cannot build the HTTP client for {registry}: {e}"),
-                )
-            })?;
-        let scheme = if plain_http { "http" } else { "https" };
-        let store = RegistryStore {
-            direct: direct::Direct::new(http, scheme, registry, repository),
-            registry: registry.clone(),
-            repository: repository.clone(),
-            runtime,
-            client,
-            authenticated: AtomicBool::new(false),
-            auth: Mutex::new(RegistryAuth::Anonymous),
-            location: location.clone(),
-            options,
-        };
-        if let Some(credentials) = store.options.credentials.clone() {
-            store.set_auth(credentials.to_auth());
-        }
-        Ok(store)
-    }
-
     /// Has this store switched to authenticated requests (after explicit credentials or a
     /// 401/403)? Exposed for diagnostics and tests.
     pub fn is_authenticated(&self) -> bool {

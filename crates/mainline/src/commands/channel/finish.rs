@@ -4,7 +4,9 @@
 use super::open::Opened;
 use crate::channel::exec::{LockMode, Report};
 use crate::channel::ports::Clock;
-use crate::channel::report::{verdict_exit, AppliedReport, ChannelReport, WaitReport};
+use crate::channel::report::{verdict_exit, ChannelReport};
+#[cfg(feature = "kubernetes")]
+use crate::channel::report::{AppliedReport, WaitReport};
 use crate::commands::push::io_err;
 use crate::error::CliError;
 use crate::output::emit;

@@ -5,13 +5,13 @@ use crate::channel::cache::FactCache;
 use crate::channel::exec::Executor;
 use crate::channel::exec::LockMode;
 use crate::channel::ports::SystemClock;
-use crate::channel::refs::sanitize;
 use crate::channel::verified::VerifiedStore;
 use crate::channel::ChannelConfig;
 use crate::config::{self, ChannelArgs};
 use crate::deadline::Deadline;
 use crate::error::CliError;
 use crate::settings::Context;
+use mainline_guard::assemble::{self, ChannelPorts};
 
 /// Everything a channel command acts through.
 pub struct Opened {
@@ -52,22 +52,12 @@ impl Opened {
         });
         let repo = GitRepo::open_until(&config, &cache_root, ctx.deadline_at())?;
         let builder = GitBuilder::new(&repo, &config);
-        let cache = FactCache::load(
-            Some(
-                cache_root
-                    .join("facts")
-                    .join(format!("{}.json", sanitize(&config.store.to_string()))),
-            ),
-            config.store.to_string(),
-        );
+        let cache = assemble::fact_cache(&cache_root, &config.store);
         let actor = actor();
         #[cfg(feature = "kubernetes")]
-        let kube = match &config.kubernetes {
-            Some(raw) => Some(crate::adapters::kube::Kube::open(&config, raw, &actor)?),
-            None => None,
-        };
+        let kube = assemble::open_kube(&config, &actor)?;
         #[cfg(not(feature = "kubernetes"))]
-        if config.kubernetes.is_some() || matches!(config.lock, LockMode::Kubernetes { .. }) {
+        if assemble::wants_kubernetes(&config) {
             return Err(CliError::invalid(
                 "this mainline was built without the `kubernetes` feature, but [kubernetes] or --lock kubernetes is set",
             )
@@ -87,33 +77,23 @@ impl Opened {
         })
     }
 
+    /// The executor over the opened ports, assembled as the guard's slots assemble it
+    /// (`mainline_guard::assemble`), with the lock's wait cut to the deadline.
     pub fn executor(&self) -> Executor<'_> {
-        let exec = Executor::new(
-            &self.config,
-            &self.store,
-            &self.repo,
-            &self.builder,
-            &self.clock,
-            &self.cache,
+        ChannelPorts {
+            config: &self.config,
+            store: &self.store,
+            repo: &self.repo,
+            builder: &self.builder,
+            clock: &self.clock,
+            cache: &self.cache,
+            #[cfg(feature = "kubernetes")]
+            kube: self.kube.as_ref(),
+        }
+        .executor(
             self.actor.clone(),
+            bound_lock_wait(self.config.lock, self.deadline),
         )
-        .with_lock(bound_lock_wait(self.config.lock, self.deadline))
-        .with_journal(true);
-        #[cfg(feature = "kubernetes")]
-        let exec = match &self.kube {
-            Some(k) => {
-                let exec = match &k.consumers {
-                    Some(c) => exec.with_consumers(c),
-                    None => exec,
-                };
-                match &k.lock {
-                    Some(l) => exec.with_lock_backend(l),
-                    None => exec,
-                }
-            }
-            None => exec,
-        };
-        exec
     }
 }
 

@@ -16,15 +16,21 @@
 //! job, `mainline reconcile`.
 //! Deaths: the runner dies on its Nth port call; nothing of that run happens after, and
 //! GitHub fails the run after its runner-lost timeout.
+//! The failure, cancel and runner-lost paths and the heal they start are in `heal`.
 //! Must never: let a dead or cancelled run's process act again.
 
-use super::glue::{glue, Heal};
+mod heal;
+
+pub use heal::{cancel, runner_lost};
+
+use super::glue::glue;
 use super::ports::{run_mainline, Ports};
 use super::queue::{self, End, PrState};
 use super::scenario::{job_draw, JobDraw};
 use super::world::{ActorId, State, World, SECOND};
 use super::{Event, Strategy};
 use crate::error::CliError;
+use heal::{cancel_run, heal, heal_write, heals_on_failure, start_heal};
 use mainline_core::{CommitId, RefuseReason, Request};
 use mainline_store::{ReferenceTarget, Store};
 use std::collections::VecDeque;
@@ -100,7 +106,7 @@ pub fn start_job(w: &World, s: &mut State, g: usize) {
     }
 }
 
-fn running(s: &State, j: usize) -> bool {
+pub(super) fn running(s: &State, j: usize) -> bool {
     let job = &s.ci.jobs[j];
     job.state == JobState::Running && !s.actors[job.actor].dead
 }
@@ -360,119 +366,6 @@ fn conclude(w: &Arc<World>, j: usize) {
             start_heal(w, s, j);
         }
     });
-}
-
-fn heals_on_failure(strategy: Strategy) -> bool {
-    glue(strategy).heal != Heal::None
-}
-
-/// The heal is a separate job `if: failure() || cancelled()`: it also runs after a cancel or
-/// a lost runner, on a fresh runner.
-fn heal_is_a_job(strategy: Strategy) -> bool {
-    glue(strategy).heal == Heal::JobOnFailureOrCancel
-}
-
-fn start_heal(w: &World, s: &mut State, j: usize) {
-    if s.ci.jobs[j].heal_actor.is_some() {
-        return;
-    }
-    let name = format!("ci#{j}-heal");
-    let heal = s.add_actor(name, None, s.now);
-    if !heal_is_a_job(w.strategy) {
-        let local = s.actors[s.ci.jobs[j].actor].local.clone();
-        s.actors[heal].local = local; // a step: same runner, same checkout
-    }
-    s.ci.jobs[j].heal_actor = Some(heal);
-    // A job waits for a runner; a step follows at once.
-    let pickup = if heal_is_a_job(w.strategy) {
-        20 * SECOND
-    } else {
-        5 * SECOND
-    };
-    s.at(s.now + pickup, Event::Job(j, Step::Heal));
-}
-
-/// Someone cancels the run: the running step's process is killed; `if: cancelled()` steps
-/// run unless it was a force-cancel.
-pub fn cancel(w: &Arc<World>, j: usize) {
-    let force = w.with(|s| s.ci.jobs[j].draw.force);
-    cancel_run(w, j, force);
-}
-
-/// Cancel run `j` (by a person, or by its concurrency group when `force` is false).
-fn cancel_run(w: &Arc<World>, j: usize, force: bool) {
-    let release = w.with(|s| {
-        if !running(s, j) {
-            return false;
-        }
-        s.ci.jobs[j].state = JobState::Cancelled;
-        let actor = s.ci.jobs[j].actor;
-        s.actors[actor].dead = true;
-        s.note(|_| format!("ci#{j}: cancelled{}", if force { " (force)" } else { "" }));
-        let g = s.ci.jobs[j].group;
-        queue::conclude(w, s, g, Some(End::Cancelled));
-        if !force && heal_is_a_job(w.strategy) {
-            start_heal(w, s, j);
-        }
-        true
-    });
-    if release {
-        release_ci_lock(w, j);
-    }
-}
-
-/// GitHub gives up on a dead runner: the job fails. A failure step died with the runner; a
-/// separate heal job (`needs: deploy`, `if: failure()`) now starts on another runner.
-pub fn runner_lost(w: &Arc<World>, j: usize) {
-    release_ci_lock(w, j);
-    w.with(|s| {
-        let g = s.ci.jobs[j].group;
-        queue::conclude(w, s, g, Some(End::RunnerLost));
-        if heal_is_a_job(w.strategy) {
-            start_heal(w, s, j);
-        }
-    });
-}
-
-fn heal(w: &Arc<World>, j: usize, actor: ActorId) -> Result<(), CliError> {
-    match w.strategy {
-        Strategy::Mainline | Strategy::MainlineUnlocked => run_mainline(
-            w,
-            actor,
-            Request::Reconcile {
-                force_restore: false,
-            },
-            None,
-        )
-        .map(|_| ()),
-        _ => {
-            // `git ls-remote origin main`, then re-run the deploy path before writing.
-            let ports = Ports::new(w, actor);
-            let view = crate::channel::ports::Repo::view(&ports.repo, "main")
-                .map_err(crate::channel::exec::repo_err)?;
-            w.with(|s| {
-                let main = view.mainline.as_ref().and_then(|m| s.git.idx(m));
-                s.ci.jobs[j].heal_main = main;
-                let d = s.ci.jobs[j].draw;
-                if !d.heal_fails {
-                    s.at(s.now + d.heal_rebuild, Event::Job(j, Step::HealWrite));
-                } else {
-                    s.note(|_| format!("ci#{j}-heal: the deploy path failed again"));
-                }
-            });
-            Ok(())
-        }
-    }
-}
-
-fn heal_write(w: &Arc<World>, j: usize, actor: ActorId) -> Result<(), CliError> {
-    let Some(main) = w.with(|s| s.ci.jobs[j].heal_main) else {
-        return Ok(());
-    };
-    let commit = w.with(|s| s.git.id(main).clone());
-    let ports = Ports::new(w, actor);
-    crate::channel::ports::Builder::build(&ports.builder, &ports.store, &commit, "main")?;
-    retag(w, actor, &commit)
 }
 
 /// Groups that merged although their run never passed its pre-merge deploy step (the gate).

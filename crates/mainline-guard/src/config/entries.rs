@@ -8,9 +8,8 @@
 //! the file only defines channels under `[[channels]]` (that is "no channel given", with the
 //! names to choose from).
 
-use crate::config::{ChannelArgs, FileConfig};
+use super::{ChannelArgs, ChannelEntry, ChannelKeys, FileConfig};
 use crate::error::CliError;
-use crate::guard::settings::ChannelEntry;
 
 /// The file as the command should read it: with `--channel-name`, the named entry merged over
 /// the top-level keys; without, the file unchanged.
@@ -28,7 +27,7 @@ pub fn pick(
             .join(", ")
     };
     let Some(name) = &args.channel_name else {
-        if args.channel.is_none() && file.channel.is_none() && !entries.is_empty() {
+        if args.channel.is_none() && file.keys.channel.is_none() && !entries.is_empty() {
             return Err(CliError::invalid(format!(
                 "no channel given: {file_name} defines its channels under [[channels]] ({})",
                 names()
@@ -59,30 +58,41 @@ pub fn pick(
     Ok(entry_over(entry, &file))
 }
 
-/// An entry's keys over the top-level ones: the one merge the CLI (`--channel-name`) and the
-/// guard (`[[channels]]`) both use. Evidence, `allow_empty` and `cache_dir` are file-wide.
+impl ChannelKeys {
+    /// An entry's keys over the top-level ones: the one merge the CLI (`--channel-name`) and
+    /// the guard (`[[channels]]`) both use. The channel itself is never inherited (each entry
+    /// names its own); `kubernetes` is replaced as a whole table.
+    pub fn over(&self, top: &ChannelKeys) -> ChannelKeys {
+        ChannelKeys {
+            channel: self.channel.clone(),
+            git: self.git.clone().or_else(|| top.git.clone()),
+            path: self.path.clone().or_else(|| top.path.clone()),
+            branch: self.branch.clone().or_else(|| top.branch.clone()),
+            source: self.source.clone().or_else(|| top.source.clone()),
+            require_signature: self.require_signature.or(top.require_signature),
+            queue: self.queue.or(top.queue),
+            lease_ttl: self.lease_ttl.clone().or_else(|| top.lease_ttl.clone()),
+            lock: self.lock.or(top.lock),
+            github_repository: self
+                .github_repository
+                .clone()
+                .or_else(|| top.github_repository.clone()),
+            kubernetes: self.kubernetes.clone().or_else(|| top.kubernetes.clone()),
+        }
+    }
+}
+
+/// The file as one `[[channels]]` entry sees it: its keys over the top-level ones, the
+/// file-wide keys (evidence, `allow_empty`, `cache_dir`) as they are, no sections.
 pub fn entry_over(e: &ChannelEntry, top: &FileConfig) -> FileConfig {
     FileConfig {
-        channel: e.channel.clone(),
-        git: e.git.clone().or_else(|| top.git.clone()),
-        path: e.path.clone().or_else(|| top.path.clone()),
-        branch: e.branch.clone().or_else(|| top.branch.clone()),
-        source: e.source.clone().or_else(|| top.source.clone()),
-        require_signature: e.require_signature.or(top.require_signature),
+        keys: e.keys.over(&top.keys),
         signature_keys: top.signature_keys.clone(),
         require_attestation: top.require_attestation,
         attestation_builder: top.attestation_builder.clone(),
         attestation_source: top.attestation_source.clone(),
         allow_empty: top.allow_empty,
-        queue: e.queue.or(top.queue),
-        lease_ttl: e.lease_ttl.clone().or_else(|| top.lease_ttl.clone()),
-        lock: e.lock.or(top.lock),
         cache_dir: top.cache_dir.clone(),
-        github_repository: e
-            .github_repository
-            .clone()
-            .or_else(|| top.github_repository.clone()),
-        kubernetes: e.kubernetes.clone().or_else(|| top.kubernetes.clone()),
         channels: None,
         guard: None,
     }

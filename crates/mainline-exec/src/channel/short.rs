@@ -1,0 +1,320 @@
+//! The short path of a locked write (issue 15): the common move — a restore, a candidate deploy,
+//! a promotion — in four git round trips instead of a dozen, with the same guarantees as the
+//! general path in `rounds.rs`.
+//!
+//! 1. **List** (the observation every run makes): refs and the channel, then decide.
+//! 2. **Pack** a missing artifact, without the lock: a `sha-<commit>` push is idempotent (the
+//!    same bytes from the same tree), so two writers packing at once cannot disagree.
+//! 3. **Lock + intent, one atomic push**: create the lock ref (expected absent) *and* append the
+//!    journal's intent with a compare-and-swap on the journal head that step 1 listed.
+//! 4. **Write** the channel under the lease's fence and read it back (`effects.rs`).
+//! 5. **Moved + release, one atomic push**: append the outcome after our intent and delete our
+//!    lock record. Then decide again on fresh facts (a new listing), as every run does.
+//!
+//! Why step 3 may act on facts read before the lock: every locked mainline writer appends an
+//! intent to the journal before it writes the channel and holds the lock until its outcome is
+//! recorded. If the lock ref is absent and the journal head is still the one listed, no
+//! mainline writer holds the lock or recorded anything since the listing — which is exactly
+//! what observing again under the lock would establish. (Facts mainline does not own — the
+//! branch, the queue, a hand move of the tag — can change under any lock; the re-decision in
+//! step 5 answers them, as it does on the general path.)
+//!
+//! The short path hands over to the general path (which takes the lock the patient way,
+//! observes under it and settles the journal) whenever its conditions do not hold: a lock ref is
+//! present (a live or dead holder), the journal has something to settle (an unsettled intent, a
+//! channel moved without a record), a pin is involved, packing failed, or an atomic push lost a
+//! race. Only the git lock with the journal on takes it.
+//!
+//! Must never: act on a listing when the atomic push did not confirm both the absent lock and
+//! the unchanged journal head; append an outcome twice (a push without an answer is checked
+//! against the remote before anything is retried); or leave our lock behind when the run ends.
+
+use super::effects::WriteOutcome;
+use super::exec::{channel_digest, Executor, LockMode, Locked, Report, MAX_ROUNDS};
+use super::gather::{Gathered, Prior};
+use super::journal::{Entry, EntryKind, Record};
+use super::lock::{GitLock, Held};
+use super::ports::{Cas, RefUpdate};
+use super::record::{settles, SETTLE_WINDOW};
+use super::rounds::Carried;
+use crate::error::{chain_message, CliError};
+use mainline_core::{Decision, Plan, Request};
+
+/// How the short path ended.
+pub(super) enum Short {
+    Done(Report),
+    /// Its conditions do not hold (any more): continue on the general path from here.
+    Handover(Carried),
+}
+
+impl Executor<'_> {
+    /// Whether this observation allows the short path; if so, the journal head to append
+    /// after (`None`: no journal yet).
+    pub(super) fn short_path_start(&self, g: &Gathered) -> Option<Option<Record>> {
+        if !matches!(self.lock, LockMode::Git { .. }) || !self.journal {
+            return None;
+        }
+        let view = g.view.as_ref()?;
+        if view.mainline_refs.contains_key(&self.config.key.lock_ref()) {
+            return None;
+        }
+        let current = channel_digest(&g.facts.channel)?;
+        let journal = self.journal();
+        let Some(head) = view.mainline_refs.get(&journal.refname) else {
+            return Some(None);
+        };
+        let window = journal
+            .tail_from_commit(head, SETTLE_WINDOW, |e| settles(e.kind))
+            .ok()?;
+        // Nothing to settle (see `journal::settlement`): no intent since the last record that
+        // says where the channel went, and the channel is still there.
+        if window.iter().any(|r| r.entry.kind == EntryKind::Intent) {
+            return None;
+        }
+        match window.last() {
+            Some(last) if settles(last.entry.kind) && last.entry.after == current => {}
+            _ => return None,
+        }
+        window.into_iter().next().map(Some)
+    }
+
+    /// Run the writes of `request` on the short path, from the observation `(g, d)` (whose plan
+    /// is a move and which passed [`Executor::short_path_start`]).
+    pub(super) fn run_short(
+        &self,
+        request: &Request,
+        g: Gathered,
+        d: Decision,
+    ) -> Result<Short, CliError> {
+        let mut carried = Carried {
+            first: Some(d.clone()),
+            ..Carried::default()
+        };
+        let (mut g, mut d) = (g, d);
+        loop {
+            let mv = match d.plan.clone() {
+                Plan::Move(mv) => mv,
+                Plan::Hold | Plan::Refuse(_)
+                    if !carried.moves.is_empty() || carried.overtakes > 0 =>
+                {
+                    let first = carried.first.take().unwrap_or_else(|| d.clone());
+                    let mut report = self.report(first, carried.moves, d, g);
+                    if report.refusal.is_some() {
+                        carried
+                            .warnings
+                            .extend(self.journal_refusal(request, &report));
+                    }
+                    report.journal_warnings = carried.warnings;
+                    self.cache.save();
+                    return Ok(Short::Done(report));
+                }
+                _ => return Ok(Short::Handover(carried)),
+            };
+            if carried.moves.len() + carried.overtakes >= MAX_ROUNDS {
+                return Err(self.kept_changing(carried.moves.len()));
+            }
+            let Some(head) = self.short_path_start(&g) else {
+                return Ok(Short::Handover(carried));
+            };
+            // The artifact first: packing and uploading never hold the lock.
+            let Ok(prepared) = self.target(&g, &mv) else {
+                // The general path packs again under the lock and journals the failure.
+                return Ok(Short::Handover(carried));
+            };
+            let mut intent = self.entry(EntryKind::Intent, &mv.reason, &g);
+            intent.action = Some(mv.action);
+            intent.verdict = Some(d.verdict);
+            intent.to_digest = mv.to_digest.clone();
+            intent.to_commit = mv.to_commit.clone();
+            let lock = self.git_lock();
+            let Some((held, intent)) = self.lock_with_intent(&lock, head.as_ref(), intent)? else {
+                return Ok(Short::Handover(carried));
+            };
+            let mut locked = Locked::Git {
+                lock: Box::new(lock),
+                held,
+            };
+            let outcome = self.write_fenced(&g, &d, &mv, &mut Some(&mut locked), Some(prepared));
+            let Locked::Git { lock, held } = locked else {
+                unreachable!("the short path holds the git lock")
+            };
+            let settle = |kind: EntryKind, reason: Option<String>, after| {
+                let mut e = intent.entry.clone();
+                e.kind = kind;
+                e.intent = Some(intent.entry.seq);
+                e.after = after;
+                if let Some(r) = reason {
+                    e.reason = r;
+                }
+                e.time = self.clock.now();
+                e
+            };
+            let read_back = matches!(outcome, WriteOutcome::Moved(_, _, true));
+            match outcome {
+                WriteOutcome::Moved(applied, note, _) => {
+                    carried.warnings.extend(note);
+                    let mut done = settle(EntryKind::Moved, None, Some(applied.to_digest.clone()));
+                    done.to_digest = Some(applied.to_digest.clone());
+                    self.record_and_release(
+                        &lock,
+                        held,
+                        &intent,
+                        Some(done),
+                        &mut carried.warnings,
+                    );
+                    carried.moves.push(applied);
+                }
+                WriteOutcome::Overtaken { seen, error } => {
+                    let e = settle(
+                        EntryKind::Abandoned,
+                        Some(error.message.clone()),
+                        Some(seen),
+                    );
+                    self.record_and_release(&lock, held, &intent, Some(e), &mut carried.warnings);
+                    if carried.moves.len() + carried.overtakes + 1 >= MAX_ROUNDS {
+                        return Err(error);
+                    }
+                    carried.overtakes += 1;
+                    carried.warnings.push(error.message);
+                }
+                WriteOutcome::Failed { error, abandoned } => {
+                    let e = abandoned.map(|after| {
+                        settle(
+                            EntryKind::Abandoned,
+                            Some(format!("the write did not land: {}", error.message)),
+                            after,
+                        )
+                    });
+                    self.record_and_release(&lock, held, &intent, e, &mut carried.warnings);
+                    return Err(error);
+                }
+            }
+            // Decide again on fresh facts: undo a write the world no longer allows. What the
+            // channel names is the write's own read-back (a moment old, like any read).
+            let channel = carried.moves.last().map(|m| Some(m.to_digest.clone()));
+            let prior = Prior {
+                view: None,
+                channel: channel.filter(|_| read_back),
+            };
+            (g, d) = self.observe_from(
+                &Request::Reconcile {
+                    force_restore: false,
+                },
+                prior,
+            );
+        }
+    }
+
+    /// Step 3: create the lock ref and append `intent` after `head`, in one atomic push.
+    /// `None`: the remote had moved on (a lock appeared, the journal grew), nothing was taken.
+    fn lock_with_intent(
+        &self,
+        lock: &GitLock<'_>,
+        head: Option<&Record>,
+        intent: Entry,
+    ) -> Result<Option<(Held, Record)>, CliError> {
+        let journal = self.journal();
+        let intent = journal
+            .prepare(intent, head)
+            .map_err(|e| CliError::new(crate::error::Kind::Unavailable, chain_message(&e)))?;
+        let (commit, record) = lock.new_record().map_err(|e| self.lock_err(e))?;
+        let sent = self.clock.monotonic_ms();
+        let updates = [
+            RefUpdate {
+                refname: lock.refname.clone(),
+                expected: None,
+                new: Some(commit.clone()),
+            },
+            RefUpdate {
+                refname: journal.refname.clone(),
+                expected: head.map(|h| h.commit.clone()),
+                new: Some(intent.commit.clone()),
+            },
+        ];
+        match self.repo.cas_refs(&updates) {
+            Ok(Cas::Updated) => {}
+            Ok(Cas::Conflict { .. }) => return Ok(None),
+            // No answer: the push may have landed. The remote says (both refs or neither).
+            Err(e) => match self.repo.view(&self.config.branch) {
+                Ok(v) if v.mainline_refs.get(&lock.refname) == Some(&commit) => {}
+                Ok(_) => return Ok(None),
+                Err(_) => return Err(super::effects::repo_err(e)),
+            },
+        }
+        journal.remember(&intent);
+        Ok(Some((lock.held_from(commit, record, sent), intent)))
+    }
+
+    /// Step 5: append `outcome` after our `intent` and release the lock, in one atomic push.
+    /// When that does not land: if the lock is still ours (someone appended a refusal, which
+    /// needs no lock), the general way — an append that retries, then the release; if it is
+    /// not (it expired and was taken over), nothing: the holder settles our intent from what
+    /// the channel names, and a second settlement of the same intent would contradict it.
+    fn record_and_release(
+        &self,
+        lock: &GitLock<'_>,
+        held: Held,
+        intent: &Record,
+        outcome: Option<Entry>,
+        warnings: &mut Vec<String>,
+    ) {
+        if let Some(entry) = outcome {
+            let journal = self.journal();
+            let pushed = match journal.prepare(entry.clone(), Some(intent)) {
+                Ok(rec) => {
+                    let updates = [
+                        RefUpdate {
+                            refname: journal.refname.clone(),
+                            expected: Some(intent.commit.clone()),
+                            new: Some(rec.commit.clone()),
+                        },
+                        RefUpdate {
+                            refname: lock.refname.clone(),
+                            expected: Some(held.commit.clone()),
+                            new: None,
+                        },
+                    ];
+                    let answer = self.repo.cas_refs(&updates);
+                    Some((rec, answer))
+                }
+                Err(_) => None,
+            };
+            if let Some((rec, Ok(Cas::Updated))) = &pushed {
+                journal.remember(rec);
+                return;
+            }
+            // Not confirmed: the remote says whether it landed and whose the lock is.
+            match self.repo.view(&self.config.branch) {
+                Ok(v) => {
+                    let landed = pushed.as_ref().is_some_and(|(rec, _)| {
+                        v.mainline_refs.get(&journal.refname) == Some(&rec.commit)
+                    });
+                    if landed {
+                        return;
+                    }
+                    if v.mainline_refs.get(&lock.refname) != Some(&held.commit) {
+                        let w = format!(
+                            "the channel lock was taken over before this run recorded how its write ended; the holder settles intent #{} from what the channel names",
+                            intent.entry.seq
+                        );
+                        tracing::warn!("{w}");
+                        warnings.push(w);
+                        return;
+                    }
+                    self.append(entry, warnings);
+                }
+                Err(e) => {
+                    let w = format!(
+                        "could not record how the write of intent #{} ended ({e}); the next locked run settles it",
+                        intent.entry.seq
+                    );
+                    tracing::warn!("{w}");
+                    warnings.push(w);
+                }
+            }
+        }
+        if let Err(e) = lock.release(held) {
+            tracing::warn!("could not release the channel lock (it expires by itself): {e}");
+        }
+    }
+}
