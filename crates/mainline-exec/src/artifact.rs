@@ -38,6 +38,19 @@ pub fn push_packed(
     revision: &Revision,
     progress: &mut dyn FnMut(u64),
 ) -> Result<PushOutcome, CliError> {
+    let existing = store.resolve(&revision.commit.artifact_tag())?;
+    push_packed_over(store, packed, revision, existing, progress)
+}
+
+/// [`push_packed`] when the caller has just resolved the artifact tag (`existing`: the digest
+/// it names, if any), so it is not asked again.
+pub fn push_packed_over(
+    store: &dyn Store,
+    packed: &Packed,
+    revision: &Revision,
+    existing: Option<Digest>,
+    progress: &mut dyn FnMut(u64),
+) -> Result<PushOutcome, CliError> {
     let tag = revision.commit.artifact_tag();
     let mut outcome = PushOutcome {
         digest: packed.manifest_digest.clone(),
@@ -49,7 +62,6 @@ pub fn push_packed(
         blobs_skipped: 0,
         already_present: false,
     };
-    let existing = store.resolve(&tag)?;
     if let Some(existing) = existing.as_ref().filter(|d| **d != packed.manifest_digest) {
         return Err(CliError::new(
             Kind::Conflict,
@@ -112,7 +124,10 @@ pub fn push_packed(
 
 /// Whether the store returns exactly `manifest`'s bytes for its digest (a missing or corrupt
 /// manifest answers `false`, so the push writes it again).
-fn manifest_intact(store: &dyn Store, manifest: &StoredManifest) -> Result<bool, CliError> {
+pub(crate) fn manifest_intact(
+    store: &dyn Store,
+    manifest: &StoredManifest,
+) -> Result<bool, CliError> {
     match store.fetch_manifest(&ReferenceTarget::Digest(manifest.digest.clone())) {
         Ok(Some(m)) => Ok(m.bytes == manifest.bytes),
         Ok(None) => Ok(false),
@@ -141,7 +156,18 @@ pub fn write_tag_fenced(
     fence: &dyn mainline_store::WriteFence,
 ) -> Result<(), CliError> {
     let written = store.put_manifest_fenced(tag, &manifest.media_type, &manifest.bytes, fence)?;
-    if written != manifest.digest {
+    read_back(store, manifest, tag, &written)
+}
+
+/// After a PUT of `manifest` under `tag` that the store answered with `written`: fail unless
+/// that is the manifest's digest and the tag, read back, names it.
+pub(crate) fn read_back(
+    store: &dyn Store,
+    manifest: &StoredManifest,
+    tag: &Tag,
+    written: &Digest,
+) -> Result<(), CliError> {
+    if *written != manifest.digest {
         return Err(CliError::new(
             Kind::Integrity,
             format!(

@@ -12,3 +12,5 @@ pub mod adapters;
 pub mod artifact;
 pub mod channel;
 pub mod error;
+pub mod tree_index;
+pub mod tree_push;

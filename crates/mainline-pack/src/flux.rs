@@ -166,6 +166,11 @@ fn redact(source: &str) -> String {
     }
 }
 
+/// The descriptor of the Flux config blob ([`FLUX_CONFIG_BYTES`]), the same in every artifact.
+pub fn flux_config() -> Descriptor {
+    Descriptor::of(FLUX_CONFIG_MEDIA_TYPE, FLUX_CONFIG_BYTES)
+}
+
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct ManifestOut<'a> {

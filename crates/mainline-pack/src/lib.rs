@@ -30,12 +30,12 @@ pub use extract::{
     extract, extract_within, list, EntryInfo, EntryKind, ExtractError, ExtractSummary, Limits,
 };
 pub use flux::{
-    manifest_bytes, parse_manifest, ArtifactMeta, Descriptor, FluxManifest, FormatError,
-    ANNOTATION_CREATED, ANNOTATION_REVISION, ANNOTATION_SOURCE, FLUX_CONFIG_BYTES,
+    flux_config, manifest_bytes, parse_manifest, ArtifactMeta, Descriptor, FluxManifest,
+    FormatError, ANNOTATION_CREATED, ANNOTATION_REVISION, ANNOTATION_SOURCE, FLUX_CONFIG_BYTES,
     FLUX_CONFIG_MEDIA_TYPE, FLUX_LAYER_MEDIA_TYPE, OCI_MANIFEST_MEDIA_TYPE,
 };
 pub use pack::{
-    git_commit_info, pack_dir, pack_dir_with, pack_git, pack_git_with, CommitInfo, PackError,
-    PackOptions, Packed, Symlinks,
+    git_commit_info, git_tree_id, pack_dir, pack_dir_with, pack_git, pack_git_with, CommitInfo,
+    PackError, PackOptions, Packed, Symlinks, PACK_FORMAT,
 };
 pub use symlink::LinkProblem;

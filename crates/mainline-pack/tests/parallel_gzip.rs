@@ -133,9 +133,18 @@ fn golden_digest_of_a_multi_member_layer() {
     let root = tmp.path().join("tree");
     build(&root);
     let packed = pack(&root, tmp.path(), 2);
-    assert_eq!(packed.layer.digest.as_str(), GOLDEN_LAYER);
+    assert_eq!(
+        (mainline_pack::PACK_FORMAT, packed.layer.digest.as_str()),
+        (GOLDEN_FORMAT, GOLDEN_LAYER),
+        "the multi-member layer bytes changed: a packing format change. Bump \
+         mainline_pack::PACK_FORMAT (so the store's tree index stops reusing layers of the old \
+         format), then update GOLDEN_FORMAT, GOLDEN_LAYER and GOLDEN_SIZE"
+    );
     assert_eq!(packed.layer.size, GOLDEN_SIZE);
 }
+
+/// The packing format GOLDEN_LAYER belongs to: update them together.
+const GOLDEN_FORMAT: u32 = 1;
 
 const GOLDEN_LAYER: &str =
     "sha256:dfb1ed1cdf187a650e57194db0f90a8f865a33509242fa859f79b9c57c05cda8";

@@ -266,9 +266,19 @@ fn golden_manifest_digest_of_a_fixed_tree() {
         )
     );
     assert_eq!(packed.layer.size, 312);
-    assert_eq!(packed.layer.digest.as_str(), GOLDEN_LAYER);
+    assert_eq!(
+        (mainline_pack::PACK_FORMAT, packed.layer.digest.as_str()),
+        (GOLDEN_FORMAT, GOLDEN_LAYER),
+        "the layer bytes of a fixed tree changed: a packing format change. Bump \
+         mainline_pack::PACK_FORMAT (so the store's tree index stops reusing layers of the old \
+         format), then update GOLDEN_FORMAT and the golden digests"
+    );
     assert_eq!(packed.manifest_digest.as_str(), GOLDEN_MANIFEST);
 }
+
+/// The packing format the golden digests below belong to: update them together, never one
+/// without the other.
+const GOLDEN_FORMAT: u32 = 1;
 
 const GOLDEN_LAYER: &str =
     "sha256:72973af92d8e3773d4af67eccb839b2474c413162143fc8fe132de689e4bc9fe";

@@ -342,3 +342,32 @@ fn blob_intact_reads_and_hashes_the_blob() {
         "corrupt is not intact"
     );
 }
+
+/// Like a registry (MANIFEST_BLOB_UNKNOWN), the layout refuses a manifest that names a blob it
+/// lacks, and writes nothing: no tag, no manifest blob.
+#[test]
+fn a_manifest_over_a_missing_blob_is_refused() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("layout");
+    let store = LayoutStore::open(layout(&dir)).expect("open");
+    let scratch = tempfile::tempdir().expect("scratch");
+    let (bytes, _) = store_artifact(&store, scratch.path(), &["ok"]);
+    let missing = Digest::of(b"never pushed");
+    let config = Digest::of(b"{}");
+    let dangling = manifest(
+        (&config, 2),
+        (&missing, 12),
+        "main@sha1:4444444444444444444444444444444444444444",
+    );
+    let err = store
+        .put_manifest(&tag("dangling"), OCI_MANIFEST_MEDIA_TYPE, &dangling)
+        .expect_err("a manifest over a missing layer");
+    assert_eq!(err.kind, ErrorKind::InvalidInput, "{err}");
+    assert!(err.message.contains(missing.as_str()), "{err}");
+    assert_eq!(store.resolve(&tag("dangling")).expect("resolve"), None);
+    assert!(!store.blob_exists(&Digest::of(&dangling)).expect("stat"));
+    // The artifact whose blobs are there is still accepted under another tag.
+    store
+        .put_manifest(&tag("again"), OCI_MANIFEST_MEDIA_TYPE, &bytes)
+        .expect("a manifest over present blobs");
+}

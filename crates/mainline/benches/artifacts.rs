@@ -116,6 +116,13 @@ fn main() {
         rev,
     ]));
 
+    // Issue 15 item 4: the same tree pushed from git for three commits (B and C are empty
+    // commits on A: the same tree). B reuses the layer through the store's tree index; C is
+    // pushed with --repack, as every push was before the index (pack; blobs already there).
+    let git_store = format!("{store}-git");
+    let (git_first, git_reused, git_repacked, reuse_requests, repack_requests) =
+        git_pushes(&bin, &tree, &git_store, &log);
+
     println!();
     println!(
         "{:<44} {:>9} {:>12} {:>10}",
@@ -135,6 +142,12 @@ fn main() {
     row("mainline push -> oci-layout", &layout_push);
     row("skopeo copy of the same artifact (peer)", &skopeo);
     row("flux push artifact (Flux's Client.Push, peer)", &flux_push);
+    row("push --git A (pack + upload + tree index)", &git_first);
+    row("push --git B, same tree (tree index reuse)", &git_reused);
+    row(
+        "push --git C, same tree, --repack (no index)",
+        &git_repacked,
+    );
     row("mainline tag (re-tag)", &retag);
     row("crane tag (re-tag, peer)", &crane_tag);
     println!();
@@ -145,6 +158,12 @@ fn main() {
         mib(pushed["layer_bytes"].as_u64().unwrap_or(0))
     );
     println!("registry requests for one `mainline tag`: {tag_requests}; for one `crane tag`: {crane_requests}");
+    println!(
+        "re-push of an unchanged git tree: {:.2} s and {reuse_requests} registry requests with the tree index, {:.2} s and {repack_requests} packing it again ({:.0}x faster)",
+        git_reused.seconds,
+        git_repacked.seconds,
+        git_repacked.seconds / git_reused.seconds
+    );
     println!(
         "re-tag: mainline {:.2}x crane's time; push: mainline {:.2}x flux push artifact's time",
         retag.seconds / crane_tag.seconds,
@@ -171,6 +190,82 @@ fn main() {
             m.peak_rss_kib as f64 / 1024.0
         );
     }
+}
+
+/// Commit `tree` as A, then B and C (empty commits: the same tree), and push A, B (tree
+/// index) and C (`--repack`) from git. Returns the three runs and the registry requests (every
+/// access-log line, 404s included) of B's and C's pushes.
+fn git_pushes(
+    bin: &Path,
+    tree: &Path,
+    store: &str,
+    log: &str,
+) -> (Measured, Measured, Measured, usize, usize) {
+    let git = |args: &[&str]| {
+        let out = Command::new("git")
+            .arg("-C")
+            .arg(tree)
+            .args(args)
+            .env("GIT_AUTHOR_NAME", "Bench")
+            .env("GIT_AUTHOR_EMAIL", "bench@example.com")
+            .env("GIT_COMMITTER_NAME", "Bench")
+            .env("GIT_COMMITTER_EMAIL", "bench@example.com")
+            .env("GIT_AUTHOR_DATE", "2024-05-01T12:00:00Z")
+            .env("GIT_COMMITTER_DATE", "2024-05-01T12:00:00Z")
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .output()
+            .expect("run git");
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    let t = Instant::now();
+    git(&["init", "-q", "-b", "main"]);
+    git(&["add", "-A"]);
+    let mut commits = Vec::new();
+    for message in ["A", "B", "C"] {
+        git(&["commit", "-q", "--allow-empty", "-m", message]);
+        commits.push(git(&["rev-parse", "HEAD"]));
+    }
+    println!(
+        "git: committed the tree in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+    let push = |commit: &str, extra: &[&str]| {
+        let mut cmd = Command::new(bin);
+        cmd.args(["--plain-http", "push", "--git"])
+            .arg(tree)
+            .args(["--commit", commit, "--to", store, "-o", "json"])
+            .args(["--source", "https://example.com/bench"])
+            .args(extra);
+        let m = measure(&mut cmd);
+        let report: serde_json::Value = serde_json::from_slice(&m.stdout).expect("push json");
+        (m, report)
+    };
+    let (first, _) = push(&commits[0], &[]);
+    let before = count_all_requests(log);
+    let (reused, report) = push(&commits[1], &[]);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let reuse_requests = count_all_requests(log) - before;
+    assert_eq!(report["tree_index"], "reused", "{report}");
+    let before = count_all_requests(log);
+    let (repacked, report_c) = push(&commits[2], &["--repack"]);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let repack_requests = count_all_requests(log) - before;
+    assert_eq!(report_c["bytes_uploaded"], 0, "{report_c}");
+    (first, reused, repacked, reuse_requests, repack_requests)
+}
+
+/// Every request in the registry's access log (404s too, unlike "response completed").
+fn count_all_requests(log: &str) -> usize {
+    std::fs::read_to_string(log)
+        .expect("registry log")
+        .lines()
+        .filter(|l| l.contains("] \"") && l.contains(" /v2/"))
+        .count()
 }
 
 struct Measured {

@@ -176,6 +176,12 @@ pub struct PushArgs {
     /// Flux drops symlinks when it unpacks, so the file would vanish from the cluster.
     #[arg(long)]
     pub resolve_symlinks: bool,
+
+    /// With --git: pack the tree even when the store's tree index (tag tree-<tree id>-p<N>)
+    /// names it already, and write the entry again. Without it, a deploy tree that was pushed
+    /// before costs one manifest write, not a pack and upload.
+    #[arg(long, requires = "git")]
+    pub repack: bool,
 }
 
 #[derive(Debug, Args)]

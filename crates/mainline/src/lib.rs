@@ -17,7 +17,7 @@ pub mod redact;
 pub mod settings;
 
 // The rooms this crate builds on, under the paths the commands and tests have always used.
-pub use mainline_exec::{adapters, artifact, channel, error};
+pub use mainline_exec::{adapters, artifact, channel, error, tree_index, tree_push};
 pub use mainline_guard::{config, config_entries, guard};
 pub use mainline_sim as sim;
 

@@ -9,10 +9,11 @@
 //! Must never: print the remote URL unredacted, or treat a commit the remote lacks as anything
 //! but `CommitNotFound`.
 
-use crate::artifact::push_packed;
 use crate::channel::ports::{Builder, Cas, QueueRef, RefUpdate, RemoteView, Repo, RepoError};
 use crate::channel::ChannelConfig;
 use crate::error::{chain_message, CliError, Kind};
+use crate::tree_index::TreeKey;
+use crate::tree_push::{push_tree, TreeSource};
 use mainline_core::{CommitId, Digest, Revision, Timestamp};
 use mainline_git::{CasOutcome, GitError, GitErrorKind, GitRemote, Snapshot, FULL_DEPTH};
 use mainline_store::Store;
@@ -385,11 +386,30 @@ impl Builder for GitBuilder {
         revision_ref: &str,
     ) -> Result<Digest, CliError> {
         let git = |e: GitError| CliError::new(git_kind(&e), chain_message(&e));
-        self.repo
-            .remote
-            .fetch_blobs(commit, &self.path)
-            .map_err(git)?;
-        self.repo.invalidate();
+        // The deploy tree's id from commits and trees alone (the blob-less cache has them):
+        // when the store's tree index knows it, no blob is fetched and nothing is packed. A
+        // commit the cache lacks is fetched with its blobs first, as before the index.
+        let cache = self.repo.remote.cache_path();
+        let symlinks = mainline_pack::Symlinks::Refuse;
+        let tree_key = || {
+            mainline_pack::git_tree_id(cache, commit, &self.path)
+                .ok()
+                .and_then(|tree| TreeKey::new(&tree, symlinks))
+        };
+        let fetch_blobs = || {
+            self.repo
+                .remote
+                .fetch_blobs(commit, &self.path)
+                .map_err(git)?;
+            self.repo.invalidate();
+            Ok::<(), CliError>(())
+        };
+        let mut key = tree_key();
+        let fetched = key.is_none();
+        if fetched {
+            fetch_blobs()?;
+            key = tree_key();
+        }
         let secs = self
             .repo
             .commit_time(commit)
@@ -412,22 +432,29 @@ impl Builder for GitBuilder {
                 .map_err(crate::error::format_err)?;
         let scratch = tempfile::tempdir()
             .map_err(|e| CliError::new(Kind::Internal, format!("cannot create a temp dir: {e}")))?;
-        let packed = mainline_pack::pack_git(
-            self.repo.remote.cache_path(),
-            commit,
-            &self.path,
-            &meta,
-            scratch.path(),
-            &mut |_| {},
-        )
-        .map_err(crate::error::pack_err)?;
-        if !self.allow_empty {
-            packed
-                .refuse_empty(&format!("{}:{}", commit.short(), self.path))
-                .map_err(crate::error::pack_err)?;
-        }
-        match push_packed(store, &packed, &revision, &mut |_| {}) {
-            Ok(o) => Ok(o.digest),
+        let mut pack = || {
+            if !fetched {
+                fetch_blobs()?;
+            }
+            mainline_pack::pack_git(
+                cache,
+                commit,
+                &self.path,
+                &meta,
+                scratch.path(),
+                &mut |_| {},
+            )
+            .map_err(crate::error::pack_err)
+        };
+        let src = TreeSource {
+            key,
+            meta: &meta,
+            allow_empty: self.allow_empty,
+            root: format!("{}:{}", commit.short(), self.path),
+            lookup: true,
+        };
+        match push_tree(store, &src, &mut pack, &mut |_| {}) {
+            Ok(pushed) => Ok(pushed.outcome.digest),
             // Someone (CI) pushed this commit's artifact meanwhile: use theirs, it is immutable.
             Err(e) if e.kind == Kind::Conflict => store.resolve(&commit.artifact_tag())?.ok_or(e),
             Err(e) => Err(e),

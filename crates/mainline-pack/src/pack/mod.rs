@@ -30,15 +30,22 @@ mod gzip;
 
 pub use error::{GitSource, PackError};
 
-use crate::flux::{
-    manifest_bytes, ArtifactMeta, Descriptor, FLUX_CONFIG_BYTES, FLUX_CONFIG_MEDIA_TYPE,
-};
+use crate::flux::{flux_config, manifest_bytes, ArtifactMeta, Descriptor, FLUX_CONFIG_BYTES};
 use archive::{ArchiveWriter, Layer};
 use mainline_core::{CommitId, Digest};
 use std::cmp::Ordering;
 use std::num::NonZeroUsize;
 use std::path::Path;
 use tempfile::TempPath;
+
+/// The version of the packing format: which bytes a given tree packs to (tar entry order,
+/// modes and headers, the gzip member size, chunking and level, the compressor). Bump it with
+/// any change that makes some tree pack to other layer bytes — the golden tests in
+/// `tests/reproducible.rs` and `tests/parallel_gzip.rs` fail on such a change and say so.
+/// Whatever remembers "tree → layer" (the store's tree index) records this version and never
+/// reuses an entry of another one: the artifact for a commit stays byte-identical whether it
+/// is packed or reused.
+pub const PACK_FORMAT: u32 = 1;
 
 /// A packed artifact, ready to upload: the layer in a temp file (deleted on drop), the config
 /// and manifest bytes, and their descriptors.
@@ -188,6 +195,16 @@ pub fn pack_git_with(
     Ok(assemble(walker.out.finish()?, meta))
 }
 
+/// The git tree id of folder `subdir` (`""` or `"."` for the whole tree) of `commit`: the
+/// tree [`pack_git`] would walk, found the same way (the same normalisation of `subdir`). Reads
+/// only the commit and trees, so a blob-less clone answers it.
+pub fn git_tree_id(repo: &Path, commit: &CommitId, subdir: &str) -> Result<String, PackError> {
+    let subdir = normalise_subdir(subdir)?;
+    let repository = git::open(repo)?;
+    let tree = git::GitWalker::subdir_tree(&repository, repo, commit, &subdir)?;
+    Ok(tree.to_hex().to_string())
+}
+
 /// Resolves `rev` — a commit id, a branch (`main`, `refs/heads/x`), `HEAD` or a tag — in
 /// the repository at `repo` to its commit id and committer time.
 pub fn git_commit_info(repo: &Path, rev: &str) -> Result<CommitInfo, PackError> {
@@ -195,7 +212,7 @@ pub fn git_commit_info(repo: &Path, rev: &str) -> Result<CommitInfo, PackError> 
 }
 
 fn assemble(layer: Layer, meta: &ArtifactMeta) -> Packed {
-    let config = Descriptor::of(FLUX_CONFIG_MEDIA_TYPE, FLUX_CONFIG_BYTES);
+    let config = flux_config();
     let manifest = manifest_bytes(&config, &layer.descriptor, meta);
     Packed {
         layer_file: layer.file,

@@ -35,6 +35,12 @@ pub enum LayoutError {
     },
     #[error("blob {digest} is not in the layout {layout}; push it first")]
     BlobMissing { layout: PathBuf, digest: Digest },
+    #[error("the manifest for tag {tag} names blob {digest}, which is not in the layout {layout}; push the blob first (a registry refuses such a manifest too, with MANIFEST_BLOB_UNKNOWN)")]
+    ManifestBlobMissing {
+        layout: PathBuf,
+        tag: String,
+        digest: Digest,
+    },
     #[error("the file {path} has {actual_size} bytes with digest {actual}, not the announced {size} bytes with digest {digest}; it changed after it was built: build it again")]
     SourceMismatch {
         path: PathBuf,
@@ -74,7 +80,8 @@ impl LayoutError {
             | LayoutError::NoLayout { .. }
             | LayoutError::NotADirectory { .. }
             | LayoutError::Version { .. }
-            | LayoutError::BlobMissing { .. } => ErrorKind::InvalidInput,
+            | LayoutError::BlobMissing { .. }
+            | LayoutError::ManifestBlobMissing { .. } => ErrorKind::InvalidInput,
             LayoutError::SourceMismatch { .. }
             | LayoutError::Corrupt { .. }
             | LayoutError::ForeignDigest { .. }

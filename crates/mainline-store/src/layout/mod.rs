@@ -63,6 +63,40 @@ impl LayoutStore {
         Ok(&Digest::from_sha256(copied.sha256) == digest)
     }
 
+    /// Refuse a manifest that names a config or layer blob the layout lacks, as a registry
+    /// does (MANIFEST_BLOB_UNKNOWN): a tag never names an artifact that cannot be pulled, and
+    /// a writer that trusts a remembered descriptor (the tree index) learns it is stale. Bytes
+    /// that are not an image manifest are not checked here (readers refuse them).
+    fn check_referenced_blobs(&self, tag: &Tag, bytes: &[u8]) -> Result<(), LayoutError> {
+        let Ok(manifest) = serde_json::from_slice::<serde_json::Value>(bytes) else {
+            return Ok(());
+        };
+        let config = manifest.get("config").into_iter();
+        let layers = manifest
+            .get("layers")
+            .and_then(serde_json::Value::as_array)
+            .into_iter()
+            .flatten();
+        for descriptor in config.chain(layers) {
+            let Some(digest) = descriptor
+                .get("digest")
+                .and_then(serde_json::Value::as_str)
+                .and_then(|d| d.parse::<Digest>().ok())
+            else {
+                continue;
+            };
+            let present = fs::metadata(self.blob_path(&digest)).is_ok_and(|m| m.is_file());
+            if !present {
+                return Err(LayoutError::ManifestBlobMissing {
+                    layout: self.root.clone(),
+                    tag: tag.to_string(),
+                    digest,
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// The layout directory.
     pub fn path(&self) -> &Path {
         &self.root
@@ -287,6 +321,7 @@ impl Store for LayoutStore {
         bytes: &[u8],
     ) -> Result<Digest, StoreError> {
         let digest = Digest::of(bytes);
+        self.check_referenced_blobs(tag, bytes)?;
         let dir = self.blob_dir();
         write_atomic(&dir, digest.hex(), bytes)
             .map_err(|e| LayoutError::io("write", self.blob_path(&digest), e))?;

@@ -41,6 +41,21 @@ pub struct GitSource {
     pub reference: Option<String>,
     /// The default `--source`: the origin of a local repository, else the REPO itself.
     pub default_source: String,
+    /// For a remote: the cache, whose blobs of the deploy folder are fetched only when the
+    /// tree must be packed (the tree index may spare it). `None` for a local repository.
+    pub remote: Option<GitRemote>,
+}
+
+impl GitSource {
+    /// Make the deploy folder's blobs available for packing (a remote's are fetched now).
+    pub fn fetch_blobs(&self, path: &str) -> Result<(), CliError> {
+        match &self.remote {
+            Some(remote) => remote
+                .fetch_blobs(&self.commit, path)
+                .map_err(|e| CliError::new(crate::adapters::git::git_kind(&e), chain_message(&e))),
+            None => Ok(()),
+        }
+    }
 }
 
 /// Whether `--git REPO` names a remote URL rather than a local directory. A path that exists
@@ -80,6 +95,7 @@ pub fn open_git(
         created: info.time,
         reference,
         default_source,
+        remote: None,
     })
 }
 
@@ -118,7 +134,6 @@ fn open_remote(
         .snapshot()
         .and_then(|s| s.resolve(&target))
         .map_err(git)?;
-    remote.fetch_blobs(&commit, &args.path).map_err(git)?;
     let info = mainline_pack::git_commit_info(remote.cache_path(), commit.as_str())
         .map_err(crate::commands::push::pack_err)?;
     Ok(GitSource {
@@ -127,6 +142,7 @@ fn open_remote(
         created: info.time,
         reference,
         default_source: remote.url().redacted().to_owned(),
+        remote: Some(remote),
     })
 }
 
