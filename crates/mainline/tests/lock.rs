@@ -6,8 +6,10 @@
 //! What each test guards: a holder that stops renewing is taken over only at its expiry, never
 //! a millisecond before; a renewing holder keeps the lock past its original TTL; of several
 //! simultaneous acquirers exactly one wins; a holder whose lock was taken over fails `renew`
-//! with `Lost` — and an executor run in that position stops before it journals an intent,
-//! packs, or writes the channel; release frees the lock; `status` names the holder, and says
+//! with `Lost` — and an executor run in that position stops before it writes the channel and
+//! leaves its intent for the holder to settle; the short path (lock + intent in one push,
+//! outcome + release in another) ends right when the answer to either push is lost, whether
+//! the push landed or not; release frees the lock; `status` names the holder, and says
 //! `unlocked` with `--lock none`, which keeps working while the lock is held.
 
 mod support;
@@ -759,5 +761,114 @@ fn a_renewal_whose_answer_is_lost_is_judged_by_the_remote() {
         }
         assert_eq!(on_remote, Some(held.commit.clone()), "lands={lands}");
         l.release(held).expect("release");
+    }
+}
+
+/// A remote that loses the answer to its `nth` multi-ref push (1: the short path's lock +
+/// intent, 2: its outcome + release); the push lands (`lands`) or not.
+struct LostMultiAnswer {
+    inner: GitRepo,
+    nth: usize,
+    lands: bool,
+    calls: AtomicUsize,
+}
+
+impl RepoWrapper for LostMultiAnswer {
+    fn inner(&self) -> &dyn Repo {
+        &self.inner
+    }
+    fn cas_refs(&self, updates: &[RefUpdate]) -> Result<Cas, RepoError> {
+        if self.calls.fetch_add(1, Ordering::SeqCst) + 1 == self.nth {
+            if self.lands {
+                self.inner.cas_refs(updates)?;
+            }
+            return Err(RepoError::Unavailable("the answer was lost".into()));
+        }
+        self.inner.cas_refs(updates)
+    }
+}
+
+/// Broken on purpose, each push's lost answer: the run still moves the channel once, records
+/// exactly one intent and one `moved` that settles it (never twice, never `abandoned`), the
+/// chain verifies, and no lock is left behind.
+#[test]
+fn the_short_path_ends_right_when_an_answer_to_its_pushes_is_lost() {
+    for (nth, lands) in [(1, true), (1, false), (2, true), (2, false)] {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let mut q = Queue::new(tmp.path());
+        let channel = layout_channel(tmp.path());
+        let store = channel.trim_end_matches(":latest").to_owned();
+        let ch = Channel::new(&store, &q, "cli");
+        let before = first_deploy(&ch, &q);
+        q.push_main(&[("k8s/app.yaml", &app(7))], "main changes the deploy tree");
+        let (config, inner) = machine(&q, &channel, "runner");
+        let repo = LostMultiAnswer {
+            inner: inner.clone(),
+            nth,
+            lands,
+            calls: AtomicUsize::new(0),
+        };
+        let clock = mainline::channel::ports::SystemClock;
+        let store = mainline_store::open(&config.store, &Default::default()).expect("open");
+        let builder = GitBuilder::new(&inner, &config);
+        let cache = FactCache::load(None, config.store.to_string());
+        let journal_before = Journal::new(&inner, &clock, &config.key, "main")
+            .records()
+            .expect("journal")
+            .len();
+        let report = Executor::new(
+            &config,
+            store.as_ref(),
+            &repo,
+            &builder,
+            &clock,
+            &cache,
+            "lossy-run".into(),
+        )
+        .with_lock(LockMode::Git {
+            ttl_ms: 30_000,
+            wait_ms: 60_000,
+        })
+        .with_journal(true)
+        .run(Request::Reconcile {
+            force_restore: false,
+        })
+        .unwrap_or_else(|e| panic!("push {nth} lost (landed: {lands}): {e:?}"));
+        let case = format!("push {nth} lost its answer (landed: {lands})");
+        assert_eq!(report.moves.len(), 1, "{case}: {report:?}");
+        assert!(
+            repo.calls.load(Ordering::SeqCst) >= nth,
+            "{case}: the short path was taken"
+        );
+        let now = store
+            .resolve(&"latest".parse::<Tag>().expect("tag"))
+            .expect("resolve")
+            .map(|d| d.to_string());
+        assert_ne!(now, Some(before.clone()), "{case}: the channel moved");
+        let records = Journal::new(&inner, &clock, &config.key, "main")
+            .records()
+            .expect("journal");
+        let ours: Vec<_> = records[journal_before..]
+            .iter()
+            .map(|r| (r.entry.kind, r.entry.seq, r.entry.intent))
+            .collect();
+        let intent_seq = records[journal_before].entry.seq;
+        assert_eq!(
+            ours,
+            vec![
+                (EntryKind::Intent, intent_seq, None),
+                (EntryKind::Moved, intent_seq + 1, Some(intent_seq))
+            ],
+            "{case}: one intent, settled once"
+        );
+        assert!(
+            mainline::channel::journal::verify(&records).is_empty(),
+            "{case}: the chain verifies"
+        );
+        assert_eq!(
+            q.refs_under("refs/mainline/lock/"),
+            Vec::<String>::new(),
+            "{case}: no lock left behind"
+        );
     }
 }
