@@ -152,10 +152,22 @@ impl Sources<'_> {
             .filter(|c| !self.repo.has_commit(c))
             .cloned()
             .collect();
-        let fetch_error = if wanted.is_empty() {
-            None
-        } else {
-            self.repo.fetch(&wanted).err().map(|e| e.to_string())
+        // A fresh cache also lacks the journal's tail, which the executor reads next (is an
+        // intent unsettled? may the short path append?): with parallel reads, fetch it into
+        // the record cache while the commits come (a record commit never changes, so reading
+        // it early is reading it; a failure here is simply a miss later).
+        let journal_head = view
+            .as_ref()
+            .ok()
+            .filter(|_| self.parallel)
+            .and_then(|v| v.mainline_refs.get(&key.journal_ref()));
+        let fetch_error = match (wanted.is_empty(), journal_head) {
+            (true, _) => None,
+            (false, None) => self.repo.fetch(&wanted).err().map(|e| e.to_string()),
+            (false, Some(head)) => std::thread::scope(|s| {
+                s.spawn(|| self.repo.read_record(&key.journal_ref(), head).ok());
+                self.repo.fetch(&wanted).err().map(|e| e.to_string())
+            }),
         };
 
         let mut commits = BTreeMap::new();
