@@ -10,7 +10,7 @@ mod support;
 use serde_json::Value;
 use std::path::Path;
 use std::process::Command;
-use support::queue::{field, first_deploy, Channel, Queue, DEPLOY_PATH};
+use support::queue::{deploy, field, first_deploy, Channel, Queue, DEPLOY_PATH};
 use support::*;
 
 const CREATED: &str = "2024-05-01T12:00:00Z";
@@ -222,6 +222,34 @@ fn force_restore_never_deploys_a_repointed_artifact_tag(store: &str, tmp: &Path)
     assert_eq!(q.refs_under("refs/mainline/journal/"), journal_before);
 }
 on_both_stores!(force_restore_never_deploys_a_repointed_artifact_tag);
+
+/// Issue 15: a restore takes the target's manifest bytes from the runner's fact cache when it
+/// read them before (no GET). Both stores refuse a manifest whose blobs they lack, so when
+/// someone deleted the target's layer meanwhile, the write fails and the channel keeps naming
+/// the candidate: never an artifact Flux could not pull.
+fn a_restore_from_cached_bytes_never_names_a_partial_artifact(store: &str, tmp: &Path) {
+    let mut q = Queue::new(tmp);
+    let ch = Channel::new(store, &q, "cache");
+    let main_digest = first_deploy(&ch, &q);
+    let g = q.enqueue(7, &[("k8s/app.yaml", "kind: Deployment\nreplicas: 7\n")]);
+    let candidate = deploy(&ch, &g);
+    let layer = layer_digest(store, &format!(":sha-{}", q.main()));
+    delete_blob(store, &layer);
+    q.end(&g);
+    let r = ch.run(&["reconcile"]);
+    assert_ne!(
+        r.code, 0,
+        "a restore over a missing layer must fail\nstdout:\n{}\nstderr:\n{}",
+        r.stdout, r.stderr
+    );
+    assert_eq!(
+        ch.digest("latest"),
+        Some(candidate),
+        "the channel still names the candidate, not main's partial artifact {main_digest}: {}",
+        r.stderr
+    );
+}
+on_both_stores!(a_restore_from_cached_bytes_never_names_a_partial_artifact);
 
 fn push_over_a_deleted_blob_uploads_it_again(store: &str, tmp: &Path) {
     let files = [

@@ -99,22 +99,13 @@ impl Executor<'_> {
         Ok(self.applied(g, d, mv, digest, packed))
     }
 
-    /// The exact bytes of the target `digest`. On a registry, from the fact cache when this
-    /// runner read them before: the registry refuses a manifest whose blobs it lacks, so cached
-    /// bytes can never make the channel name a partial artifact, and the read-back proves the
-    /// digest exists. An OCI layout checks nothing on write, so there they are always read
-    /// from the store (locally, at no network cost).
+    /// The exact bytes of the target `digest`, from the fact cache when this runner read them
+    /// before. Both stores refuse a manifest whose config or layer blob they lack (a registry
+    /// with MANIFEST_BLOB_UNKNOWN, the OCI layout with `ManifestBlobMissing`), so cached bytes
+    /// can never make the channel name a partial artifact, and the read-back proves the digest
+    /// exists (S1).
     fn target_manifest(&self, digest: &Digest) -> Result<mainline_store::StoredManifest, CliError> {
-        let registry = matches!(
-            self.store.location(),
-            mainline_store::Location::Registry { .. }
-        );
-        let found = match registry {
-            true => super::gather::manifest_by_digest(self.store, self.cache, digest)?,
-            false => self
-                .store
-                .fetch_manifest(&ReferenceTarget::Digest(digest.clone()))?,
-        };
+        let found = super::gather::manifest_by_digest(self.store, self.cache, digest)?;
         found.ok_or_else(|| {
             CliError::invalid(format!("{}@{digest}: no such manifest", self.store.location()))
                 .with_hint("check the name (tags are case-sensitive), or push the artifact first with `mainline push`")
