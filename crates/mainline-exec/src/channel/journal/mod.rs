@@ -14,132 +14,22 @@
 //! Must never: rewrite or drop a record, append without the CAS, or accept an entry it cannot
 //! parse as valid during verification.
 
+mod entry;
+mod settle;
+
+pub use super::journal_verify::{verify, Break};
+pub use entry::{Entry, EntryKind, FORMAT};
+pub use settle::settlement;
+
 use super::ports::{Cas, Clock, Repo, RepoError};
 use super::refs::ChannelKey;
-use mainline_core::{Action, CommitId, Digest, Timestamp, Verdict};
-use serde::{Deserialize, Serialize};
-use sha2::{Digest as _, Sha256};
+use mainline_core::CommitId;
+use serde::Serialize;
 
-/// Current entry format.
-pub const FORMAT: u32 = 1;
 /// How long an append keeps re-parenting after lost races before giving up. Each lost race
 /// means another writer's record landed, so progress is made overall; the deadline only bounds
 /// a pathological pile-up.
 const APPEND_DEADLINE_MS: i64 = 60_000;
-
-/// What an entry records.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum EntryKind {
-    /// About to write the channel (written before the move: a crash leaves a visible intent).
-    Intent,
-    /// The channel was written and read back.
-    Moved,
-    /// An intent whose write never happened (found by a later run).
-    Abandoned,
-    /// The channel was found naming something no recorded move put there (a hand move, or a
-    /// writer that crashed after its write but before recording it).
-    Observed,
-    Pin,
-    Unpin,
-    /// A request the invariant refused (nothing was written).
-    Refused,
-}
-
-/// One journal record. Field names are a public contract (`history -o json`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Entry {
-    pub format: u32,
-    /// 1 for the first record of a channel, then +1 per record.
-    pub seq: u64,
-    /// sha256 (hex) of the previous entry's JSON; `None` only for seq 1.
-    pub prev: Option<String>,
-    pub channel: String,
-    pub kind: EntryKind,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub action: Option<Action>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub verdict: Option<Verdict>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub from_digest: Option<Digest>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub from_commit: Option<CommitId>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub to_digest: Option<Digest>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub to_commit: Option<CommitId>,
-    /// What the channel names right after this record (for an intent: still the old digest).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub after: Option<Digest>,
-    /// For `moved`/`abandoned`: the seq of the intent this settles.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub intent: Option<u64>,
-    /// Who acted: a CI run URL, user@host, or `guard@host`.
-    pub actor: String,
-    pub reason: String,
-    pub time: Timestamp,
-}
-
-impl Entry {
-    /// A new entry with the chain fields left for `append` to fill.
-    pub fn new(
-        channel: &str,
-        kind: EntryKind,
-        actor: &str,
-        reason: &str,
-        time: Timestamp,
-    ) -> Entry {
-        Entry {
-            format: FORMAT,
-            seq: 0,
-            prev: None,
-            channel: channel.to_owned(),
-            kind,
-            action: None,
-            verdict: None,
-            from_digest: None,
-            from_commit: None,
-            to_digest: None,
-            to_commit: None,
-            after: None,
-            intent: None,
-            actor: actor.to_owned(),
-            reason: reason.to_owned(),
-            time,
-        }
-    }
-
-    /// The entry's JSON, exactly as stored and hashed.
-    pub fn json(&self) -> String {
-        serde_json::to_string(self).expect("an entry always serialises")
-    }
-
-    /// sha256 of [`Entry::json`], hex.
-    pub fn hash(&self) -> String {
-        hex::encode(Sha256::digest(self.json().as_bytes()))
-    }
-
-    fn message(&self) -> String {
-        let what = match (&self.kind, &self.to_commit) {
-            (kind, Some(c)) => format!("{kind:?} {}", c.short()),
-            (kind, None) => format!("{kind:?}"),
-        };
-        format!(
-            "mainline journal #{} {}\n\n{}\n",
-            self.seq,
-            what.to_lowercase(),
-            self.json()
-        )
-    }
-
-    fn parse(message: &str) -> Result<Entry, String> {
-        let body = message
-            .find('{')
-            .map(|i| message[i..].trim())
-            .ok_or_else(|| "no JSON body".to_owned())?;
-        serde_json::from_str(body).map_err(|e| format!("unreadable entry: {e}"))
-    }
-}
 
 /// Why the journal could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -419,82 +309,6 @@ impl<'a> Journal<'a> {
         out.reverse();
         Ok(out)
     }
-}
-
-pub use super::journal_verify::{verify, Break};
-
-/// Which records settle what killed writers left (pure; the executor appends them under the
-/// lock). `window` is the journal's tail, newest first, ending at (and including) the last
-/// settling record (`moved` / `abandoned` / `observed`) when there is one. `current` is what the
-/// channel names now; `targets` maps an intent's seq to the digest it meant to write (for a
-/// packed target, its commit's artifact). `template` carries channel, actor and time.
-///
-/// The newest intent whose target the channel names now landed (`moved`), every other intent
-/// did not (`abandoned`); with no landed intent, a channel that is not where the window's first
-/// record left it changed without a recorded move (`observed`). The position each record
-/// reports is where the channel stands as the settlements are read in order. (Not a refusal's
-/// `after`: refusals are recorded without the lock, so they may already see the unrecorded
-/// write being settled.)
-pub fn settlement(
-    window: &[Entry],
-    current: Option<&Digest>,
-    targets: &std::collections::BTreeMap<u64, Digest>,
-    template: &Entry,
-) -> Vec<Entry> {
-    let settles = |k: EntryKind| {
-        matches!(
-            k,
-            EntryKind::Moved | EntryKind::Abandoned | EntryKind::Observed
-        )
-    };
-    let known = window
-        .last()
-        .filter(|e| settles(e.kind))
-        .and_then(|e| e.after.clone());
-    let mut intents: Vec<&Entry> = window
-        .iter()
-        .filter(|e| e.kind == EntryKind::Intent)
-        .collect();
-    intents.reverse(); // oldest first
-    let landed = intents
-        .iter()
-        .rev()
-        .find(|e| current.is_some() && targets.get(&e.seq) == current)
-        .map(|e| e.seq);
-    let mut out = Vec::new();
-    let mut position = known.clone();
-    for h in intents {
-        let mut e = h.clone();
-        e.intent = Some(h.seq);
-        e.time = template.time;
-        e.actor = template.actor.clone();
-        if Some(h.seq) == landed {
-            e.kind = EntryKind::Moved;
-            e.from_digest = position.clone();
-            e.to_digest = current.cloned();
-            e.after = current.cloned();
-            position = current.cloned();
-            e.reason = format!(
-                "settled by a later run (the writer stopped before recording it): {}",
-                h.reason
-            );
-        } else {
-            e.kind = EntryKind::Abandoned;
-            e.after = position.clone();
-            e.reason = "the writer stopped before writing the channel".into();
-        }
-        out.push(e);
-    }
-    if landed.is_none() && known.as_ref() != current && !(window.is_empty()) {
-        let mut e = template.clone();
-        e.kind = EntryKind::Observed;
-        e.reason = "the channel changed without a recorded move (moved by hand, or by a run without the journal)".into();
-        e.from_digest = position;
-        e.to_digest = current.cloned();
-        e.after = current.cloned();
-        out.push(e);
-    }
-    out
 }
 
 /// A pseudo-random pause component from the entry and the attempt: different writers (different
