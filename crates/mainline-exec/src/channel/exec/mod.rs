@@ -20,6 +20,10 @@
 //! Must never: write on facts read outside the lock (when a lock is configured), write after a
 //! failed renew, or report a move that was not read back.
 
+mod values;
+
+pub use values::{AppliedMove, LockMode, Report};
+
 use super::cache::FactCache;
 use super::gather::{Depth, Gathered, Prior, Sources};
 use super::journal::{Entry, EntryKind, Journal, RecordMemo};
@@ -30,80 +34,14 @@ use super::short::Short;
 use super::ChannelConfig;
 use crate::error::{CliError, Kind};
 use mainline_core::{
-    decide, Action, ChannelHead, CommitId, Decision, Digest, Known, Plan, Refusal, RefuseReason,
-    Request, Verdict,
+    decide, ChannelHead, Decision, Digest, Known, Plan, RefuseReason, Request, Verdict,
 };
 use mainline_store::Store;
-use serde::Serialize;
 
 pub use super::effects::repo_err;
 
 /// At most this many channel writes in one run.
 pub const MAX_ROUNDS: usize = 4;
-
-/// How writers are serialised.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LockMode {
-    /// No lock: every run still re-decides from fresh facts and converges, but two writers may
-    /// interleave (`status` says so).
-    None,
-    /// The git-ref lock on the source remote.
-    Git { ttl_ms: i64, wait_ms: u64 },
-    /// A Kubernetes `Lease` per channel; the backend is handed in with `with_lock_backend`.
-    Kubernetes { ttl_ms: i64, wait_ms: u64 },
-}
-
-impl LockMode {
-    pub fn git_default() -> LockMode {
-        LockMode::Git {
-            ttl_ms: 60_000,
-            wait_ms: 120_000,
-        }
-    }
-}
-
-/// A channel write that happened (and was read back).
-#[derive(Debug, Clone, Serialize)]
-pub struct AppliedMove {
-    pub action: Action,
-    pub verdict: Verdict,
-    pub from_digest: Option<Digest>,
-    pub from_commit: Option<CommitId>,
-    pub to_digest: Digest,
-    pub to_commit: Option<CommitId>,
-    /// True when the artifact was packed from git and pushed first.
-    pub packed: bool,
-    pub reason: String,
-}
-
-/// What one run did.
-#[derive(Debug, Clone, Serialize)]
-pub struct Report {
-    /// The decision on the facts as first read.
-    pub decision: Decision,
-    /// Every write, in order.
-    pub moves: Vec<AppliedMove>,
-    /// The decision after the last write (equal to `decision` when nothing moved).
-    pub final_decision: Decision,
-    /// Set when the request was refused.
-    pub refusal: Option<Refusal>,
-    /// Journal entries this run could not append (the run itself succeeded; a later locked
-    /// run settles them).
-    pub journal_warnings: Vec<String>,
-    /// What nudging the consumers after each move gave (best effort; never changes the outcome).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub triggers: Vec<String>,
-    /// The facts of the final decision, for `status` and the JSON report.
-    #[serde(skip)]
-    pub facts: Option<mainline_core::Facts>,
-    /// What the final decision's ref listing showed for the git lock ref (`Some(None)`: absent;
-    /// `None`: no listing), so `status` names the holder without listing again.
-    #[serde(skip)]
-    pub lock_listed: Option<Option<CommitId>>,
-    /// `pin`/`rollback`: the active pin this run's pin replaced (also said in the journal).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub replaced_pin: Option<mainline_core::Pin>,
-}
 
 pub struct Executor<'a> {
     pub config: &'a ChannelConfig,
