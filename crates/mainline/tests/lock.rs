@@ -482,6 +482,13 @@ fn a_run_whose_lock_was_taken_over_stops_before_writing() {
     // The run packed main's artifact before it took the lock (packing never holds the lock,
     // issue 15), and took the lock and journaled its intent in one push; after the takeover it
     // recorded nothing more: settling its intent is the holder's (the next locked run's) job.
+    assert!(
+        store
+            .resolve(&tag(&format!("sha-{m1}")))
+            .expect("resolve")
+            .is_some(),
+        "main's artifact was packed before the lock was taken"
+    );
     let records = Journal::new(&inner, &clock, &config.key, "main")
         .records()
         .expect("journal");

@@ -13,7 +13,6 @@ use super::refs::PinRecord;
 use crate::artifact::write_tag_fenced;
 use crate::error::{CliError, Kind};
 use mainline_core::{Action, ChannelHead, CommitId, Decision, Digest, Known, Move};
-use mainline_store::ReferenceTarget;
 
 /// How one fenced channel write ended (see [`Executor::write_fenced`]).
 pub(super) enum WriteOutcome {

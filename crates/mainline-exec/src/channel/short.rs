@@ -42,7 +42,7 @@ use mainline_core::{Decision, Plan, Request};
 
 /// How the short path ended.
 pub(super) enum Short {
-    Done(Report),
+    Done(Box<Report>),
     /// Its conditions do not hold (any more): continue on the general path from here.
     Handover(Carried),
 }
@@ -106,7 +106,7 @@ impl Executor<'_> {
                     }
                     report.journal_warnings = carried.warnings;
                     self.cache.save();
-                    return Ok(Short::Done(report));
+                    return Ok(Short::Done(Box::new(report)));
                 }
                 _ => return Ok(Short::Handover(carried)),
             };

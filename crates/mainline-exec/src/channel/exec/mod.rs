@@ -234,7 +234,7 @@ impl<'a> Executor<'a> {
             && self.short_path_start(&g).is_some();
         if short {
             match self.run_short(&request, g, d)? {
-                Short::Done(report) => return Ok(self.nudge(report)),
+                Short::Done(report) => return Ok(self.nudge(*report)),
                 Short::Handover(c) => {
                     if !c.moves.is_empty() || c.overtakes > 0 {
                         now = Request::Reconcile {
