@@ -12,6 +12,8 @@
 //! Prints figures; asserts nothing about speed (a noisy 2-core machine makes timed asserts
 //! flaky), only the memory bound.
 
+#[path = "common/mod.rs"]
+mod common;
 #[path = "common/go_tools.rs"]
 mod go_tools;
 
@@ -201,27 +203,7 @@ fn git_pushes(
     store: &str,
     log: &str,
 ) -> (Measured, Measured, Measured, usize, usize) {
-    let git = |args: &[&str]| {
-        let out = Command::new("git")
-            .arg("-C")
-            .arg(tree)
-            .args(args)
-            .env("GIT_AUTHOR_NAME", "Bench")
-            .env("GIT_AUTHOR_EMAIL", "bench@example.com")
-            .env("GIT_COMMITTER_NAME", "Bench")
-            .env("GIT_COMMITTER_EMAIL", "bench@example.com")
-            .env("GIT_AUTHOR_DATE", "2024-05-01T12:00:00Z")
-            .env("GIT_COMMITTER_DATE", "2024-05-01T12:00:00Z")
-            .env("GIT_CONFIG_GLOBAL", "/dev/null")
-            .output()
-            .expect("run git");
-        assert!(
-            out.status.success(),
-            "git {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
-    };
+    let git = |args: &[&str]| common::git(tree, args);
     let t = Instant::now();
     git(&["init", "-q", "-b", "main"]);
     git(&["add", "-A"]);

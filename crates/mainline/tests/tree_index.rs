@@ -50,7 +50,8 @@ fn repo(root: &Path) -> (PathBuf, Vec<String>) {
     (repo, commits)
 }
 
-fn push_git(store: &str, repo: &Path, commit: &str, extra: &[&str]) -> Value {
+/// `mainline push --git REPO --commit C --path k8s --to STORE -o json EXTRA…`, as it ran.
+fn push_git_run(store: &str, repo: &Path, commit: &str, extra: &[&str]) -> Run {
     let mut args = vec![
         "push",
         "--git",
@@ -65,7 +66,11 @@ fn push_git(store: &str, repo: &Path, commit: &str, extra: &[&str]) -> Value {
         "json",
     ];
     args.extend_from_slice(extra);
-    mainline(&args).ok().json()
+    mainline(&args)
+}
+
+fn push_git(store: &str, repo: &Path, commit: &str, extra: &[&str]) -> Value {
+    push_git_run(store, repo, commit, extra).ok().json()
 }
 
 fn tree_tag(repo: &Path, commit: &str) -> String {
@@ -566,23 +571,7 @@ fn indexed_empty_tree_stays_refused(store: &str, tmp: &Path) {
     git(&repo, &["update-index", "--add", "--cacheinfo", &gitlink]);
     git(&repo, &["commit", "-q", "-m", "k8s: vendored only"]);
     let first = git(&repo, &["rev-parse", "HEAD"]);
-    let push = |commit: &str, extra: &[&str]| {
-        let mut args = vec![
-            "push",
-            "--git",
-            repo.to_str().unwrap(),
-            "--commit",
-            commit,
-            "--path",
-            "k8s",
-            "--to",
-            store,
-            "-o",
-            "json",
-        ];
-        args.extend_from_slice(extra);
-        mainline(&args)
-    };
+    let push = |commit: &str, extra: &[&str]| push_git_run(store, &repo, commit, extra);
     let r = push(&first, &[]);
     assert_eq!(r.code, 2, "{}", r.stderr);
     let allowed = push(&first, &["--allow-empty"]).ok().json();
