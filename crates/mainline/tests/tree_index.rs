@@ -22,9 +22,6 @@ use support::*;
 /// A repository whose commits A and B have the same `k8s/` tree (B only edits the README)
 /// and C another one. Returns (repo, [A, B, C]).
 fn repo(root: &Path) -> (PathBuf, Vec<String>) {
-    let repo = root.join("repo");
-    std::fs::create_dir_all(&repo).expect("mkdir");
-    git(&repo, &["init", "-q", "-b", "main"]);
     let steps: [(&[(&str, &str)], &str); 3] = [
         (
             &[
@@ -40,14 +37,7 @@ fn repo(root: &Path) -> (PathBuf, Vec<String>) {
             "2024-05-03T10:00:00Z",
         ),
     ];
-    let mut commits = vec![];
-    for (files, date) in steps {
-        write_tree(&repo, files);
-        git_at(&repo, &["add", "-A"], date);
-        git_at(&repo, &["commit", "-q", "-m", "step"], date);
-        commits.push(git(&repo, &["rev-parse", "HEAD"]));
-    }
-    (repo, commits)
+    repo_with_steps(root, &steps)
 }
 
 /// `mainline push --git REPO --commit C --path k8s --to STORE -o json EXTRA…`, as it ran.

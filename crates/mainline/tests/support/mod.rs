@@ -186,12 +186,24 @@ pub fn write_tree(root: &Path, files: &[(&str, &str)]) {
     }
 }
 
-/// A repository with a `k8s/` deploy folder and three commits; returns (dir, commits oldest first).
-pub fn fixture_repo(root: &Path) -> (PathBuf, Vec<String>) {
+/// A new repository at `root/repo` with one commit per step (its files written, then
+/// everything committed at the step's date); returns (dir, commits oldest first).
+pub fn repo_with_steps(root: &Path, steps: &[(&[(&str, &str)], &str)]) -> (PathBuf, Vec<String>) {
     let repo = root.join("repo");
     std::fs::create_dir_all(&repo).expect("mkdir");
     git(&repo, &["init", "-q", "-b", "main"]);
     let mut commits = vec![];
+    for (files, date) in steps {
+        write_tree(&repo, files);
+        git_at(&repo, &["add", "-A"], date);
+        git_at(&repo, &["commit", "-q", "-m", "step"], date);
+        commits.push(git(&repo, &["rev-parse", "HEAD"]));
+    }
+    (repo, commits)
+}
+
+/// A repository with a `k8s/` deploy folder and three commits; returns (dir, commits oldest first).
+pub fn fixture_repo(root: &Path) -> (PathBuf, Vec<String>) {
     let steps: [(&[(&str, &str)], &str); 3] = [
         (
             &[
@@ -212,13 +224,7 @@ pub fn fixture_repo(root: &Path) -> (PathBuf, Vec<String>) {
             "2024-05-03T10:00:00Z",
         ),
     ];
-    for (files, date) in steps {
-        write_tree(&repo, files);
-        git_at(&repo, &["add", "-A"], date);
-        git_at(&repo, &["commit", "-q", "-m", "step"], date);
-        commits.push(git(&repo, &["rev-parse", "HEAD"]));
-    }
-    (repo, commits)
+    repo_with_steps(root, &steps)
 }
 
 /// Count the HTTP requests the open registry logged so far.
