@@ -32,7 +32,7 @@
 use super::effects::WriteOutcome;
 use super::exec::{channel_digest, Executor, LockMode, Locked, Report, MAX_ROUNDS};
 use super::gather::{Gathered, Prior};
-use super::journal::{Entry, EntryKind, Record};
+use super::journal::{settlement, Entry, EntryKind, Record};
 use super::lock::{GitLock, Held};
 use super::ports::{Cas, RefUpdate};
 use super::record::{settles, SETTLE_WINDOW};
@@ -66,14 +66,19 @@ impl Executor<'_> {
         let window = journal
             .tail_from_commit(head, SETTLE_WINDOW, |e| settles(e.kind))
             .ok()?;
-        // Nothing to settle (see `journal::settlement`): no intent since the last record that
-        // says where the channel went, and the channel is still there.
-        if window.iter().any(|r| r.entry.kind == EntryKind::Intent) {
+        // Nothing to settle: the general path's own rule (`journal::settlement`, pure) finds
+        // no intent to settle and no unrecorded move in the window.
+        let entries: Vec<Entry> = window.iter().map(|r| r.entry.clone()).collect();
+        let template = Entry::new(
+            &self.config.channel_display(),
+            EntryKind::Observed,
+            &self.actor,
+            "",
+            self.clock.now(),
+        );
+        let none = std::collections::BTreeMap::new();
+        if !settlement(&entries, current.as_ref(), &none, &template).is_empty() {
             return None;
-        }
-        match window.last() {
-            Some(last) if settles(last.entry.kind) && last.entry.after == current => {}
-            _ => return None,
         }
         window.into_iter().next().map(Some)
     }
