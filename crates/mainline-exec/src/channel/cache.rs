@@ -70,6 +70,12 @@ impl FactCache {
         self.entries.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Whether no manifest's revision is known yet (a fresh runner): what the channel names
+    /// will need its manifest read, so it is read with its bytes at once.
+    pub fn knows_no_revision(&self) -> bool {
+        self.lock().0.revisions.is_empty()
+    }
+
     pub fn revision(&self, digest: &Digest) -> Option<Option<CommitId>> {
         self.lock().0.revisions.get(digest).cloned()
     }

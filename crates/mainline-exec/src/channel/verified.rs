@@ -4,12 +4,13 @@
 //! another commit's bytes is an integrity failure: the fact stays unknown, so nothing is
 //! decided on it and nothing is deployed, and the command exits 8 naming the tag.
 //!
-//! Cost: one manifest GET per artifact tag the first time a run resolves it; the executor's
-//! fact cache remembers verified artifacts, so a steady-state reconcile pays nothing. The
-//! manifests read by digest, or written and answered with their own digest, are remembered
-//! (the newest [`MEMO`]; a digest names fixed bytes), so verifying a tag and then reading or
-//! re-tagging its manifest is one GET, not two, and a manifest just pushed is not read back
-//! by digest before the channel names it (the registry still refuses it over a missing blob).
+//! Cost: one manifest GET (by tag: the digest and the bytes at once) per artifact tag the
+//! first time a run resolves it; the executor's fact cache remembers verified artifacts, so a
+//! steady-state reconcile pays nothing. Manifests read, or written and answered with their
+//! own digest, are remembered (the newest [`MEMO`]; a digest names fixed bytes), so reading
+//! or re-tagging a verified artifact's manifest costs no second GET, and a manifest just
+//! pushed is not read back by digest before the channel names it (the registry still refuses
+//! it over a missing blob).
 //! Must never: return a digest for `sha-<c>` whose manifest records another commit (or none).
 
 use mainline_core::{CommitId, Digest, Tag};
@@ -165,11 +166,17 @@ impl Store for VerifiedStore {
         self.inner.fetch_blob(digest, out)
     }
     fn resolve(&self, tag: &Tag) -> Result<Option<Digest>, StoreError> {
-        let found = self.inner.resolve(tag)?;
-        if let (Some(claimed), Some(digest)) = (tag.artifact_commit(), &found) {
-            self.verify(tag, claimed, digest)?;
+        let Some(claimed) = tag.artifact_commit() else {
+            return self.inner.resolve(tag);
+        };
+        // An artifact tag is verified from its manifest's bytes: one GET by tag gives both
+        // the digest and the bytes (a HEAD and then a GET by digest was two round trips).
+        let found = self.fetch_manifest(&ReferenceTarget::Tag(tag.clone()))?;
+        let digest = found.map(|m| m.digest);
+        if let Some(d) = &digest {
+            self.verify(tag, claimed, d)?;
         }
-        Ok(found)
+        Ok(digest)
     }
     fn fetch_manifest(
         &self,
@@ -177,7 +184,13 @@ impl Store for VerifiedStore {
     ) -> Result<Option<StoredManifest>, StoreError> {
         match target {
             ReferenceTarget::Digest(d) => self.manifest_by_digest(d),
-            ReferenceTarget::Tag(_) => self.inner.fetch_manifest(target),
+            ReferenceTarget::Tag(_) => {
+                let found = self.inner.fetch_manifest(target)?;
+                if let Some(m) = &found {
+                    self.remember(m);
+                }
+                Ok(found)
+            }
         }
     }
     fn put_manifest(

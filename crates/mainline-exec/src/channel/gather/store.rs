@@ -16,13 +16,24 @@ use std::collections::BTreeMap;
 
 impl Sources<'_> {
     /// The channel tag: HEAD it (unless `known` says what it names), then read the commit
-    /// from the manifest (cached per digest).
+    /// from the manifest (cached per digest). A cache that knows no revision (a fresh runner)
+    /// GETs the tag instead: the digest and the bytes in one round trip. A warm one HEADs,
+    /// which registries do not count as a pull.
     pub(super) fn channel_head(
         &self,
         known: Option<Option<mainline_core::Digest>>,
     ) -> Known<ChannelHead> {
         let resolved = match known {
             Some(d) => Ok(d),
+            None if self.cache.knows_no_revision() => self
+                .store
+                .fetch_manifest(&ReferenceTarget::Tag(self.config.tag.clone()))
+                .map(|found| {
+                    found.map(|m| {
+                        self.cache.set_manifest(&m.digest, &m.media_type, &m.bytes);
+                        m.digest
+                    })
+                }),
             None => self.store.resolve(&self.config.tag),
         };
         let digest = match resolved {
