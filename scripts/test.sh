@@ -78,15 +78,17 @@ ACTIONLINT=$oracle_dir/actionlint/actionlint scripts/test-release.sh
 # The simulator at CI size (issues 5 and 12) on the release build. SIM_HISTORIES per strategy:
 # as many as fit in about three minutes on two cores. Issue 12 asked for 100,000 once the
 # simulator reaches 10,000 histories/s; it does not: measured with all seven strategies,
-# `simulate --histories 4000 --threads 2` took 49.7 CPU-seconds for 28,000 histories (563 per
-# CPU-second; mainline alone about 220-350, the baselines faster), so 25,000 per strategy is
-# about 310 CPU-seconds, 155 s on two idle cores. (Measured on a loaded machine, where CPU
-# seconds run long; an idle one is no slower.)
+# `simulate --histories 4000 --threads 2` took 25.4 CPU-seconds for 28,000 histories (1,105 per
+# CPU-second; the same run before the issue-12 speed work took 39.1, 716 per CPU-second; mainline
+# alone about 320, mainline-unlocked about 400, each baseline 2,000-3,000), so 45,000 per
+# strategy is about 285 CPU-seconds, 145 s on two idle cores. mainline alone at 45,000 took 140
+# CPU-seconds and showed 0 on every clause. (Measured on a loaded machine, load 6-9 on two cores,
+# where CPU seconds run long; an idle one is no slower.)
 # Asserted per strategy and per clause (DESIGN.md S1-S5, L1, G):
 # - mainline: 0 on every clause (G included), nothing lost.
 # - mainline-unlocked: S5 > 0 (unlocked mode gives up "no lost update": DESIGN.md, S5).
 # - each baseline: its named incident (docs/simulate-baselines/README.md).
-SIM_HISTORIES=${SIM_HISTORIES:-25000}
+SIM_HISTORIES=${SIM_HISTORIES:-45000}
 cargo build --release --locked -q -p mainline
 out=${CARGO_TARGET_DIR:-target}
 mkdir -p "$out"

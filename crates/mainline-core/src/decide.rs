@@ -17,7 +17,7 @@
 //!
 //! Must never: perform I/O, read a clock, or return a move computed from a guessed fact.
 
-use crate::explain::{self, one_line};
+use crate::explain::{self, one_line_owned};
 use crate::facts::{ChannelHead, Facts, Pin};
 use crate::ids::CommitId;
 use crate::known::{Known, MissingFact};
@@ -70,11 +70,11 @@ fn deploy_path_missing(facts: &Facts) -> Option<Decision> {
 pub(crate) fn finish(verdict: Verdict, plan: Plan, explanation: String) -> Decision {
     let plan = match plan {
         Plan::Move(mv) => Plan::Move(Move {
-            reason: one_line(&mv.reason),
+            reason: one_line_owned(mv.reason),
             ..mv
         }),
         Plan::Refuse(r) => Plan::Refuse(Refusal {
-            message: one_line(&r.message),
+            message: one_line_owned(r.message),
             ..r
         }),
         other => other,
@@ -82,7 +82,7 @@ pub(crate) fn finish(verdict: Verdict, plan: Plan, explanation: String) -> Decis
     Decision {
         verdict,
         plan,
-        explanation: one_line(&explanation),
+        explanation: one_line_owned(explanation),
     }
 }
 

@@ -18,6 +18,16 @@ pub(crate) fn one_line(s: &str) -> String {
         .collect()
 }
 
+/// [`one_line`] of an owned string, which is returned as it is when it has no control
+/// character (the usual case: every decision passes its texts through here).
+pub(crate) fn one_line_owned(s: String) -> String {
+    if s.chars().any(char::is_control) {
+        one_line(&s)
+    } else {
+        s
+    }
+}
+
 /// `pr-7 (PRs #7, #8)`, or just the id when no PRs are listed.
 pub(crate) fn group(g: &Group) -> String {
     let id = group_id(&g.id);

@@ -37,11 +37,20 @@ pub struct Digest(String);
 impl Digest {
     /// The sha256 digest of `bytes`.
     pub fn of(bytes: &[u8]) -> Digest {
-        Digest(format!("sha256:{}", hex::encode(Sha256::digest(bytes))))
+        Digest::from_sha256(Sha256::digest(bytes).into())
     }
-    /// From a finished sha256 hash.
+    /// From a finished sha256 hash. (Hex into one buffer: `hex::encode` goes char by char and
+    /// `format!` copies again, and this is on every manifest the executor reads.)
     pub fn from_sha256(hash: [u8; 32]) -> Digest {
-        Digest(format!("sha256:{}", hex::encode(hash)))
+        const PREFIX: &[u8] = b"sha256:";
+        let mut out = [0u8; 7 + 64];
+        out[..PREFIX.len()].copy_from_slice(PREFIX);
+        hex::encode_to_slice(hash, &mut out[PREFIX.len()..]).expect("64 bytes hold the hex of 32");
+        Digest(
+            std::str::from_utf8(&out)
+                .expect("hex digits are ASCII")
+                .to_owned(),
+        )
     }
     /// The hex part, without the algorithm.
     pub fn hex(&self) -> &str {

@@ -9,6 +9,10 @@ use mainline::sim::scenario::SimConfig;
 use mainline::sim::Strategy;
 use std::time::Instant;
 
+/// The binary's allocator (src/main.rs), so the bench measures what `mainline simulate` does.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let n: u64 = std::env::var("MAINLINE_SIM_BENCH_HISTORIES")
         .ok()

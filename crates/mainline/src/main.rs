@@ -13,6 +13,11 @@ use mainline::redact::{redact, Redacting};
 use std::io::Write;
 use std::process::ExitCode;
 
+/// mimalloc instead of the C library's malloc: `simulate` spends much of its time allocating
+/// small strings and maps, and musl's malloc (the static release) is slower still.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     if let Err((message, hint)) = mainline::cli::check_bool_env(|k| std::env::var(k).ok()) {
         eprintln!("error: {}\n  hint: {hint}", redact(&message));

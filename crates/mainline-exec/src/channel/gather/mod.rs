@@ -100,20 +100,21 @@ impl Sources<'_> {
                 };
                 let mut groups = refs::queue_groups(v);
                 groups.extend(refs::leases(key, v));
-                let (pin, err) = match v.mainline_refs.get(&key.pin_ref()) {
+                let pin_refname = key.pin_ref();
+                let (pin, err) = match v.mainline_refs.get(&pin_refname) {
                     None => (None, None),
                     Some(c) => {
                         pin_ref = Some(c.clone());
                         match self
                             .repo
-                            .read_record(&key.pin_ref(), c)
+                            .read_record(&pin_refname, c)
                             .map_err(|e| e.to_string())
                             .and_then(|m| PinRecord::from_message(&m))
                         {
                             Ok(r) => (Some(r.to_pin()), None),
                             Err(e) => (
                                 None,
-                                Some(format!("the pin at {} is unreadable: {e}", key.pin_ref())),
+                                Some(format!("the pin at {pin_refname} is unreadable: {e}")),
                             ),
                         }
                     }
@@ -175,8 +176,13 @@ impl Sources<'_> {
         };
 
         let mut commits = BTreeMap::new();
+        // Whether each commit of interest is local, asked once after the fetch: the ancestry
+        // questions below ask about every ordered pair, and nothing between here and there
+        // fetches (only this run's own fetch adds to the clone).
+        let mut is_local: BTreeMap<&CommitId, bool> = BTreeMap::new();
         for c in &interest {
             let local = self.repo.has_commit(c);
+            is_local.insert(c, local);
             let absent_reason = || match &fetch_error {
                 Some(e) => format!("commit {} could not be fetched: {e}", c.short()),
                 None => format!("commit {} is not on {}", c.short(), self.config.git_display),
@@ -230,8 +236,12 @@ impl Sources<'_> {
         }
 
         let mut ancestry = BTreeMap::new();
+        let local = |c: &CommitId| match is_local.get(c) {
+            Some(&known) => known,
+            None => self.repo.has_commit(c),
+        };
         for (a, d) in ancestry_pairs(&interest) {
-            let answer = match (self.repo.has_commit(&a), self.repo.has_commit(&d)) {
+            let answer = match (local(&a), local(&d)) {
                 (true, true) => match self.repo.is_ancestor(&a, &d) {
                     Ok(b) => Known::Known(b),
                     Err(e) => Known::unknown(e.to_string()),
