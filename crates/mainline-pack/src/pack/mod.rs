@@ -8,7 +8,7 @@
 //! empty folders, and a checkout must pack like its commit). Files are 0644, or 0755 when any
 //! executable bit is set; uid/gid 0, no user/group names, mtime 0. `.git` at any level is
 //! skipped. The gzip is a series of members, one per 1 MiB of tar stream, compressed in
-//! parallel ([`gzip`]); the bytes do not depend on the thread count.
+//! parallel by libdeflate ([`gzip`]); the bytes do not depend on the thread count.
 //!
 //! What Flux applies is what was packed. Flux's source-controller unpacks with
 //! `tar.Untar(.., WithSkipSymlinks())` and refuses any path with a backslash or `../` in it,
@@ -45,7 +45,13 @@ use tempfile::TempPath;
 /// Whatever remembers "tree → layer" (the store's tree index) records this version and never
 /// reuses an entry of another one: the artifact for a commit stays byte-identical whether it
 /// is packed or reused.
-pub const PACK_FORMAT: u32 = 1;
+///
+/// Format 1: members of 1 MiB of tar, deflated by zlib-rs at level 6 fed 64 KiB pieces (a
+/// layer of at most 1 MiB kept the digest of the single-stream format before it). Format 2:
+/// the same members and level, each deflated whole by libdeflate — every layer's digest
+/// changed, for 1.5× the deflate speed per core (see [`gzip`]). The tar stream inside is the
+/// same in both, which is how a push recognises an artifact packed by an older format.
+pub const PACK_FORMAT: u32 = 2;
 
 /// A packed artifact, ready to upload: the layer in a temp file (deleted on drop), the config
 /// and manifest bytes, and their descriptors.
