@@ -8,7 +8,9 @@
 //! empty folders, and a checkout must pack like its commit). Files are 0644, or 0755 when any
 //! executable bit is set; uid/gid 0, no user/group names, mtime 0. `.git` at any level is
 //! skipped. The gzip is a series of members, one per 1 MiB of tar stream, compressed in
-//! parallel by libdeflate ([`gzip`]); the bytes do not depend on the thread count.
+//! parallel by libdeflate ([`gzip`]); the bytes do not depend on the thread count. From git,
+//! blobs are inflated ahead of the walk on a thread of their own ([`prefetch`]), so the
+//! walking thread only builds the tar stream; with one thread, everything runs on the caller's.
 //!
 //! What Flux applies is what was packed. Flux's source-controller unpacks with
 //! `tar.Untar(.., WithSkipSymlinks())` and refuses any path with a backslash or `../` in it,
@@ -27,6 +29,7 @@ mod dir;
 mod error;
 mod git;
 mod gzip;
+mod prefetch;
 
 pub use error::{GitSource, PackError};
 
@@ -195,6 +198,8 @@ pub fn pack_git_with(
         root,
         symlinks: options.symlinks,
         walking: Vec::new(),
+        prefetch: (options.threads().get() > 1)
+            .then(|| prefetch::Prefetch::start(repo.to_owned(), commit.clone(), root)),
         out: ArchiveWriter::create(scratch, options.threads(), progress)?,
     };
     walker.walk(root, "", "")?;
