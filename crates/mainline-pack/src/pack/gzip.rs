@@ -14,7 +14,8 @@
 //! fed 64 KiB pieces, see the README's Performance section for the figures).
 //!
 //! Must never: let a block boundary or a member's bytes depend on the thread count, timing or
-//! how sources were read; hold more than `threads` blocks in flight (memory stays bounded);
+//! how sources were read; hold more than [`DEPTH`] × `threads` blocks in flight (memory stays
+//! bounded);
 //! write members out of order; change the compressor, its version or level without bumping
 //! [`super::PACK_FORMAT`].
 
@@ -29,8 +30,13 @@ use std::thread::JoinHandle;
 pub(crate) const BLOCK: usize = 1024 * 1024;
 /// gzip level 6, zlib's default (and `gzip`'s); part of the format.
 const LEVEL: i32 = 6;
+/// Blocks in flight per compression thread. With one per thread, a block that was slow to
+/// compress (or a thread the OS descheduled) stalled the walker, which waits for the oldest
+/// block, while the other threads ran dry; two keep the walker ahead. Never changes the bytes.
+const DEPTH: usize = 2;
 /// Compression threads when none are asked for: the machine's parallelism, at most this many
-/// (each in-flight block holds about 2 MiB, plus the compressor's ~0.5 MiB of tables).
+/// (each in-flight block holds about 2 MiB, plus the compressor's ~0.5 MiB of tables: at most
+/// 16 blocks, about 40 MiB).
 const MAX_AUTO_THREADS: usize = 8;
 
 /// The default thread count: available parallelism, capped at [`MAX_AUTO_THREADS`].
@@ -43,7 +49,7 @@ pub(crate) fn auto_threads() -> NonZeroUsize {
 type InFlight = JoinHandle<(io::Result<Vec<u8>>, Compressor)>;
 
 /// A writer that gzips what it is given into `out` as a series of independent members, one
-/// per [`BLOCK`], compressing up to `threads` blocks at once. Call [`Self::finish`]: dropping
+/// per [`BLOCK`], compressing up to [`DEPTH`] × `threads` blocks at once. Call [`Self::finish`]: dropping
 /// it loses the tail.
 pub(crate) struct ParallelGz<W: Write> {
     out: W,
@@ -81,7 +87,7 @@ impl<W: Write> ParallelGz<W> {
     }
 
     /// Hands the current block to a compressor: inline with one thread, else on a thread of
-    /// its own once fewer than `threads` are in flight.
+    /// its own once fewer than [`DEPTH`] × `threads` are in flight.
     fn dispatch(&mut self) -> io::Result<()> {
         self.members += 1;
         if self.threads <= 1 {
@@ -91,7 +97,7 @@ impl<W: Write> ParallelGz<W> {
             self.block.clear();
             return self.out.write_all(&member?);
         }
-        while self.in_flight.len() >= self.threads {
+        while self.in_flight.len() >= DEPTH * self.threads {
             self.write_oldest()?;
         }
         let block = std::mem::replace(&mut self.block, Vec::with_capacity(BLOCK));

@@ -119,7 +119,8 @@ pub enum Symlinks {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct PackOptions {
     pub symlinks: Symlinks,
-    /// Compression threads; `None` for the default. Never changes the bytes packed.
+    /// Compression parallelism (up to twice this many blocks are compressed at once, each on
+    /// a thread of its own); `None` for the default. Never changes the bytes packed.
     pub threads: Option<NonZeroUsize>,
 }
 
