@@ -12,7 +12,7 @@
 //! Must never: accept another artifact whose tar stream was not hashed equal to the one just
 //! packed, or hold a layer in memory.
 
-use crate::error::{CliError, Kind};
+use crate::artifact::ArtifactError;
 use mainline_core::Digest;
 use mainline_pack::{other_gzip_of, tar_stream_digest, Packed, TarStreamHasher};
 use mainline_store::{ReferenceTarget, Store};
@@ -24,26 +24,19 @@ pub(crate) fn same_tree(
     store: &dyn Store,
     existing: &Digest,
     packed: &Packed,
-) -> Result<bool, CliError> {
+) -> Result<bool, ArtifactError> {
     let Some(stored) = store.fetch_manifest(&ReferenceTarget::Digest(existing.clone()))? else {
         return Ok(false);
     };
     let Some(layer) = other_gzip_of(&packed.manifest_bytes, &stored.bytes) else {
         return Ok(false);
     };
-    let unreadable = |what: String, e: std::io::Error| {
-        CliError::new(
-            Kind::Internal,
-            format!("cannot read {what} to compare it with the existing artifact {existing}: {e}"),
-        )
-    };
+    // The packed layer is a temp file of ours: failing to read it back is a scratch failure.
     let ours = std::fs::File::open(&packed.layer_file)
         .and_then(tar_stream_digest)
-        .map_err(|e| {
-            unreadable(
-                format!("the packed layer {}", packed.layer_file.display()),
-                e,
-            )
+        .map_err(|source| ArtifactError::Scratch {
+            action: "read back",
+            source,
         })?;
     let mut theirs = TarStreamHasher::new();
     store.fetch_blob(&layer.digest, &mut theirs)?;

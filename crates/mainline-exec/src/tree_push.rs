@@ -16,8 +16,8 @@
 //! the push), treat a tag mismatch found through the index as a conflict without packing to
 //! confirm it, or skip the empty-tree refusal.
 
+use crate::artifact::ArtifactError;
 use crate::artifact::{manifest_intact, push_packed_over, read_back, PushOutcome};
-use crate::error::CliError;
 use crate::tree_index::{self, Entry, TreeKey};
 use mainline_core::{Digest, Revision};
 use mainline_pack::{ArtifactMeta, PackError, Packed};
@@ -67,24 +67,28 @@ pub struct TreeSource<'a> {
 }
 
 /// Push the artifact of `src.meta.revision`: reused through the index when it can be, else
-/// `pack()`ed and pushed (and recorded).
-pub fn push_tree(
+/// `pack()`ed and pushed (and recorded). Fails with the caller's error type `E`, so a `pack`
+/// that fails its own way (a git fetch, a folder read) keeps its own error.
+pub fn push_tree<E: From<ArtifactError>>(
     store: &dyn Store,
     src: &TreeSource<'_>,
-    pack: &mut dyn FnMut() -> Result<Packed, CliError>,
+    pack: &mut dyn FnMut() -> Result<Packed, E>,
     progress: &mut dyn FnMut(u64),
-) -> Result<TreePush, CliError> {
+) -> Result<TreePush, E> {
+    let art = |e: ArtifactError| E::from(e);
     let revision = &src.meta.revision;
-    let existing = store.resolve(&revision.commit.artifact_tag())?;
+    let existing = store
+        .resolve(&revision.commit.artifact_tag())
+        .map_err(|e| art(e.into()))?;
     let mut note = None;
     let mut known: Option<Entry> = None;
     if let (Some(key), true) = (&src.key, src.lookup) {
-        match tree_index::lookup(store, key)? {
+        match tree_index::lookup(store, key).map_err(|e| art(e.into()))? {
             Ok(entry) => {
                 if entry.entries == 0 && !src.allow_empty {
-                    return Err(empty(src));
+                    return Err(art(empty(src)));
                 }
-                match reuse(store, &entry, src.meta, existing.as_ref())? {
+                match reuse(store, &entry, src.meta, existing.as_ref()).map_err(art)? {
                     Ok(outcome) => {
                         return Ok(TreePush {
                             outcome,
@@ -106,11 +110,9 @@ pub fn push_tree(
 
     let packed = pack()?;
     if !src.allow_empty {
-        packed
-            .refuse_empty(&src.root)
-            .map_err(crate::error::pack_err)?;
+        packed.refuse_empty(&src.root).map_err(|e| art(e.into()))?;
     }
-    let outcome = push_packed_over(store, &packed, revision, existing, progress)?;
+    let outcome = push_packed_over(store, &packed, revision, existing, progress).map_err(art)?;
     let mut index = IndexUse::NotRecorded;
     if let Some(key) = &src.key {
         let entry = Entry::of(&packed, key.symlinks());
@@ -151,7 +153,7 @@ fn reuse(
     entry: &Entry,
     meta: &ArtifactMeta,
     existing: Option<&Digest>,
-) -> Result<Result<PushOutcome, String>, CliError> {
+) -> Result<Result<PushOutcome, String>, ArtifactError> {
     let config = mainline_pack::flux_config();
     let bytes = mainline_pack::manifest_bytes(&config, &entry.layer, meta);
     let manifest = StoredManifest {
@@ -218,8 +220,8 @@ fn outcome(store: &dyn Store, digest: &Digest, revision: &Revision) -> PushOutco
     }
 }
 
-fn empty(src: &TreeSource<'_>) -> CliError {
-    crate::error::pack_err(PackError::EmptyTree {
+fn empty(src: &TreeSource<'_>) -> ArtifactError {
+    ArtifactError::Pack(PackError::EmptyTree {
         root: src.root.clone(),
     })
 }

@@ -147,6 +147,12 @@ pub enum GitError {
         reason: String,
     },
 
+    /// An atomic multi-ref compare-and-swap in which git skipped one ref's expected-value
+    /// check (the remote already held its new value) and updated the others: the contract
+    /// "all move from their expected values, or none" could not be kept. Read the refs.
+    #[error("git push --atomic to {remote}: {refname} already held its new value, so git did not check its expected value, and updated the other refs of the push; read the refs to learn the outcome")]
+    AtomicPartlyApplied { remote: String, refname: String },
+
     #[error("unexpected output from `git {command}` for {remote}: {detail}")]
     UnexpectedOutput {
         command: String,
@@ -212,6 +218,7 @@ impl GitError {
             PushRejected { .. } => GitErrorKind::Rejected,
             Spawn { .. }
             | UnexpectedOutput { .. }
+            | AtomicPartlyApplied { .. }
             | Open { .. }
             | Objects { .. }
             | BlobsMissing { .. } => GitErrorKind::Internal,

@@ -177,16 +177,17 @@ impl GitRemote {
             statuses.push(status);
         }
         let mut rejected = false;
+        // A ref the remote already holds at its new value is "up to date" to git, which then
+        // skips its lease: with another ref of the push updated, the others moved although
+        // this one's expected value did not hold.
+        let mut unchecked = None;
+        let mut moved_any = false;
         for (u, (flag, summary)) in updates.iter().zip(&statuses) {
             match flag {
-                ' ' | '+' | '-' | '*' if out.status.success() => {}
+                ' ' | '+' | '-' | '*' if out.status.success() => moved_any = true,
                 // The remote already holds `new`: a success only if that is what we expected.
                 '=' if u.expected == u.new => {}
-                '=' => {
-                    return Ok(CasOutcome::Conflict {
-                        actual: u.new.cloned(),
-                    })
-                }
+                '=' => unchecked = unchecked.or(Some(u)),
                 '!' => rejected = true,
                 _ => {
                     return Err(GitError::UnexpectedOutput {
@@ -201,6 +202,21 @@ impl GitRemote {
                     })
                 }
             }
+        }
+        match unchecked {
+            Some(u) if moved_any => {
+                return Err(GitError::AtomicPartlyApplied {
+                    remote: self.git.url.redacted().to_owned(),
+                    refname: u.refname.to_owned(),
+                })
+            }
+            // Nothing moved: the ref's expected value did not hold, as in a lost race.
+            Some(u) if !rejected => {
+                return Ok(CasOutcome::Conflict {
+                    actual: u.new.cloned(),
+                })
+            }
+            _ => {}
         }
         if !rejected {
             return Ok(CasOutcome::Updated);

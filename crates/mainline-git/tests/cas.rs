@@ -177,3 +177,51 @@ fn eight_racing_writers_from_the_same_expected_value_have_exactly_one_winner() {
         }
     }
 }
+
+/// `push --atomic` with one ref the remote already holds at its new value: git calls that ref
+/// up to date and skips its lease, so the push's other refs move although that ref's expected
+/// value did not hold. Never answered as a clean conflict ("nothing moved") then.
+#[test]
+fn an_atomic_push_whose_unchecked_ref_let_others_move_is_not_a_conflict() {
+    use mainline_git::RefCas;
+    const JOURNAL: &str = "refs/mainline/journal/prod";
+    const OTHER: &str = "refs/mainline/pin/prod";
+    let fx = Fixture::new();
+    fx.commit("base", &[("k8s/a", "1\n")], 1_700_000_000);
+    fx.push("refs/heads/main");
+    let remote = GitRemote::open(&fx.url(), &fx.cache_root("cache")).expect("open");
+    let rec = |m: &str, t: i64| remote.create_record_commit(m, &[], t).expect("record");
+    let (a, b, c) = (rec("a\n", 1), rec("b\n", 2), rec("c\n", 3));
+    let cas = |refname, expected, new| RefCas {
+        refname,
+        expected,
+        new,
+    };
+    assert_eq!(
+        remote
+            .push_refs_cas(&[cas(LOCK, None, Some(&a)), cas(JOURNAL, None, Some(&b))])
+            .expect("create both"),
+        CasOutcome::Updated
+    );
+    // The same push again: both refs already hold their new values and nothing moves, but
+    // neither was absent as expected: a conflict, as for one ref.
+    assert_eq!(
+        remote
+            .push_refs_cas(&[cas(LOCK, None, Some(&a)), cas(JOURNAL, None, Some(&b))])
+            .expect("again"),
+        CasOutcome::Conflict {
+            actual: Some(a.clone())
+        }
+    );
+    // The lock "expected absent" holds `a` already (unchecked by git); the other ref is new
+    // and moves: not a conflict — an error that says to read the refs.
+    let err = remote
+        .push_refs_cas(&[cas(LOCK, None, Some(&a)), cas(OTHER, None, Some(&c))])
+        .expect_err("partly applied");
+    assert!(
+        matches!(&err, GitError::AtomicPartlyApplied { refname, .. } if refname == LOCK),
+        "{err}"
+    );
+    assert_eq!(remote_value(&fx, OTHER).as_deref(), Some(c.as_str()));
+    assert_eq!(remote_value(&fx, LOCK).as_deref(), Some(a.as_str()));
+}

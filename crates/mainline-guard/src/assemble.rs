@@ -90,7 +90,7 @@ pub fn open_kube(
     actor: &str,
 ) -> Result<Option<crate::adapters::kube::Kube>, crate::error::CliError> {
     match &config.kubernetes {
-        Some(raw) => crate::adapters::kube::Kube::open(config, raw, actor).map(Some),
+        Some(raw) => Ok(Some(crate::adapters::kube::Kube::open(config, raw, actor)?)),
         None => Ok(None),
     }
 }

@@ -105,8 +105,7 @@ pub fn restore_cron(w: &Arc<World>, k: u64) {
     let actor = new_actor(w, "restore-cron");
     let ports = Ports::new(w, actor);
     let result = (|| -> Result<(), CliError> {
-        let view = crate::channel::ports::Repo::view(&ports.repo, "main")
-            .map_err(crate::channel::exec::repo_err)?;
+        let view = crate::channel::ports::Repo::view(&ports.repo, "main")?;
         let Some(main) = view.mainline else {
             return Ok(());
         };

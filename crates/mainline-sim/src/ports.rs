@@ -10,7 +10,7 @@ use super::world::{ActorId, World, EPOCH_MS};
 use super::Strategy;
 use crate::channel::cache::FactCache;
 use crate::channel::exec::{Executor, LockMode, Report};
-use crate::channel::ports::{Builder, Clock, Repo};
+use crate::channel::ports::{BuildError, Builder, Clock, Repo};
 use crate::error::{CliError, Kind};
 use mainline_core::{CommitId, Digest, Request, Timestamp};
 use mainline_store::Store;
@@ -49,17 +49,16 @@ impl Builder for SimBuilder {
         store: &dyn Store,
         commit: &CommitId,
         revision_ref: &str,
-    ) -> Result<Digest, CliError> {
+    ) -> Result<Digest, BuildError> {
         let repo = SimRepo {
             world: self.world.clone(),
             actor: self.actor,
         };
-        let git =
-            |e: crate::channel::ports::RepoError| CliError::new(Kind::Unavailable, e.to_string());
+        let git = |e: crate::channel::ports::RepoError| BuildError::Unavailable(e.to_string());
         if !repo.has_commit(commit) {
             let missing = repo.fetch(std::slice::from_ref(commit)).map_err(git)?;
             if !missing.is_empty() {
-                return Err(CliError::invalid(format!(
+                return Err(BuildError::NotFound(format!(
                     "commit {commit} is not on the remote"
                 )));
             }
@@ -69,7 +68,7 @@ impl Builder for SimBuilder {
             .deploy_tree(commit, &path)
             .map_err(git)?
             .ok_or_else(|| {
-                CliError::invalid(format!("{path} does not exist at {}", commit.short()))
+                BuildError::NotFound(format!("{path} does not exist at {}", commit.short()))
             })?;
         let time_s = repo.commit_time(commit).map_err(git)?;
         let packed = pack(
@@ -148,7 +147,8 @@ pub fn run_mainline(
     )
     .with_lock(lock)
     .with_journal(true)
-    .run(request);
+    .run(request)
+    .map_err(CliError::from);
     world.with(|s| {
         s.ci.exec_runs += 1;
         match &result {

@@ -22,7 +22,7 @@ use mainline::channel::lock::{GitLock, Held, LockError};
 use mainline::channel::ports::{Cas, Clock, RefUpdate, Repo, RepoError, RepoWrapper};
 use mainline::channel::ChannelConfig;
 use mainline::config::{self, ChannelArgs};
-use mainline::error::Kind;
+use mainline::error::{CliError, Kind};
 use mainline_core::{CommitId, Request, Tag, Timestamp};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
@@ -459,11 +459,13 @@ fn a_run_whose_lock_was_taken_over_stops_before_writing() {
     };
     let exec = executor(0);
 
-    let err = exec
-        .run(Request::Reconcile {
+    // The executor's typed error, as the CLI renders it (kind = exit code).
+    let err = CliError::from(
+        exec.run(Request::Reconcile {
             force_restore: false,
         })
-        .expect_err("a run that lost its lock must fail");
+        .expect_err("a run that lost its lock must fail"),
+    );
     assert!(
         repo.stolen.load(Ordering::SeqCst),
         "the takeover happened mid-run"

@@ -5,9 +5,11 @@
 //! Must never: let a consumer call delay or undo a channel write (nudges run after the write,
 //! bounded by `NUDGE_BUDGET`), or print a cluster credential.
 
-use crate::channel::ports::{ChannelLock, Consumers as ConsumersPort, LockHolderInfo, LockToken};
+use crate::channel::ports::{
+    ChannelLock, Consumers as ConsumersPort, LockBackendError, LockHolderInfo, LockToken,
+};
 use crate::channel::ChannelConfig;
-use crate::error::{chain_message, CliError, Kind};
+use crate::error::chain_message;
 use mainline_core::{Digest, Timestamp};
 use mainline_kube::{
     channel_lease_name, ConsumerState, Consumers, Environment, KubeClient, KubernetesConfig,
@@ -27,15 +29,30 @@ pub struct Kube {
     pub lock: Option<LeaseChannelLock>,
 }
 
-fn config_err(what: &str, e: impl std::fmt::Display) -> CliError {
-    CliError::invalid(format!("[kubernetes] {what}: {e}"))
-        .with_hint("see deploy/kubernetes/ for a working example")
+/// The channel's `[kubernetes]` settings cannot be used (parsed, validated or connected):
+/// always the configuration's fault, never retried.
+#[derive(Debug, thiserror::Error)]
+#[error("[kubernetes] {what}: {reason}")]
+pub struct KubeSetupError {
+    pub what: &'static str,
+    pub reason: String,
+}
+
+fn config_err(what: &'static str, e: impl std::fmt::Display) -> KubeSetupError {
+    KubeSetupError {
+        what,
+        reason: e.to_string(),
+    }
 }
 
 impl Kube {
     /// Parse and connect (connecting reads kubeconfig / service-account files; no request is
     /// made yet).
-    pub fn open(config: &ChannelConfig, raw: &toml::Value, holder: &str) -> Result<Kube, CliError> {
+    pub fn open(
+        config: &ChannelConfig,
+        raw: &toml::Value,
+        holder: &str,
+    ) -> Result<Kube, KubeSetupError> {
         let k: KubernetesConfig = raw
             .clone()
             .try_into()
@@ -132,37 +149,34 @@ pub struct LeaseChannelLock {
     lock: LeaseLock,
 }
 
-fn lease_err(e: mainline_kube::LockError) -> CliError {
-    let kind = match &e {
-        mainline_kube::LockError::Lost { .. } => Kind::Conflict,
-        _ => Kind::Unavailable,
-    };
-    CliError::new(kind, chain_message(&e))
+fn lease_err(e: mainline_kube::LockError) -> LockBackendError {
+    match &e {
+        mainline_kube::LockError::Lost { .. } => LockBackendError::Lost(chain_message(&e)),
+        _ => LockBackendError::Unavailable(chain_message(&e)),
+    }
 }
 
-fn handle(token: &mut LockToken) -> Result<&mut LockHandle, CliError> {
-    token.0.downcast_mut::<LockHandle>().ok_or_else(|| {
-        CliError::new(
-            Kind::Internal,
-            "a lock token of another backend reached the Lease lock",
-        )
-    })
+fn handle(token: &mut LockToken) -> Result<&mut LockHandle, LockBackendError> {
+    token
+        .0
+        .downcast_mut::<LockHandle>()
+        .ok_or(LockBackendError::ForeignToken { backend: "Lease" })
 }
 
 impl ChannelLock for LeaseChannelLock {
-    fn acquire(&self) -> Result<LockToken, CliError> {
+    fn acquire(&self) -> Result<LockToken, LockBackendError> {
         let h = mainline_kube::ChannelLock::acquire(&self.lock).map_err(lease_err)?;
         Ok(LockToken(Box::new(h)))
     }
-    fn renew(&self, token: &mut LockToken) -> Result<(), CliError> {
+    fn renew(&self, token: &mut LockToken) -> Result<(), LockBackendError> {
         let h = handle(token)?;
         mainline_kube::ChannelLock::renew(&self.lock, h).map_err(lease_err)
     }
-    fn release(&self, mut token: LockToken) -> Result<(), CliError> {
+    fn release(&self, mut token: LockToken) -> Result<(), LockBackendError> {
         let h = handle(&mut token)?.clone();
         mainline_kube::ChannelLock::release(&self.lock, h).map_err(lease_err)
     }
-    fn holder(&self) -> Result<Option<LockHolderInfo>, CliError> {
+    fn holder(&self) -> Result<Option<LockHolderInfo>, LockBackendError> {
         Ok(mainline_kube::ChannelLock::current(&self.lock)
             .map_err(lease_err)?
             .map(|h| LockHolderInfo {

@@ -5,13 +5,14 @@
 //! before (S1), write it without the run's fence (see `fence.rs`), or report a write that was
 //! not read back.
 
+use super::error::ExecError;
 use super::exec::{channel_digest, AppliedMove, Executor, LockMode, Locked};
 use super::fence::LeaseFence;
 use super::gather::Gathered;
 use super::ports::Cas;
 use super::refs::PinRecord;
 use crate::artifact::write_tag_fenced;
-use crate::error::{CliError, Kind};
+use crate::artifact::ArtifactError;
 use mainline_core::{Action, ChannelHead, CommitId, Decision, Digest, Known, Move};
 
 /// How one fenced channel write ended (see [`Executor::write_fenced`]).
@@ -22,11 +23,11 @@ pub(super) enum WriteOutcome {
     Moved(AppliedMove, Option<String>, bool),
     /// Another writer's digest was read back right after ours (unlocked writers racing, or a
     /// hand move): not a fault of this write; the run records it and re-decides.
-    Overtaken { seen: Digest, error: CliError },
+    Overtaken { seen: Digest, error: ExecError },
     /// The write failed. `abandoned`: what the channel names, when this run may still speak
     /// for the journal (it holds the lock, or runs unlocked) and the channel was read.
     Failed {
-        error: CliError,
+        error: ExecError,
         abandoned: Option<Option<Digest>>,
     },
 }
@@ -34,16 +35,16 @@ pub(super) enum WriteOutcome {
 /// Why a channel write did not complete.
 pub(super) enum ApplyError {
     /// Nothing was sent to the channel tag (building or fetching the target failed).
-    BeforeWrite(CliError),
+    BeforeWrite(ExecError),
     /// The write of `target` was attempted and failed, or its read-back differed: the channel
     /// may or may not name `target` now.
-    Write { target: Digest, error: CliError },
+    Write { target: Digest, error: ExecError },
 }
 
 impl Executor<'_> {
     /// The digest a move names: its own, or — for a commit without an artifact — the one
     /// built and pushed now (`true`: packed). The short path calls this before taking the lock.
-    pub(super) fn target(&self, g: &Gathered, mv: &Move) -> Result<(Digest, bool), CliError> {
+    pub(super) fn target(&self, g: &Gathered, mv: &Move) -> Result<(Digest, bool), ExecError> {
         match (&mv.to_digest, &mv.to_commit) {
             (Some(d), _) => Ok((d.clone(), false)),
             (None, Some(c)) => {
@@ -64,10 +65,7 @@ impl Executor<'_> {
                 self.cache.set_artifact(c, &d);
                 Ok((d, true))
             }
-            (None, None) => Err(CliError::new(
-                Kind::Internal,
-                "the plan names neither a digest nor a commit (a bug in the decision core)",
-            )),
+            (None, None) => Err(ExecError::PlanWithoutTarget),
         }
     }
 
@@ -92,7 +90,7 @@ impl Executor<'_> {
         write_tag_fenced(self.store, &manifest, &self.config.tag, fence).map_err(|error| {
             ApplyError::Write {
                 target: digest.clone(),
-                error,
+                error: error.into(),
             }
         })?;
         Ok(self.applied(g, d, mv, digest, packed))
@@ -103,11 +101,17 @@ impl Executor<'_> {
     /// with MANIFEST_BLOB_UNKNOWN, the OCI layout with `ManifestBlobMissing`), so cached bytes
     /// can never make the channel name a partial artifact, and the read-back proves the digest
     /// exists (S1).
-    fn target_manifest(&self, digest: &Digest) -> Result<mainline_store::StoredManifest, CliError> {
+    fn target_manifest(
+        &self,
+        digest: &Digest,
+    ) -> Result<mainline_store::StoredManifest, ExecError> {
         let found = super::gather::manifest_by_digest(self.store, self.cache, digest)?;
         found.ok_or_else(|| {
-            CliError::invalid(format!("{}@{digest}: no such manifest", self.store.location()))
-                .with_hint("check the name (tags are case-sensitive), or push the artifact first with `mainline push`")
+            ArtifactError::NoSuchManifest {
+                location: self.store.location().to_string(),
+                digest: digest.clone(),
+            }
+            .into()
         })
     }
 
@@ -172,12 +176,12 @@ impl Executor<'_> {
                 return match held {
                     Ok(()) => WriteOutcome::Moved(applied, None, read_back_is_last),
                     Err(lost) => WriteOutcome::Failed {
- error: lost.with_hint(format!(
-                            "this run wrote {} and read it back before it lost the lock; the next locked run settles the journal and re-decides",
-                            applied.to_digest
-                        )),
- abandoned: None,
- },
+                        error: ExecError::LostAfterWrite {
+                            lost: Box::new(lost),
+                            written: applied.to_digest,
+                        },
+                        abandoned: None,
+                    },
                 };
             }
             Err(ApplyError::BeforeWrite(e)) => {
@@ -191,65 +195,50 @@ impl Executor<'_> {
         };
         // The write failed, or its outcome is unknown: read what the channel names now.
         let now = self.store.resolve(&self.config.tag);
-        let named = |n: &Option<Digest>| n.as_ref().map_or("no tag".to_owned(), |d| d.to_string());
         match (now, held) {
             (Ok(Some(seen)), Ok(())) if seen == target => {
                 let note = format!(
                     "the registry did not confirm the write of {target} ({}), but the channel names it when read back after the fence",
-                    error.message
+                    error.message()
                 );
                 tracing::warn!("{note}");
                 WriteOutcome::Moved(self.applied(g, d, mv, target, false), Some(note), true)
             }
             // Another writer's digest was read back after ours (unlocked writers racing, or a
             // hand move): not a fault of this write. Re-decide from fresh facts.
-            (Ok(Some(seen)), Ok(())) if error.kind == Kind::Integrity => WriteOutcome::Overtaken {
-                error: CliError::new(
-                    Kind::Unavailable,
-                    format!(
-                        "{}: another writer moved the channel to {seen} at the same moment",
-                        self.config.channel_display()
-                    ),
-                )
-                .with_hint("re-run to converge"),
+            (Ok(Some(seen)), Ok(())) if read_back_mismatch(&error) => WriteOutcome::Overtaken {
+                error: ExecError::Overtaken {
+                    channel: self.config.channel_display(),
+                    seen: seen.clone(),
+                },
                 seen,
             },
-            (Ok(seen), Ok(())) => {
-                let message = format!(
-                    "{} (after {attempts} attempt(s)); the channel names {} when read back after the fence, not {target}",
-                    error.message,
-                    named(&seen)
-                );
-                let hint = error.hint.clone().unwrap_or_else(|| "re-run to converge".into());
-                WriteOutcome::Failed {
- error: CliError::new(error.kind, message).with_hint(hint),
- abandoned: Some(seen),
- }
-            }
+            (Ok(seen), Ok(())) => WriteOutcome::Failed {
+                error: ExecError::WriteFailed {
+                    write: Box::new(error),
+                    attempts,
+                    seen: seen.clone(),
+                    target,
+                },
+                abandoned: Some(seen),
+            },
             (Ok(seen), Err(lost)) => WriteOutcome::Failed {
- error: CliError::new(
-                    lost.kind,
-                    format!(
-                        "{}; {}; the channel names {} now, and an attempt of this run to write {target} may still land",
-                        error.message,
-                        lost.message,
-                        named(&seen)
-                    ),
-                )
-                .with_hint("the next locked run (any reconcile) settles the journal from what the channel names and re-decides"),
- abandoned: None,
- },
+                error: ExecError::WriteLockLost {
+                    write: Box::new(error),
+                    lost: Box::new(lost),
+                    seen,
+                    target,
+                },
+                abandoned: None,
+            },
             (Err(read), _) => WriteOutcome::Failed {
- error: CliError::new(
-                    error.kind,
-                    format!(
-                        "{}; the channel could not be read afterwards ({read}), so whether {target} landed is unknown",
-                        error.message
-                    ),
-                )
-                .with_hint("the next locked run (any reconcile) settles the journal from what the channel names and re-decides"),
- abandoned: None,
- },
+                error: ExecError::WriteUnknown {
+                    write: Box::new(error),
+                    read,
+                    target,
+                },
+                abandoned: None,
+            },
         }
     }
 
@@ -262,7 +251,11 @@ impl Executor<'_> {
 
     /// Record the pin on the remote before the channel moves to it, so a concurrent reconcile
     /// already sees it and holds.
-    pub(super) fn write_pin(&self, g: &Gathered, pin: &mainline_core::Pin) -> Result<(), CliError> {
+    pub(super) fn write_pin(
+        &self,
+        g: &Gathered,
+        pin: &mainline_core::Pin,
+    ) -> Result<(), ExecError> {
         let record = PinRecord {
             kind: pin.kind,
             digest: pin.digest.clone(),
@@ -274,8 +267,7 @@ impl Executor<'_> {
         };
         let commit = self
             .repo
-            .write_record(&record.to_message(), &[], self.clock.now())
-            .map_err(repo_err)?;
+            .write_record(&record.to_message(), &[], self.clock.now())?;
         self.cas(
             &self.config.key.pin_ref(),
             g.pin_ref.as_ref(),
@@ -283,7 +275,7 @@ impl Executor<'_> {
         )
     }
 
-    pub(super) fn clear_pin(&self, g: &Gathered) -> Result<(), CliError> {
+    pub(super) fn clear_pin(&self, g: &Gathered) -> Result<(), ExecError> {
         match &g.pin_ref {
             None => Ok(()),
             Some(old) => self.cas(&self.config.key.pin_ref(), Some(old), None),
@@ -295,24 +287,23 @@ impl Executor<'_> {
         refname: &str,
         expected: Option<&CommitId>,
         new: Option<&CommitId>,
-    ) -> Result<(), CliError> {
-        match self.repo.cas_ref(refname, expected, new).map_err(repo_err)? {
+    ) -> Result<(), ExecError> {
+        match self.repo.cas_ref(refname, expected, new)? {
             Cas::Updated => Ok(()),
-            Cas::Conflict { .. } => Err(CliError::new(
-                Kind::Conflict,
-                format!("{refname} on {} changed while this run was deciding", self.config.git_display),
-            )
-            .with_hint("another operator changed the pin at the same time; check `mainline status` and retry")),
+            Cas::Conflict { .. } => Err(ExecError::PinChanged {
+                refname: refname.to_owned(),
+                remote: self.config.git_display.clone(),
+            }),
         }
     }
 }
 
-pub fn repo_err(e: super::ports::RepoError) -> CliError {
-    let kind = match e {
-        super::ports::RepoError::Unavailable(_) => Kind::Unavailable,
-        super::ports::RepoError::CommitNotFound { .. } => Kind::InvalidInput,
-        super::ports::RepoError::Other(_) => Kind::Internal,
-        super::ports::RepoError::NotARecord { .. } => Kind::Integrity,
-    };
-    CliError::new(kind, e.to_string())
+/// Whether a failed write read back another digest than the one written (see
+/// [`ArtifactError::is_read_back_mismatch`]).
+fn read_back_mismatch(e: &ExecError) -> bool {
+    match e {
+        ExecError::Artifact(a) => a.is_read_back_mismatch(),
+        ExecError::Store(s) => s.kind == mainline_store::ErrorKind::Integrity,
+        _ => false,
+    }
 }

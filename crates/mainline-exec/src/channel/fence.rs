@@ -31,10 +31,10 @@
 //! Must never: admit an attempt whose bounded duration reaches past the lease, or end a write
 //! with a cut-off attempt without the quarantine (when locked).
 
+use super::error::ExecError;
 use super::exec::Locked;
 use super::lock::{safety_margin_ms, LockError};
 use super::ports::Clock;
-use crate::error::{CliError, Kind};
 use mainline_store::{FenceRefused, WriteFence};
 use std::cell::{Cell, RefCell};
 use std::time::Duration;
@@ -109,7 +109,7 @@ impl<'r, 'l> LeaseFence<'r, 'l> {
             }
             Some(Locked::External { lock, token }) => {
                 let sent = self.clock.monotonic_ms();
-                lock.renew(token).map_err(|e| e.message)?;
+                lock.renew(token).map_err(|e| e.to_string())?;
                 let ttl = self.external_ttl_ms;
                 Ok(Some(
                     sent + ttl - safety_margin_ms(ttl) - self.clock.monotonic_ms(),
@@ -120,7 +120,7 @@ impl<'r, 'l> LeaseFence<'r, 'l> {
 
     /// Rule 2: hold the lock (renewing it) until one TTL after the last cut-off attempt, so a
     /// late landing of it happens while we still hold the lock. Unlocked: nothing to hold.
-    pub(super) fn quarantine(&self) -> Result<(), CliError> {
+    pub(super) fn quarantine(&self) -> Result<(), ExecError> {
         let (Some(cut), Some(ttl)) = (self.uncertain_at.get(), self.ttl_ms()) else {
             return Ok(());
         };
@@ -169,9 +169,8 @@ impl WriteFence for LeaseFence<'_, '_> {
     }
 }
 
-fn lost(reason: &str) -> CliError {
-    CliError::new(
-        Kind::Conflict,
-        format!("the channel lock was lost while fencing a write that may still land: {reason}"),
-    )
+fn lost(reason: &str) -> ExecError {
+    ExecError::FenceLost {
+        reason: reason.to_owned(),
+    }
 }

@@ -10,6 +10,7 @@
 
 pub mod cache;
 mod effects;
+pub mod error;
 mod evidence;
 pub mod exec;
 mod fence;

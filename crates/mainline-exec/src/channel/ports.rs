@@ -219,6 +219,33 @@ impl<T: RepoWrapper> Repo for T {
     }
 }
 
+/// Why a [`Builder`] could not build and push an artifact. The adapter's own account is the
+/// text; the class is the variant (what the edge turns into an exit code).
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// The commit's objects could not be fetched; retrying may work.
+    #[error("{0}")]
+    Unavailable(String),
+    /// The commit, its deploy path or an object it needs does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// A local failure (a temp folder, an unusable commit time).
+    #[error("{0}")]
+    Internal(String),
+    /// The source URL or revision cannot be written into the artifact.
+    #[error(transparent)]
+    Format(#[from] mainline_pack::FormatError),
+    /// Packing or pushing failed.
+    #[error(transparent)]
+    Artifact(Box<crate::artifact::ArtifactError>),
+}
+
+impl From<crate::artifact::ArtifactError> for BuildError {
+    fn from(e: crate::artifact::ArtifactError) -> BuildError {
+        BuildError::Artifact(Box::new(e))
+    }
+}
+
 /// Builds a missing artifact from git objects and pushes it (the heal path when CI never
 /// pushed mainline's artifact). Returns the digest now under `sha-<commit>`.
 pub trait Builder: Send + Sync {
@@ -227,7 +254,7 @@ pub trait Builder: Send + Sync {
         store: &dyn mainline_store::Store,
         commit: &CommitId,
         revision_ref: &str,
-    ) -> Result<Digest, crate::error::CliError>;
+    ) -> Result<Digest, BuildError>;
 }
 
 /// Where "now" comes from, and how to wait: the one interface, defined in the core. The real
@@ -273,10 +300,24 @@ pub struct LockHolderInfo {
 /// `lock::GitLock`: acquire waits (bounded) for a live holder and takes over only after expiry;
 /// a failed `renew` means the lock was lost and nothing may be written.
 pub trait ChannelLock: Send + Sync {
-    fn acquire(&self) -> Result<LockToken, crate::error::CliError>;
-    fn renew(&self, token: &mut LockToken) -> Result<(), crate::error::CliError>;
-    fn release(&self, token: LockToken) -> Result<(), crate::error::CliError>;
-    fn holder(&self) -> Result<Option<LockHolderInfo>, crate::error::CliError>;
+    fn acquire(&self) -> Result<LockToken, LockBackendError>;
+    fn renew(&self, token: &mut LockToken) -> Result<(), LockBackendError>;
+    fn release(&self, token: LockToken) -> Result<(), LockBackendError>;
+    fn holder(&self) -> Result<Option<LockHolderInfo>, LockBackendError>;
+}
+
+/// Why a [`ChannelLock`] backend failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LockBackendError {
+    /// The backend could not be reached or would not answer in time; nothing was taken.
+    #[error("{0}")]
+    Unavailable(String),
+    /// Another holder took the lock over: nothing may be written any more.
+    #[error("{0}")]
+    Lost(String),
+    /// A token of another backend was handed to this one (a bug).
+    #[error("a lock token of another backend reached the {backend} lock")]
+    ForeignToken { backend: &'static str },
 }
 
 /// The consumers of a channel (Flux `OCIRepository` objects): nudged after every move, best

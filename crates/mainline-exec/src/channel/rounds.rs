@@ -6,10 +6,10 @@
 //! move that was not read back.
 
 use super::effects::WriteOutcome;
+use super::error::ExecError;
 use super::exec::{channel_digest, pin_word, AppliedMove, Executor, Locked, Report, MAX_ROUNDS};
 use super::journal::EntryKind;
 use super::lock::LockError;
-use crate::error::{CliError, Kind};
 use mainline_core::{Decision, Plan, Request};
 
 /// What a run did before it came here (the short path's moves, when it handed over).
@@ -33,7 +33,7 @@ impl<'a> Executor<'a> {
         request: Request,
         mut locked: Option<&mut Locked<'_>>,
         carried: Carried,
-    ) -> Result<Report, CliError> {
+    ) -> Result<Report, ExecError> {
         let Carried {
             first,
             mut moves,
@@ -127,7 +127,7 @@ impl<'a> Executor<'a> {
                         Ok(seq) => seq,
                         Err(e) if locked.is_some() => return Err(e),
                         Err(e) => {
-                            warnings.push(e.message);
+                            warnings.push(e.message());
                             None
                         }
                     };
@@ -160,15 +160,15 @@ impl<'a> Executor<'a> {
                         e.intent = intent_seq;
                         e.after = after;
                         e.reason = match overtaken {
-                            true => error.message.clone(),
-                            false => format!("the write did not land: {}", error.message),
+                            true => error.message(),
+                            false => format!("the write did not land: {}", error.message()),
                         };
                         e.time = self.clock.now();
                         self.append(e, &mut warnings);
                     }
                     if overtaken && moves.len() + overtakes + 1 < MAX_ROUNDS {
                         overtakes += 1;
-                        warnings.push(error.message);
+                        warnings.push(error.message());
                         request = Request::Reconcile {
                             force_restore: false,
                         };
@@ -181,51 +181,27 @@ impl<'a> Executor<'a> {
     }
 
     /// The error of a run that reached `MAX_ROUNDS` writes.
-    pub(super) fn kept_changing(&self, moves: usize) -> CliError {
-        CliError::new(
-            Kind::Unavailable,
-            format!(
-                "{} kept changing under this run ({moves} writes); another writer is active",
-                self.config.channel_display(),
-            ),
-        )
-        .with_hint("re-run; with the git lock (--lock git) writers take turns")
-    }
-
-    fn renew(&self, locked: &mut Option<&mut Locked<'_>>) -> Result<(), CliError> {
-        match locked {
-            None => Ok(()),
-            Some(Locked::Git { lock, held }) => lock.renew(held).map_err(|e| self.lock_err(e)),
-            Some(Locked::External { lock, token }) => lock.renew(token),
+    pub(super) fn kept_changing(&self, moves: usize) -> ExecError {
+        ExecError::KeptChanging {
+            channel: self.config.channel_display(),
+            moves,
         }
     }
 
-    pub(super) fn lock_err(&self, e: LockError) -> CliError {
-        // A lock ref we cannot read is not free and not busy: UNKNOWN (4), and the way out.
-        let unreadable = matches!(
-            &e,
-            LockError::Unreadable { .. }
-                | LockError::Repo {
-                    source: super::ports::RepoError::NotARecord { .. },
-                    ..
-                }
-        );
-        let kind = match &e {
-            _ if unreadable => Kind::Unknown,
-            LockError::Busy { .. } | LockError::Repo { .. } => Kind::Unavailable,
-            LockError::Lost { .. } => Kind::Conflict,
-            LockError::Unreadable { .. } => Kind::Internal,
-        };
-        let hint = match &e {
-            _ if unreadable => format!(
-                "nothing was written; if no mainline run holds this lock (see `mainline status`), delete the ref: git push {} :{}",
-                self.config.git_display,
-                self.config.key.lock_ref()
-            ),
-            LockError::Lost { .. } => "nothing was written after the lock was lost; re-run to converge".into(),
-            LockError::Busy { .. } => "another mainline run is working on this channel; retry, or use --lock none to run unlocked".into(),
-            _ => "check access to the git remote".into(),
-        };
-        CliError::new(kind, crate::error::chain_message(&e)).with_hint(hint)
+    fn renew(&self, locked: &mut Option<&mut Locked<'_>>) -> Result<(), ExecError> {
+        match locked {
+            None => Ok(()),
+            Some(Locked::Git { lock, held }) => lock.renew(held).map_err(|e| self.lock_err(e)),
+            Some(Locked::External { lock, token }) => Ok(lock.renew(token)?),
+        }
+    }
+
+    /// A git lock failure, with where the lock ref is (for the way out the edge shows).
+    pub(super) fn lock_err(&self, source: LockError) -> ExecError {
+        ExecError::Lock {
+            source: Box::new(source),
+            remote: self.config.git_display.clone(),
+            lock_ref: self.config.key.lock_ref(),
+        }
     }
 }

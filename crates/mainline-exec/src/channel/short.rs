@@ -30,6 +30,7 @@
 //! against the remote before anything is retried); or leave our lock behind when the run ends.
 
 use super::effects::WriteOutcome;
+use super::error::ExecError;
 use super::exec::{channel_digest, Executor, LockMode, Locked, Report, MAX_ROUNDS};
 use super::gather::{Gathered, Prior};
 use super::journal::{settlement, Entry, EntryKind, Record};
@@ -37,7 +38,6 @@ use super::lock::{GitLock, Held};
 use super::ports::{Cas, RefUpdate};
 use super::record::{settles, SETTLE_WINDOW};
 use super::rounds::Carried;
-use crate::error::{chain_message, CliError};
 use mainline_core::{Decision, Plan, Request};
 
 /// How the short path ended.
@@ -90,7 +90,7 @@ impl Executor<'_> {
         request: &Request,
         g: Gathered,
         d: Decision,
-    ) -> Result<Short, CliError> {
+    ) -> Result<Short, ExecError> {
         let mut carried = Carried {
             first: Some(d.clone()),
             ..Carried::default()
@@ -170,23 +170,19 @@ impl Executor<'_> {
                     carried.moves.push(applied);
                 }
                 WriteOutcome::Overtaken { seen, error } => {
-                    let e = settle(
-                        EntryKind::Abandoned,
-                        Some(error.message.clone()),
-                        Some(seen),
-                    );
+                    let e = settle(EntryKind::Abandoned, Some(error.message()), Some(seen));
                     self.record_and_release(&lock, held, &intent, Some(e), &mut carried.warnings);
                     if carried.moves.len() + carried.overtakes + 1 >= MAX_ROUNDS {
                         return Err(error);
                     }
                     carried.overtakes += 1;
-                    carried.warnings.push(error.message);
+                    carried.warnings.push(error.message());
                 }
                 WriteOutcome::Failed { error, abandoned } => {
                     let e = abandoned.map(|after| {
                         settle(
                             EntryKind::Abandoned,
-                            Some(format!("the write did not land: {}", error.message)),
+                            Some(format!("the write did not land: {}", error.message())),
                             after,
                         )
                     });
@@ -217,11 +213,9 @@ impl Executor<'_> {
         lock: &GitLock<'_>,
         head: Option<&Record>,
         intent: Entry,
-    ) -> Result<Option<(Held, Record)>, CliError> {
+    ) -> Result<Option<(Held, Record)>, ExecError> {
         let journal = self.journal();
-        let intent = journal
-            .prepare(intent, head)
-            .map_err(|e| CliError::new(crate::error::Kind::Unavailable, chain_message(&e)))?;
+        let intent = journal.prepare(intent, head).map_err(ExecError::from)?;
         let (commit, record) = lock.new_record().map_err(|e| self.lock_err(e))?;
         let sent = self.clock.monotonic_ms();
         let updates = [
@@ -243,7 +237,7 @@ impl Executor<'_> {
             Err(e) => match self.repo.view(&self.config.branch) {
                 Ok(v) if v.mainline_refs.get(&lock.refname) == Some(&commit) => {}
                 Ok(_) => return Ok(None),
-                Err(_) => return Err(super::effects::repo_err(e)),
+                Err(_) => return Err(e.into()),
             },
         }
         journal.remember(&intent);

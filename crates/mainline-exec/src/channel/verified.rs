@@ -6,8 +6,10 @@
 //!
 //! Cost: one manifest GET per artifact tag the first time a run resolves it; the executor's
 //! fact cache remembers verified artifacts, so a steady-state reconcile pays nothing. The
-//! manifests read by digest are remembered (the newest [`MEMO`]; a digest names fixed bytes),
-//! so verifying a tag and then reading or re-tagging its manifest is one GET, not two.
+//! manifests read by digest, or written and answered with their own digest, are remembered
+//! (the newest [`MEMO`]; a digest names fixed bytes), so verifying a tag and then reading or
+//! re-tagging its manifest is one GET, not two, and a manifest just pushed is not read back
+//! by digest before the channel names it (the registry still refuses it over a missing blob).
 //! Must never: return a digest for `sha-<c>` whose manifest records another commit (or none).
 
 use mainline_core::{CommitId, Digest, Tag};
@@ -72,15 +74,35 @@ impl VerifiedStore {
             .inner
             .fetch_manifest(&ReferenceTarget::Digest(digest.clone()))?;
         if let Some(m) = &found {
-            if Digest::of(&m.bytes) == *digest {
-                let mut memo = memo();
-                memo.push_back(m.clone());
-                while memo.len() > MEMO {
-                    memo.pop_front();
-                }
-            }
+            self.remember(m);
         }
         Ok(found)
+    }
+
+    /// Remember `m` if its bytes hash to its digest (the newest [`MEMO`] are kept).
+    fn remember(&self, m: &StoredManifest) {
+        if Digest::of(&m.bytes) != m.digest {
+            return;
+        }
+        let mut memo = self.memo.lock().unwrap_or_else(|p| p.into_inner());
+        if memo.iter().any(|x| x.digest == m.digest) {
+            return;
+        }
+        memo.push_back(m.clone());
+        while memo.len() > MEMO {
+            memo.pop_front();
+        }
+    }
+
+    /// After a manifest PUT the store answered with `written`: when that is the digest of the
+    /// bytes sent, the store holds exactly them, so a read by digest needs no GET (the
+    /// builder's push followed by the channel write of the same manifest).
+    fn remember_written(&self, media_type: &str, bytes: &[u8], written: &Digest) {
+        self.remember(&StoredManifest {
+            digest: written.clone(),
+            media_type: media_type.to_owned(),
+            bytes: bytes.to_vec(),
+        });
     }
 
     /// Every mismatch seen so far, first seen first, without repeats.
@@ -164,7 +186,9 @@ impl Store for VerifiedStore {
         media_type: &str,
         bytes: &[u8],
     ) -> Result<Digest, StoreError> {
-        self.inner.put_manifest(tag, media_type, bytes)
+        let written = self.inner.put_manifest(tag, media_type, bytes)?;
+        self.remember_written(media_type, bytes, &written);
+        Ok(written)
     }
     fn put_manifest_fenced(
         &self,
@@ -173,8 +197,11 @@ impl Store for VerifiedStore {
         bytes: &[u8],
         fence: &dyn mainline_store::WriteFence,
     ) -> Result<Digest, StoreError> {
-        self.inner
-            .put_manifest_fenced(tag, media_type, bytes, fence)
+        let written = self
+            .inner
+            .put_manifest_fenced(tag, media_type, bytes, fence)?;
+        self.remember_written(media_type, bytes, &written);
+        Ok(written)
     }
     fn list_tags(&self) -> Result<Vec<Tag>, StoreError> {
         self.inner.list_tags()

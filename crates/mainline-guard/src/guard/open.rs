@@ -55,7 +55,7 @@ pub fn open(
         let git = match repos.get(&c.git) {
             Some(r) => r.clone(),
             None => {
-                let r = GitRepo::open(c, &settings.cache_root).map_err(fail)?;
+                let r = GitRepo::open(c, &settings.cache_root).map_err(|e| fail(e.into()))?;
                 repos.insert(c.git.clone(), r.clone());
                 r
             }

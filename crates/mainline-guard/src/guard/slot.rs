@@ -185,7 +185,7 @@ impl Slot {
         }
         self.ports.repo.begin();
         let writes_journal = matches!(request, Request::Pin { .. } | Request::Unpin);
-        let result = self.executor(actor).run(request);
+        let result = self.executor(actor).run(request).map_err(CliError::from);
         let view = self.ports.repo.first_view();
         let lock = self.read_lock(view.as_ref());
         let moved = result.as_ref().is_ok_and(|r| !r.moves.is_empty());

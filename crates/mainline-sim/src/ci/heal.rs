@@ -103,8 +103,7 @@ pub(super) fn heal(w: &Arc<World>, j: usize, actor: ActorId) -> Result<(), CliEr
         _ => {
             // `git ls-remote origin main`, then re-run the deploy path before writing.
             let ports = Ports::new(w, actor);
-            let view = crate::channel::ports::Repo::view(&ports.repo, "main")
-                .map_err(crate::channel::exec::repo_err)?;
+            let view = crate::channel::ports::Repo::view(&ports.repo, "main")?;
             w.with(|s| {
                 let main = view.mainline.as_ref().and_then(|m| s.git.idx(m));
                 s.ci.jobs[j].heal_main = main;

@@ -7,7 +7,9 @@
 //! existing artifact tag (`push_packed` returns the digest already there).
 
 use super::put;
-use crate::error::{CliError, Kind};
+use crate::artifact::ArtifactError;
+use crate::channel::ports::BuildError;
+use crate::error::CliError;
 use crate::faults::Side;
 use crate::world::{ActorId, State, World};
 use mainline_core::{CommitId, Digest, Revision};
@@ -29,17 +31,16 @@ pub fn pack(
     time_s: i64,
     revision_ref: &str,
     source: &str,
-) -> Result<Packed, CliError> {
+) -> Result<Packed, BuildError> {
     let created = time::OffsetDateTime::from_unix_timestamp(time_s)
         .ok()
         .and_then(|t| {
             t.format(&time::format_description::well_known::Rfc3339)
                 .ok()
         })
-        .ok_or_else(|| CliError::new(Kind::Internal, format!("unusable commit time {time_s}")))?;
+        .ok_or_else(|| BuildError::Internal(format!("unusable commit time {time_s}")))?;
     let revision = Revision::new(Some(revision_ref.to_owned()), commit.clone());
-    let meta = mainline_pack::ArtifactMeta::new(source, revision, &created)
-        .map_err(|e| CliError::new(Kind::Internal, e.to_string()))?;
+    let meta = mainline_pack::ArtifactMeta::new(source, revision, &created)?;
     let config = mainline_pack::FLUX_CONFIG_BYTES.to_vec();
     let layer = format!("sim layer: deploy tree {tree}\n").into_bytes();
     let manifest = mainline_pack::manifest_bytes(
@@ -55,7 +56,7 @@ pub fn pack(
 }
 
 /// Upload blobs through `actor`'s faults (the sim's stand-in for `push_blob` from files).
-pub fn upload_blobs(world: &Arc<World>, actor: ActorId, blobs: &[&[u8]]) -> Result<(), CliError> {
+pub fn upload_blobs(world: &Arc<World>, actor: ActorId, blobs: &[&[u8]]) -> Result<(), BuildError> {
     for b in blobs {
         let digest = Digest::of(b);
         let bytes = Arc::new(b.to_vec());
@@ -63,7 +64,7 @@ pub fn upload_blobs(world: &Arc<World>, actor: ActorId, blobs: &[&[u8]]) -> Resu
             .call(actor, Side::Registry, true, |s| {
                 s.registry.blobs.insert(digest, bytes);
             })
-            .map_err(|e| CliError::new(Kind::Unavailable, format!("uploading a blob: {e}")))?;
+            .map_err(|e| BuildError::Unavailable(format!("uploading a blob: {e}")))?;
     }
     Ok(())
 }
@@ -76,9 +77,9 @@ pub fn push_packed(
     store: &dyn Store,
     commit: &CommitId,
     packed: &Packed,
-) -> Result<Digest, CliError> {
+) -> Result<Digest, BuildError> {
     let tag = commit.artifact_tag();
-    if let Some(existing) = store.resolve(&tag)? {
+    if let Some(existing) = store.resolve(&tag).map_err(ArtifactError::from)? {
         return Ok(existing);
     }
     upload_blobs(world, actor, &[&packed.config, &packed.layer])?;

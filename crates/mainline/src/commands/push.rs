@@ -85,7 +85,7 @@ pub fn run(ctx: &Context, args: &PushArgs, out: &mut dyn Write) -> Result<(), Cl
             None => (prepared.pack)()?,
         };
         bar.set_length(packed.layer.size + packed.config.size);
-        Ok(packed)
+        Ok::<_, CliError>(packed)
     };
     let pushed = push_tree(store.as_ref(), &src, &mut pack, &mut |n| {
         bar.set_position(n)

@@ -11,7 +11,7 @@
 //! credentials.
 
 use crate::cli::PushArgs;
-use crate::error::{chain_message, CliError};
+use crate::error::CliError;
 use mainline_core::{CommitId, Revision};
 use mainline_git::GitRemote;
 use std::path::{Path, PathBuf};
@@ -52,7 +52,7 @@ impl GitSource {
         match &self.remote {
             Some(remote) => remote
                 .fetch_blobs(&self.commit, path)
-                .map_err(|e| CliError::new(crate::adapters::git::git_kind(&e), chain_message(&e))),
+                .map_err(CliError::from),
             None => Ok(()),
         }
     }
@@ -104,9 +104,7 @@ fn open_remote(
     url: &str,
     deadline: Option<std::time::Instant>,
 ) -> Result<GitSource, CliError> {
-    let git = |e: mainline_git::GitError| {
-        CliError::new(crate::adapters::git::git_kind(&e), chain_message(&e))
-    };
+    let git = CliError::from;
     // The channel commands' cache (MAINLINE_CACHE_DIR, else the XDG cache): shared objects.
     let root = crate::config::cache_root(std::env::var_os("MAINLINE_CACHE_DIR").map(PathBuf::from));
     let remote = GitRemote::open(url, &root.join("git"))

@@ -687,6 +687,9 @@ pub struct Audit {
     /// `moved` records written by a later run for a writer that died after writing.
     pub settled_moved: usize,
     pub abandoned: usize,
+    /// `abandoned` records of a write another writer overtook at once: its PUT landed and was
+    /// replaced before the read-back (only unlocked writers race like that).
+    pub overtaken: usize,
     pub observed: usize,
     pub refused: usize,
     /// Intents not settled by any later record.
@@ -782,6 +785,12 @@ pub fn audit(records: &[Value], channel_now: Option<&str>) -> Audit {
             }
             "abandoned" => {
                 a.abandoned += 1;
+                if r["reason"]
+                    .as_str()
+                    .is_some_and(|x| x.contains("another writer moved the channel"))
+                {
+                    a.overtaken += 1;
+                }
                 settle(&mut a, "abandoned");
                 if after != cur {
                     a.anomalies.push(format!(

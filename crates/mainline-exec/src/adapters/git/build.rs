@@ -7,14 +7,15 @@
 //! Must never: push bytes other than what `mainline push --git` makes for the same commit, or
 //! overwrite an artifact already under `sha-<commit>` (on a conflict it uses the stored one).
 
-use super::{git_kind, GitRepo};
-use crate::channel::ports::{Builder, Repo};
+use super::GitRepo;
+use crate::artifact::ArtifactError;
+use crate::channel::ports::{BuildError, Builder, Repo};
 use crate::channel::ChannelConfig;
-use crate::error::{chain_message, CliError, Kind};
+use crate::error::chain_message;
 use crate::tree_index::TreeKey;
 use crate::tree_push::{push_tree, TreeSource};
 use mainline_core::{CommitId, Digest, Revision};
-use mainline_git::GitError;
+use mainline_git::{GitError, GitErrorKind};
 use mainline_store::Store;
 
 /// Packs a commit's deploy tree from git objects and pushes it under `sha-<commit>`: the same
@@ -44,8 +45,16 @@ impl Builder for GitBuilder {
         store: &dyn Store,
         commit: &CommitId,
         revision_ref: &str,
-    ) -> Result<Digest, CliError> {
-        let git = |e: GitError| CliError::new(git_kind(&e), chain_message(&e));
+    ) -> Result<Digest, BuildError> {
+        let git = |e: GitError| match e.kind() {
+            GitErrorKind::Unavailable => BuildError::Unavailable(chain_message(&e)),
+            GitErrorKind::InvalidInput | GitErrorKind::NotFound => {
+                BuildError::NotFound(chain_message(&e))
+            }
+            GitErrorKind::Rejected | GitErrorKind::Internal => {
+                BuildError::Internal(chain_message(&e))
+            }
+        };
         // The deploy tree's id from commits and trees alone (the blob-less cache has them):
         // when the store's tree index knows it, no blob is fetched and nothing is packed. A
         // commit the cache lacks is fetched with its blobs first, as before the index.
@@ -62,7 +71,7 @@ impl Builder for GitBuilder {
                 .fetch_blobs(commit, &self.path)
                 .map_err(git)?;
             self.repo.invalidate();
-            Ok::<(), CliError>(())
+            Ok::<(), BuildError>(())
         };
         let mut key = tree_key();
         let fetched = key.is_none();
@@ -73,7 +82,7 @@ impl Builder for GitBuilder {
         let secs = self
             .repo
             .commit_time(commit)
-            .map_err(|e| CliError::new(Kind::Unavailable, e.to_string()))?;
+            .map_err(|e| BuildError::Unavailable(e.to_string()))?;
         let created = time::OffsetDateTime::from_unix_timestamp(secs)
             .ok()
             .and_then(|t| {
@@ -81,17 +90,13 @@ impl Builder for GitBuilder {
                     .ok()
             })
             .ok_or_else(|| {
-                CliError::new(
-                    Kind::Internal,
-                    format!("commit {commit} has an unusable time {secs}"),
-                )
+                BuildError::Internal(format!("commit {commit} has an unusable time {secs}"))
             })?;
         let revision = Revision::new(Some(revision_ref.to_owned()), commit.clone());
         let meta =
-            mainline_pack::ArtifactMeta::new(self.source.clone(), revision.clone(), &created)
-                .map_err(crate::error::format_err)?;
+            mainline_pack::ArtifactMeta::new(self.source.clone(), revision.clone(), &created)?;
         let scratch = tempfile::tempdir()
-            .map_err(|e| CliError::new(Kind::Internal, format!("cannot create a temp dir: {e}")))?;
+            .map_err(|e| BuildError::Internal(format!("cannot create a temp dir: {e}")))?;
         let mut pack = || {
             if !fetched {
                 fetch_blobs()?;
@@ -104,7 +109,7 @@ impl Builder for GitBuilder {
                 scratch.path(),
                 &mut |_| {},
             )
-            .map_err(crate::error::pack_err)
+            .map_err(|e| BuildError::from(ArtifactError::from(e)))
         };
         let src = TreeSource {
             key,
@@ -116,8 +121,16 @@ impl Builder for GitBuilder {
         match push_tree(store, &src, &mut pack, &mut |_| {}) {
             Ok(pushed) => Ok(pushed.outcome.digest),
             // Someone (CI) pushed this commit's artifact meanwhile: use theirs, it is immutable.
-            Err(e) if e.kind == Kind::Conflict => store.resolve(&commit.artifact_tag())?.ok_or(e),
+            Err(e) if is_packed_other(&e) => store
+                .resolve(&commit.artifact_tag())
+                .map_err(|s| BuildError::from(ArtifactError::from(s)))?
+                .ok_or(e),
             Err(e) => Err(e),
         }
     }
+}
+
+/// Whether the push found `sha-<commit>` naming other bytes (CI pushed it meanwhile).
+fn is_packed_other(e: &BuildError) -> bool {
+    matches!(e, BuildError::Artifact(a) if matches!(**a, ArtifactError::PackedOther { .. }))
 }

@@ -15,7 +15,7 @@ pub use build::GitBuilder;
 
 use crate::channel::ports::{Cas, QueueRef, RefUpdate, RemoteView, Repo, RepoError};
 use crate::channel::ChannelConfig;
-use crate::error::{chain_message, CliError, Kind};
+use crate::error::chain_message;
 use mainline_core::{CommitId, Timestamp};
 use mainline_git::{CasOutcome, GitError, GitErrorKind, GitRemote, Snapshot, FULL_DEPTH};
 use std::collections::HashMap;
@@ -47,14 +47,6 @@ const FIRST_DEPTH: u32 = 256;
 
 /// The exit-code kind of a git failure: a missing path or malformed input is the caller's
 /// (2), a remote that cannot be reached is unavailable (6), anything else internal (1).
-pub fn git_kind(e: &GitError) -> Kind {
-    match e.kind() {
-        GitErrorKind::InvalidInput | GitErrorKind::NotFound => Kind::InvalidInput,
-        GitErrorKind::Unavailable => Kind::Unavailable,
-        GitErrorKind::Rejected | GitErrorKind::Internal => Kind::Internal,
-    }
-}
-
 fn to_repo_err(e: GitError) -> RepoError {
     match (&e, e.kind()) {
         (GitError::CommitNotFound { commit, .. }, _) => RepoError::CommitNotFound {
@@ -67,7 +59,7 @@ fn to_repo_err(e: GitError) -> RepoError {
 
 impl GitRepo {
     /// Open the remote's cache, with no overall deadline (each git call has its own timeout).
-    pub fn open(config: &ChannelConfig, cache_root: &Path) -> Result<GitRepo, CliError> {
+    pub fn open(config: &ChannelConfig, cache_root: &Path) -> Result<GitRepo, GitError> {
         GitRepo::open_until(config, cache_root, None)
     }
 
@@ -76,10 +68,8 @@ impl GitRepo {
         config: &ChannelConfig,
         cache_root: &Path,
         deadline: Option<Instant>,
-    ) -> Result<GitRepo, CliError> {
-        let remote = GitRemote::open(&config.git, &cache_root.join("git"))
-            .map_err(|e| CliError::new(git_kind(&e), chain_message(&e)))?
-            .with_deadline(deadline);
+    ) -> Result<GitRepo, GitError> {
+        let remote = GitRemote::open(&config.git, &cache_root.join("git"))?.with_deadline(deadline);
         Ok(GitRepo {
             remote: Arc::new(remote),
             snapshot: Arc::new(Mutex::new(None)),

@@ -25,6 +25,7 @@ mod values;
 pub use values::{AppliedMove, LockMode, Report};
 
 use super::cache::FactCache;
+use super::error::ExecError;
 use super::gather::{Depth, Gathered, Prior, Sources};
 use super::journal::{Entry, EntryKind, Journal, RecordMemo};
 use super::lock::{GitLock, Held};
@@ -32,13 +33,10 @@ use super::ports::{Builder, ChannelLock, Clock, Consumers, LockToken, Repo};
 use super::rounds::Carried;
 use super::short::Short;
 use super::ChannelConfig;
-use crate::error::{CliError, Kind};
 use mainline_core::{
     decide, ChannelHead, Decision, Digest, Known, Plan, RefuseReason, Request, Verdict,
 };
 use mainline_store::Store;
-
-pub use super::effects::repo_err;
 
 /// At most this many channel writes in one run.
 pub const MAX_ROUNDS: usize = 4;
@@ -198,7 +196,7 @@ impl<'a> Executor<'a> {
     }
 
     /// Run `request` to completion.
-    pub fn run(&self, request: Request) -> Result<Report, CliError> {
+    pub fn run(&self, request: Request) -> Result<Report, ExecError> {
         let (g, d) = self.observe(&request);
         let writes = match (&request, &d.plan) {
             (Request::Status, _) => false,
@@ -260,12 +258,7 @@ impl<'a> Executor<'a> {
                 lock,
                 token: lock.acquire()?,
             },
-            (LockMode::Kubernetes { .. }, None) => {
-                return Err(CliError::invalid(
-                    "--lock kubernetes needs the channel's Kubernetes settings ([kubernetes] in mainline.toml)",
-                )
-                .with_hint("or use --lock git"))
-            }
+            (LockMode::Kubernetes { .. }, None) => return Err(ExecError::NoKubernetesSettings),
         };
         let result = self.run_writes(request, now, Some(&mut locked), carried);
         let released = match locked {
@@ -333,21 +326,22 @@ impl<'a> Executor<'a> {
     }
 
     /// Append an entry; returns its seq. `Ok(None)` when the journal is off.
-    pub(super) fn journal_append(&self, e: Entry) -> Result<Option<u64>, CliError> {
+    pub(super) fn journal_append(&self, e: Entry) -> Result<Option<u64>, ExecError> {
         if !self.journal {
             return Ok(None);
         }
         self.journal()
             .append(e)
             .map(|r| Some(r.entry.seq))
-            .map_err(|e| CliError::new(Kind::Unavailable, crate::error::chain_message(&e)))
+            .map_err(ExecError::from)
     }
 
     /// Append, turning a failure into a warning (the next locked run settles the journal).
     pub(super) fn append(&self, e: Entry, warnings: &mut Vec<String>) {
         if let Err(err) = self.journal_append(e) {
-            tracing::warn!("{}", err.message);
-            warnings.push(err.message);
+            let message = err.message();
+            tracing::warn!("{message}");
+            warnings.push(message);
         }
     }
 }

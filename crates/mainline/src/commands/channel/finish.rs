@@ -95,7 +95,7 @@ fn lease_holder(o: &Opened) -> Result<HolderView, String> {
         .ok_or("--lock kubernetes needs [kubernetes] in mainline.toml")?;
     lock.holder()
         .map(|h| h.map(|h| (h.holder, h.expires_at, None)))
-        .map_err(|e| e.message)
+        .map_err(|e| e.to_string())
 }
 
 #[cfg(not(feature = "kubernetes"))]

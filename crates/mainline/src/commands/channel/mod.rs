@@ -121,10 +121,7 @@ fn record_lease(o: &Opened, id: &str, head: &CommitId) -> Result<(), CliError> {
     let refname = o.config.key.lease_ref(id, expires);
     // The lease ref is pushed from the local cache, so the head must be fetched first.
     if !o.repo.has_commit(head) {
-        let missing = o
-            .repo
-            .fetch(std::slice::from_ref(head))
-            .map_err(crate::channel::exec::repo_err)?;
+        let missing = o.repo.fetch(std::slice::from_ref(head))?;
         if !missing.is_empty() {
             return Err(CliError::invalid(format!(
                 "commit {head} is not on {}: a candidate must be pushed before it is deployed",
@@ -135,11 +132,7 @@ fn record_lease(o: &Opened, id: &str, head: &CommitId) -> Result<(), CliError> {
             ));
         }
     }
-    match o
-        .repo
-        .cas_ref(&refname, None, Some(head))
-        .map_err(crate::channel::exec::repo_err)?
-    {
+    match o.repo.cas_ref(&refname, None, Some(head))? {
         crate::channel::ports::Cas::Updated => Ok(()),
         crate::channel::ports::Cas::Conflict { .. } => Err(CliError::new(
             Kind::Conflict,
@@ -278,14 +271,10 @@ fn parse_commit(s: &str, what: &str) -> Result<CommitId, CliError> {
 }
 
 fn mainline_tip(o: &Opened) -> Result<CommitId, CliError> {
-    o.repo
-        .view(&o.config.branch)
-        .map_err(crate::channel::exec::repo_err)?
-        .mainline
-        .ok_or_else(|| {
-            CliError::invalid(format!(
-                "branch {} does not exist on {}",
-                o.config.branch, o.config.git_display
-            ))
-        })
+    o.repo.view(&o.config.branch)?.mainline.ok_or_else(|| {
+        CliError::invalid(format!(
+            "branch {} does not exist on {}",
+            o.config.branch, o.config.git_display
+        ))
+    })
 }

@@ -9,7 +9,9 @@
 //! another commit. "Already present" is said only after every blob was verified present
 //! (registry: a HEAD each; layout: a digest check) and the manifest read back whole.
 
-use crate::error::{CliError, Kind};
+mod error;
+
+pub use error::ArtifactError;
 use mainline_core::{Digest, Revision, Tag};
 use mainline_pack::Packed;
 use mainline_store::{ReferenceTarget, Store, StoredManifest, OCI_MANIFEST_MEDIA_TYPE};
@@ -37,7 +39,7 @@ pub fn push_packed(
     packed: &Packed,
     revision: &Revision,
     progress: &mut dyn FnMut(u64),
-) -> Result<PushOutcome, CliError> {
+) -> Result<PushOutcome, ArtifactError> {
     let existing = store.resolve(&revision.commit.artifact_tag())?;
     push_packed_over(store, packed, revision, existing, progress)
 }
@@ -50,7 +52,7 @@ pub fn push_packed_over(
     revision: &Revision,
     existing: Option<Digest>,
     progress: &mut dyn FnMut(u64),
-) -> Result<PushOutcome, CliError> {
+) -> Result<PushOutcome, ArtifactError> {
     let tag = revision.commit.artifact_tag();
     let mut outcome = PushOutcome {
         digest: packed.manifest_digest.clone(),
@@ -67,30 +69,29 @@ pub fn push_packed_over(
     let mut older = None;
     if let Some(existing) = existing.as_ref().filter(|d| **d != packed.manifest_digest) {
         if !crate::older_format::same_tree(store, existing, packed)? {
-            return Err(CliError::new(
-                Kind::Conflict,
-                format!(
-                    "{}:{tag} already names {existing}, not the {} just packed; artifact tags are immutable",
-                    store.location(),
-                    packed.manifest_digest
-                ),
-            )
-            .with_hint(
-                "the same commit was packed with a different tree, revision, source or created time; \
-                 reuse the existing artifact, or push the change as a new commit",
-            ));
+            return Err(ArtifactError::PackedOther {
+                location: store.location().to_string(),
+                tag,
+                existing: existing.clone(),
+                packed: packed.manifest_digest.clone(),
+            });
         }
         older = Some(existing.clone());
     }
 
     // The config blob is tiny; it goes through a temp file like every blob so the store keeps
     // one upload path (streamed from disk).
-    let config_file = tempfile::NamedTempFile::new()
-        .map_err(|e| CliError::new(Kind::Internal, format!("cannot create a temp file: {e}")))?;
+    let config_file = tempfile::NamedTempFile::new().map_err(|source| ArtifactError::Scratch {
+        action: "create",
+        source,
+    })?;
     config_file
         .as_file()
         .write_all(&packed.config_bytes)
-        .map_err(|e| CliError::new(Kind::Internal, format!("cannot write a temp file: {e}")))?;
+        .map_err(|source| ArtifactError::Scratch {
+            action: "write",
+            source,
+        })?;
 
     let blobs = [
         (&packed.config, config_file.path()),
@@ -138,7 +139,7 @@ pub fn push_packed_over(
 pub(crate) fn manifest_intact(
     store: &dyn Store,
     manifest: &StoredManifest,
-) -> Result<bool, CliError> {
+) -> Result<bool, ArtifactError> {
     match store.fetch_manifest(&ReferenceTarget::Digest(manifest.digest.clone())) {
         Ok(Some(m)) => Ok(m.bytes == manifest.bytes),
         Ok(None) => Ok(false),
@@ -150,7 +151,11 @@ pub(crate) fn manifest_intact(
 /// Point `tag` at exactly `manifest.bytes`, then read the tag back and fail unless it names
 /// `manifest.digest`. Two requests on a registry: one PUT, one HEAD. An artifact tag
 /// (`sha-<commit>`) is immutable: see [`check_artifact_tag`] (one more HEAD for those only).
-pub fn write_tag(store: &dyn Store, manifest: &StoredManifest, tag: &Tag) -> Result<(), CliError> {
+pub fn write_tag(
+    store: &dyn Store,
+    manifest: &StoredManifest,
+    tag: &Tag,
+) -> Result<(), ArtifactError> {
     if check_artifact_tag(store, manifest, tag)? == ArtifactTag::AlreadyNamesIt {
         return Ok(());
     }
@@ -165,7 +170,7 @@ pub fn write_tag_fenced(
     manifest: &StoredManifest,
     tag: &Tag,
     fence: &dyn mainline_store::WriteFence,
-) -> Result<(), CliError> {
+) -> Result<(), ArtifactError> {
     let written = store.put_manifest_fenced(tag, &manifest.media_type, &manifest.bytes, fence)?;
     read_back(store, manifest, tag, &written)
 }
@@ -177,29 +182,23 @@ pub(crate) fn read_back(
     manifest: &StoredManifest,
     tag: &Tag,
     written: &Digest,
-) -> Result<(), CliError> {
+) -> Result<(), ArtifactError> {
     if *written != manifest.digest {
-        return Err(CliError::new(
-            Kind::Integrity,
-            format!(
-                "{}: writing {tag} stored {written}, expected {}",
-                store.location(),
-                manifest.digest
-            ),
-        ));
+        return Err(ArtifactError::StoredOther {
+            location: store.location().to_string(),
+            tag: tag.clone(),
+            written: written.clone(),
+            expected: manifest.digest.clone(),
+        });
     }
     match store.resolve(tag)? {
         Some(d) if d == manifest.digest => Ok(()),
-        other => Err(CliError::new(
-            Kind::Integrity,
-            format!(
-                "{}: read-back of {tag} after writing {} gave {}",
-                store.location(),
-                manifest.digest,
-                other.map_or_else(|| "no tag".to_owned(), |d| d.to_string())
-            ),
-        )
-        .with_hint("another writer may have moved the tag at the same moment; re-run to converge")),
+        got => Err(ArtifactError::ReadBack {
+            location: store.location().to_string(),
+            tag: tag.clone(),
+            expected: manifest.digest.clone(),
+            got,
+        }),
     }
 }
 
@@ -218,33 +217,31 @@ fn check_artifact_tag(
     store: &dyn Store,
     manifest: &StoredManifest,
     tag: &Tag,
-) -> Result<ArtifactTag, CliError> {
+) -> Result<ArtifactTag, ArtifactError> {
     let Some(commit) = tag.artifact_commit() else {
         return Ok(ArtifactTag::Write);
     };
     match store.resolve(tag)? {
         None => {}
         Some(d) if d == manifest.digest => return Ok(ArtifactTag::AlreadyNamesIt),
-        Some(d) => {
-            let message = format!(
-                "{}:{tag} already names {d}, not {}; artifact tags are immutable and are \
-                 never re-pointed",
-                store.location(),
-                manifest.digest
-            );
-            return Err(CliError::new(Kind::Conflict, message)
-                .with_hint("use the existing artifact, or push the change as a new commit"));
+        Some(existing) => {
+            return Err(ArtifactError::Immutable {
+                location: store.location().to_string(),
+                tag: tag.clone(),
+                existing,
+                manifest: manifest.digest.clone(),
+            })
         }
     }
     let recorded = recorded_commit(manifest);
     if recorded.as_ref() != Some(&commit) {
-        let what = describe(recorded.as_ref());
-        return Err(CliError::invalid(format!(
-            "{}:{tag} is the immutable artifact tag of commit {commit}, but manifest {} {what}",
-            store.location(),
-            manifest.digest
-        ))
-        .with_hint("artifact tags only ever name their own commit's artifact; tag a channel (e.g. latest) instead, or push that commit with `mainline push`"));
+        return Err(ArtifactError::NotItsCommit {
+            location: store.location().to_string(),
+            tag: tag.clone(),
+            commit,
+            manifest: manifest.digest.clone(),
+            recorded,
+        });
     }
     Ok(ArtifactTag::Write)
 }
@@ -253,14 +250,19 @@ fn check_artifact_tag(
 pub fn fetch_existing(
     store: &dyn Store,
     target: &ReferenceTarget,
-) -> Result<StoredManifest, CliError> {
+) -> Result<StoredManifest, ArtifactError> {
     store.fetch_manifest(target)?.ok_or_else(|| {
-        let what = match target {
-            ReferenceTarget::Tag(t) => format!("{}:{t}: no such tag", store.location()),
-            ReferenceTarget::Digest(d) => format!("{}@{d}: no such manifest", store.location()),
-        };
-        CliError::invalid(what)
-            .with_hint("check the name (tags are case-sensitive), or push the artifact first with `mainline push`")
+        let location = store.location().to_string();
+        match target {
+            ReferenceTarget::Tag(tag) => ArtifactError::NoSuchTag {
+                location,
+                tag: tag.clone(),
+            },
+            ReferenceTarget::Digest(digest) => ArtifactError::NoSuchManifest {
+                location,
+                digest: digest.clone(),
+            },
+        }
     })
 }
 
@@ -270,7 +272,7 @@ pub fn retag(
     store: &dyn Store,
     source: &ReferenceTarget,
     new_tag: &Tag,
-) -> Result<StoredManifest, CliError> {
+) -> Result<StoredManifest, ArtifactError> {
     let manifest = fetch_existing(store, source)?;
     if let ReferenceTarget::Tag(tag) = source {
         // A source named by its artifact tag must be that commit's artifact (never trust a
@@ -278,19 +280,13 @@ pub fn retag(
         if let Some(commit) = tag.artifact_commit() {
             let recorded = recorded_commit(&manifest);
             if recorded.as_ref() != Some(&commit) {
-                return Err(CliError::new(
-                    Kind::Integrity,
-                    format!(
-                        "{}:{tag} names {}, whose manifest {}, not commit {commit}: the artifact \
-                         tag was re-pointed; nothing was tagged",
-                        store.location(),
-                        manifest.digest,
-                        describe(recorded.as_ref())
-                    ),
-                )
-                .with_hint(
-                    "name the source by digest (STORE@sha256:…) if you really mean those bytes",
-                ));
+                return Err(ArtifactError::RePointed {
+                    location: store.location().to_string(),
+                    tag: tag.clone(),
+                    commit,
+                    manifest: manifest.digest.clone(),
+                    recorded,
+                });
             }
         }
     }
@@ -305,11 +301,4 @@ fn recorded_commit(manifest: &StoredManifest) -> Option<mainline_core::CommitId>
         .and_then(|m| m.revision())
         .and_then(Result::ok)
         .map(|r| r.commit)
-}
-
-fn describe(recorded: Option<&mainline_core::CommitId>) -> String {
-    recorded.map_or_else(
-        || "records no revision".to_owned(),
-        |c| format!("records commit {c}"),
-    )
 }

@@ -1,6 +1,9 @@
-//! The one error type the CLI renders. Every failure from an adapter is mapped here to a
-//! [`Kind`], which decides the exit code, and a message that names the input and says what to
-//! do. Rendering happens exactly once, in `main.rs`.
+//! The one error type the CLI renders, and the edge where typed errors become it. The executor
+//! and its ports fail with typed errors (`ExecError`, `ArtifactError`, `RepoError`,
+//! `BuildError`, `LockBackendError`, the store's `StoreError`); the front ends (the CLI, the
+//! guard's HTTP surface, the simulator's CI glue) turn them into a [`CliError`] through the
+//! `From` impls here — the only place a failure gets its [`Kind`] (the exit code) and its hint
+//! (what to do). Rendering happens exactly once, in `main.rs`.
 //!
 //! Must never: carry a credential in a message (adapters redact before we get here), or map a
 //! transient failure to "invalid input" (CI scripts retry on the unavailable code only).
@@ -128,13 +131,7 @@ pub fn chain_message(err: &dyn std::error::Error) -> String {
 /// A failure to pack an artifact: a local read that failed is internal, a missing git object
 /// is unavailable (a shallow or partial clone), anything else is the input's fault.
 pub fn pack_err(e: mainline_pack::PackError) -> CliError {
-    use mainline_pack::PackError as P;
-    let kind = match &e {
-        P::Read { .. } | P::Scratch { .. } | P::Changed { .. } => Kind::Internal,
-        P::MissingObject { .. } => Kind::Unavailable,
-        _ => Kind::InvalidInput,
-    };
-    CliError::new(kind, chain_message(&e))
+    CliError::from(crate::artifact::ArtifactError::Pack(e))
 }
 
 /// Artifact metadata that cannot be written (a bad source URL or revision): invalid input.
@@ -162,16 +159,7 @@ pub fn is_no_space(err: &(dyn std::error::Error + 'static)) -> bool {
 
 impl From<mainline_store::StoreError> for CliError {
     fn from(e: mainline_store::StoreError) -> CliError {
-        use mainline_store::ErrorKind as S;
-        let kind = match e.kind {
-            S::InvalidInput => Kind::InvalidInput,
-            S::Unauthorized => Kind::Unauthorized,
-            S::Unavailable => Kind::Unavailable,
-            S::Integrity => Kind::Integrity,
-            S::Internal => Kind::Internal,
-            S::Fenced => Kind::Conflict,
-        };
-        CliError::new(kind, chain_message(&e))
+        CliError::from(crate::artifact::ArtifactError::Store(e))
     }
 }
 
@@ -186,3 +174,5 @@ impl From<mainline_core::IdError> for CliError {
         CliError::invalid(e.to_string())
     }
 }
+
+mod edge;
