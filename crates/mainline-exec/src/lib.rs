@@ -12,5 +12,6 @@ pub mod adapters;
 pub mod artifact;
 pub mod channel;
 pub mod error;
+mod older_format;
 pub mod tree_index;
 pub mod tree_push;

@@ -23,6 +23,7 @@
 
 pub mod extract;
 pub mod flux;
+pub mod older;
 pub mod pack;
 mod symlink;
 
@@ -34,6 +35,7 @@ pub use flux::{
     FormatError, ANNOTATION_CREATED, ANNOTATION_REVISION, ANNOTATION_SOURCE, FLUX_CONFIG_BYTES,
     FLUX_CONFIG_MEDIA_TYPE, FLUX_LAYER_MEDIA_TYPE, OCI_MANIFEST_MEDIA_TYPE,
 };
+pub use older::{other_gzip_of, tar_stream_digest, TarStreamHasher};
 pub use pack::{
     git_commit_info, git_tree_id, pack_dir, pack_dir_with, pack_git, pack_git_with, CommitInfo,
     PackError, PackOptions, Packed, Symlinks, PACK_FORMAT,

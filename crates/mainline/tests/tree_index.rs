@@ -65,7 +65,7 @@ fn push_git(store: &str, repo: &Path, commit: &str, extra: &[&str]) -> Value {
 
 fn tree_tag(repo: &Path, commit: &str) -> String {
     format!(
-        "tree-{}-p1",
+        "tree-{}-p2",
         git(repo, &["rev-parse", &format!("{commit}:k8s")])
     )
 }
@@ -327,15 +327,20 @@ fn bad_entries_are_never_reused(store: &str, tmp: &Path) {
     let tag = tree_tag(&repo, a);
     let good = raw_manifest(store, &tag);
     let good_text = String::from_utf8(good.clone()).expect("utf-8 entry");
+    let format_of = |text: &str| {
+        let value: Value = serde_json::from_str(text).expect("entry json");
+        value["annotations"]["dev.mainline.pack-format"]
+            .as_str()
+            .expect("the entry records its packing format")
+            .to_owned()
+    };
+    let this_format = format!(r#""dev.mainline.pack-format":"{}""#, format_of(&good_text));
 
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
         (
             "an entry of another packing format",
             good_text
-                .replace(
-                    r#""dev.mainline.pack-format":"1""#,
-                    r#""dev.mainline.pack-format":"0""#,
-                )
+                .replace(&this_format, r#""dev.mainline.pack-format":"0""#)
                 .into_bytes(),
             "packing format 0",
         ),

@@ -64,13 +64,19 @@ pub fn push_packed_over(
         blobs_skipped: 0,
         already_present: false,
     };
+    // The tag names another artifact: the same tree packed by an older format is kept (its
+    // digest and signatures stand; see `older_format`); anything else is a conflict.
+    let mut older = None;
     if let Some(existing) = existing.as_ref().filter(|d| **d != packed.manifest_digest) {
-        return Err(ArtifactError::PackedOther {
-            location: store.location().to_string(),
-            tag,
-            existing: existing.clone(),
-            packed: packed.manifest_digest.clone(),
-        });
+        if !crate::older_format::same_tree(store, existing, packed)? {
+            return Err(ArtifactError::PackedOther {
+                location: store.location().to_string(),
+                tag,
+                existing: existing.clone(),
+                packed: packed.manifest_digest.clone(),
+            });
+        }
+        older = Some(existing.clone());
     }
 
     // The config blob is tiny; it goes through a temp file like every blob so the store keeps
@@ -107,6 +113,11 @@ pub fn push_packed_over(
         outcome.blobs_uploaded += 1;
     }
 
+    if let Some(existing) = older {
+        outcome.digest = existing;
+        outcome.already_present = true;
+        return Ok(outcome);
+    }
     let manifest = StoredManifest {
         digest: packed.manifest_digest.clone(),
         media_type: OCI_MANIFEST_MEDIA_TYPE.to_owned(),

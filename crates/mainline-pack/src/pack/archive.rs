@@ -4,14 +4,14 @@
 //! Invariants: every header is normalised (uid/gid 0, no user or group names, mtime 0, mode
 //! 0755 for folders and executables, 0644 for other files); paths longer
 //! than a header holds use GNU long-name entries; the gzip header has mtime 0 and no file
-//! name; the compressed bytes are a function of the tar stream alone (fixed blocks, fixed
-//! chunks within them), so they depend neither on how sources happened to be read nor on how
+//! name; the compressed bytes are a function of the tar stream alone (fixed blocks, each
+//! deflated whole), so they depend neither on how sources happened to be read nor on how
 //! many threads compressed them. A folder entry is
 //! written lazily, just before its first descendant, so empty folders never appear.
 //!
-//! Must never: write a symlink or hard-link entry (Flux drops them when it unpacks), flush
-//! a compressor mid-member (a sync flush changes the bytes), buffer more than the compression
-//! threads' blocks, or keep a partly written layer (the temp file is deleted on drop).
+//! Must never: write a symlink or hard-link entry (Flux drops them when it unpacks), end a
+//! member anywhere but at a block boundary, buffer more than the compression threads' blocks,
+//! or keep a partly written layer (the temp file is deleted on drop).
 
 use super::error::PackError;
 use super::gzip::ParallelGz;

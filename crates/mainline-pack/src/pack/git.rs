@@ -9,13 +9,15 @@
 //! the object database is reported as [`PackError::MissingObject`], distinct from corruption,
 //! so callers can fetch and retry.
 //!
-//! Memory: one tree listing per level, plus one blob at a time (gix inflates a blob whole).
+//! Memory: one tree listing per level, plus one blob at a time (gix inflates a blob whole),
+//! plus the blobs read ahead by [`super::prefetch`] (at most 8 MiB, or one larger blob).
 //!
 //! Must never: read the work tree or index, run `git`, or read user/global git config (the
 //! repository is opened isolated).
 
 use super::archive::ArchiveWriter;
 use super::error::{GitSource, PackError};
+use super::prefetch::Prefetch;
 use super::{entry_order, flux_unsafe_name, join, CommitInfo, Symlinks};
 use crate::flux::format_utc;
 use crate::symlink::{resolve_link, LinkProblem};
@@ -26,10 +28,10 @@ use std::path::Path;
 use time::OffsetDateTime;
 
 /// One tree entry with a validated UTF-8 name.
-struct GitEntry {
-    name: String,
-    kind: EntryKind,
-    id: ObjectId,
+pub(super) struct GitEntry {
+    pub name: String,
+    pub kind: EntryKind,
+    pub id: ObjectId,
 }
 
 /// Opens `repo` without reading user or global configuration or the environment.
@@ -93,6 +95,8 @@ pub(crate) struct GitWalker<'a, 'p> {
     pub symlinks: Symlinks,
     /// The source folders being walked, outermost first: a link into one of them is a cycle.
     pub walking: Vec<String>,
+    /// Blobs read ahead on another thread, in walk order (none with one thread).
+    pub prefetch: Option<Prefetch>,
     pub out: ArchiveWriter<'p>,
 }
 
@@ -197,7 +201,11 @@ impl GitWalker<'_, '_> {
                 self.out.leave_dir();
             }
             EntryKind::Blob | EntryKind::BlobExecutable => {
-                let data = self.reader().blob(id, src)?;
+                let ahead = self.prefetch.as_mut().and_then(|p| p.take(id));
+                let data = match ahead {
+                    Some(data) => data,
+                    None => self.reader().blob(id, src)?,
+                };
                 let executable = kind == EntryKind::BlobExecutable;
                 let origin = Path::new(src);
                 self.out.file(
@@ -265,12 +273,12 @@ impl GitWalker<'_, '_> {
 }
 
 /// Object reads with errors that name the repository, commit and path.
-struct Reader<'a> {
-    repo: &'a gix::Repository,
-    repo_path: &'a Path,
-    commit: &'a CommitId,
+pub(super) struct Reader<'a> {
+    pub repo: &'a gix::Repository,
+    pub repo_path: &'a Path,
+    pub commit: &'a CommitId,
     /// How errors name the packed tree: `<commit>:<subdir>`.
-    root_name: &'a str,
+    pub root_name: &'a str,
 }
 
 impl Reader<'_> {
@@ -300,7 +308,7 @@ impl Reader<'_> {
             })
     }
 
-    fn blob(&self, id: ObjectId, path: &str) -> Result<Vec<u8>, PackError> {
+    pub fn blob(&self, id: ObjectId, path: &str) -> Result<Vec<u8>, PackError> {
         let mut blob = self
             .find(id, "blob", path)?
             .try_into_blob()
@@ -315,7 +323,7 @@ impl Reader<'_> {
     }
 
     /// The entries of tree `id` found at `rel`, validated and in archive order.
-    fn tree(&self, id: ObjectId, rel: &str) -> Result<Vec<GitEntry>, PackError> {
+    pub fn tree(&self, id: ObjectId, rel: &str) -> Result<Vec<GitEntry>, PackError> {
         let tree = self.find(id, "tree", rel)?.try_into_tree().map_err(|e| {
             self.git_error(format!("tree {id} ({})", display_path(rel)), Box::new(e))
         })?;
