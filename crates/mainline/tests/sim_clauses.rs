@@ -181,3 +181,29 @@ fn a_runner_killed_at_any_call_breaks_nothing() {
         }
     }
 }
+
+/// A pin is judged as it was when the writer decided, not when its write landed. Found at
+/// 45,000 histories (seed 1, history 37035): a runner whose clock ran behind still saw an
+/// expired pin, re-applied its target (an ended group's artifact, which an operator pin may
+/// name), and the network held that fenced write 64 s, so it landed after the pin's grace. The
+/// monitor judged the pin at landing time and called it S4. The executor did what the design
+/// says a skewed runner does (DESIGN.md, pins): a pin-skew write, not a violation.
+#[test]
+fn a_pin_reapplied_by_a_skewed_runner_and_held_by_the_network_is_a_pin_skew_write() {
+    let cfg = SimConfig {
+        log: true,
+        ..SimConfig::default()
+    };
+    let o = run_history(history_seed(1, 37_035), Strategy::Mainline, &cfg);
+    let late_pin = o.log.windows(2).any(|w| {
+        w[0].contains("held by the network, lands now")
+            && w[1].contains("counted as a pin-skew write")
+    });
+    assert!(
+        late_pin,
+        "the history no longer has a late-landing pin re-application (the simulator changed): \
+         find another with `mainline simulate --strategy mainline --histories 45000` and a \
+         monitor that judges pins at landing time"
+    );
+    assert!(safety(&o).is_empty(), "{:?}", safety(&o));
+}

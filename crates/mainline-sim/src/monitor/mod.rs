@@ -45,28 +45,39 @@ use mainline_core::Digest;
 
 /// Is an operator pin active now (its record on the remote, not expired)?
 pub(super) fn pinned(s: &mut State) -> bool {
+    let now = s.now;
+    pinned_at(s, now)
+}
+
+/// Whether the pin ref on the remote held a pin that was active (or within the grace window
+/// after its expiry) at time `t`.
+fn pinned_at(s: &mut State, t: Ms) -> bool {
     let Some(&idx) = s.git.refs.get(&s.monitor.pin_ref) else {
         return false;
     };
-    let expires = match s.monitor.pin_cache {
-        Some((i, e)) if i == idx => e,
+    let (created, expires) = match s.monitor.pin_cache {
+        Some((i, c, e)) if i == idx => (c, e),
         _ => {
-            let e = PinRecord::from_message(&s.git.objs[idx].message)
-                .ok()
-                .and_then(|r| r.expires_at)
-                .map(|t| t.millis() - EPOCH_MS);
-            s.monitor.pin_cache = Some((idx, e));
-            e
+            let r = PinRecord::from_message(&s.git.objs[idx].message).ok();
+            let c = r
+                .as_ref()
+                .map_or(Ms::MIN, |r| r.created_at.millis() - EPOCH_MS);
+            let e = r.and_then(|r| r.expires_at).map(|t| t.millis() - EPOCH_MS);
+            s.monitor.pin_cache = Some((idx, c, e));
+            (c, e)
         }
     };
-    expires.is_none_or(|e| s.now < e + s.monitor.pin_grace)
+    // Both ends by the pinning runner's clock, so each is widened by the grace (twice the
+    // runners' clock skew).
+    let grace = s.monitor.pin_grace;
+    created.saturating_sub(grace) <= t && expires.is_none_or(|e| t < e + grace)
 }
 
-/// Is now within the grace window after a pin's expiry (runners may disagree)?
-fn in_pin_grace(s: &mut State) -> bool {
+/// Was `t` within the grace window after a pin's expiry (runners may disagree)?
+fn in_pin_grace(s: &mut State, t: Ms) -> bool {
     let grace = s.monitor.pin_grace;
-    pinned(s)
-        && matches!(s.monitor.pin_cache, Some((_, Some(e))) if e <= s.now && s.now < e + grace)
+    pinned_at(s, t)
+        && matches!(s.monitor.pin_cache, Some((_, _, Some(e))) if e <= t && t < e + grace)
 }
 
 /// The channel's digest and the commit (object index) its artifact records.
@@ -262,7 +273,11 @@ pub fn observe(s: &mut State) {
 /// `actor` moved the channel to `digest`: check S4, then everything else.
 pub fn on_channel_write(s: &mut State, actor: ActorId, digest: &Digest) {
     let before = s.monitor.channel; // observed after every change: the previous value
-    if in_pin_grace(s) {
+                                    // A write is judged by the pin as it was when its writer decided, not when it landed: a
+                                    // runner whose skewed clock still saw the pin re-applies it, and a network that holds that
+                                    // write makes it land later (under the writer's fenced lock) — still a pin-skew write.
+    let decided = s.actors[actor].decided_at;
+    if in_pin_grace(s, decided.0) {
         s.monitor.pin_skew_writes += 1;
         let name = s.actors[actor].name.clone();
         s.note(|_| {
@@ -276,8 +291,7 @@ pub fn on_channel_write(s: &mut State, actor: ActorId, digest: &Digest) {
         .cloned()
         .flatten()
         .and_then(|c| s.git.idx(&c));
-    if let (Some(c), false) = (commit, pinned(s)) {
-        let decided = s.actors[actor].decided_at;
+    if let (Some(c), false) = (commit, pinned_at(s, decided.0)) {
         let ended = s
             .queue
             .groups

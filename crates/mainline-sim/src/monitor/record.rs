@@ -69,7 +69,7 @@ pub struct Monitor {
     /// Writes that dropped a landed change that landed after the writer decided (a race
     /// with the merge, not a violation; L1 bounds how long it may last).
     pub s2_races: u32,
-    pub(super) pin_cache: Option<(usize, Option<Ms>)>,
+    pub(super) pin_cache: Option<(usize, Ms, Option<Ms>)>,
     /// How long after a pin's expiry runners may still disagree about it: twice the largest
     /// clock skew between runners (a pin's expiry is a wall-clock time, judged by each
     /// runner's own clock — the one place mainline compares clocks across machines).
