@@ -162,7 +162,7 @@ fn reuse(
         bytes,
     };
     let tag = meta.revision.commit.artifact_tag();
-    let mut outcome = outcome(store, &manifest.digest, &meta.revision);
+    let mut outcome = PushOutcome::nothing_yet(store, &manifest.digest, &meta.revision);
     match existing {
         // A different artifact under the commit's tag: pack to know whether that is a real
         // conflict (the index is never the only witness for refusing a push).
@@ -205,19 +205,6 @@ fn reuse(
     read_back(store, &manifest, &tag, &written)?;
     outcome.blobs_skipped = 2;
     Ok(Ok(outcome))
-}
-
-fn outcome(store: &dyn Store, digest: &Digest, revision: &Revision) -> PushOutcome {
-    PushOutcome {
-        digest: digest.clone(),
-        tag: revision.commit.artifact_tag(),
-        repository: store.location().to_string(),
-        revision: revision.clone(),
-        bytes_uploaded: 0,
-        blobs_uploaded: 0,
-        blobs_skipped: 0,
-        already_present: false,
-    }
 }
 
 fn empty(src: &TreeSource<'_>) -> ArtifactError {

@@ -390,22 +390,9 @@ fn symlink_leaving_the_subdir_is_refused_but_fine_for_the_whole_tree() {
 #[test]
 fn blobless_partial_clone_reports_missing_object() {
     let f = fixture();
-    f.git.run(&["config", "uploadpack.allowFilter", "true"]);
     let tmp = tempfile::tempdir().expect("tempdir");
     let clone = tmp.path().join("clone");
-    let url = format!("file://{}", f.git.dir.display());
-    let out = f
-        .git
-        .command()
-        .args(["clone", "-q", "--no-checkout", "--filter=blob:none", &url])
-        .arg(&clone)
-        .output()
-        .expect("git clone runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    f.git.blobless_clone(&clone);
     let last = f.commits.last().expect("commits");
     let err = pack_git(
         &clone,

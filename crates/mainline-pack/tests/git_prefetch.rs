@@ -94,20 +94,8 @@ fn read_ahead_never_changes_the_layer() {
 fn a_missing_blob_is_reported_by_the_walker_with_read_ahead() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let (git, commit) = repository(&tmp.path().join("repo"));
-    git.run(&["config", "uploadpack.allowFilter", "true"]);
     let clone = tmp.path().join("clone");
-    let url = format!("file://{}", git.dir.display());
-    let out = git
-        .command()
-        .args(["clone", "-q", "--no-checkout", "--filter=blob:none", &url])
-        .arg(&clone)
-        .output()
-        .expect("git clone runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    git.blobless_clone(&clone);
     match from_git(&clone, &commit, tmp.path(), 16) {
         Err(PackError::MissingObject { kind, path, .. }) => {
             assert_eq!(kind, "blob");

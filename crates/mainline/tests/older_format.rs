@@ -17,26 +17,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use support::*;
 
-/// Commits A and B share the `k8s/` tree; C has another. Returns (repo, [A, B, C]).
-fn repo(root: &Path) -> (PathBuf, Vec<String>) {
-    let steps: [(&[(&str, &str)], &str); 3] = [
-        (
-            &[
-                ("k8s/app.yaml", "kind: Deployment\nreplicas: 2\n"),
-                ("k8s/base/svc.yaml", "kind: Service\n"),
-                ("README.md", "v1\n"),
-            ],
-            "2024-05-01T10:00:00Z",
-        ),
-        (&[("README.md", "v2\n")], "2024-05-02T10:00:00Z"),
-        (
-            &[("k8s/app.yaml", "kind: Deployment\nreplicas: 3\n")],
-            "2024-05-03T10:00:00Z",
-        ),
-    ];
-    repo_with_steps(root, &steps)
-}
-
 fn push_git(store: &str, repo: &Path, commit: &str) -> Run {
     let repo = repo.to_str().expect("utf-8");
     mainline(&[
@@ -225,7 +205,7 @@ fn tagged(store: &str, tag: &str) -> String {
 }
 
 fn an_older_format_artifact_is_kept_on_re_push(store: &str, tmp: &Path) {
-    let (repo, c) = repo(tmp);
+    let (repo, c) = same_tree_repo(tmp);
     let (a, b) = (&c[0], &c[1]);
     let (manifest, layer) = packed_now(tmp, &repo, a);
     let older_layer = filter(&["gzip", "-n", "-1"], &filter(&["gzip", "-dc"], &layer));
@@ -257,7 +237,7 @@ fn an_older_format_artifact_is_kept_on_re_push(store: &str, tmp: &Path) {
 on_both_stores!(an_older_format_artifact_is_kept_on_re_push);
 
 fn another_tar_stream_under_the_tag_is_still_a_conflict(store: &str, tmp: &Path) {
-    let (repo, c) = repo(tmp);
+    let (repo, c) = same_tree_repo(tmp);
     let (a, cc) = (&c[0], &c[2]);
     // C's manifest exactly, but over a layer that holds A's tree (gzipped by GNU gzip).
     let (_, a_layer) = packed_now(tmp, &repo, a);

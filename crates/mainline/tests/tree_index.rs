@@ -19,27 +19,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use support::*;
 
-/// A repository whose commits A and B have the same `k8s/` tree (B only edits the README)
-/// and C another one. Returns (repo, [A, B, C]).
-fn repo(root: &Path) -> (PathBuf, Vec<String>) {
-    let steps: [(&[(&str, &str)], &str); 3] = [
-        (
-            &[
-                ("k8s/app.yaml", "kind: Deployment\nreplicas: 2\n"),
-                ("k8s/base/svc.yaml", "kind: Service\n"),
-                ("README.md", "v1\n"),
-            ],
-            "2024-05-01T10:00:00Z",
-        ),
-        (&[("README.md", "v2\n")], "2024-05-02T10:00:00Z"),
-        (
-            &[("k8s/app.yaml", "kind: Deployment\nreplicas: 3\n")],
-            "2024-05-03T10:00:00Z",
-        ),
-    ];
-    repo_with_steps(root, &steps)
-}
-
 /// `mainline push --git REPO --commit C --path k8s --to STORE -o json EXTRA…`, as it ran.
 fn push_git_run(store: &str, repo: &Path, commit: &str, extra: &[&str]) -> Run {
     let mut args = vec![
@@ -131,7 +110,7 @@ fn a_second_store(store: &str, tmp: &Path) -> String {
 }
 
 fn reuse_is_byte_identical_to_a_full_pack(store: &str, tmp: &Path) {
-    let (repo, c) = repo(tmp);
+    let (repo, c) = same_tree_repo(tmp);
     let (a, b) = (&c[0], &c[1]);
     let first = push_git(store, &repo, a, &[]);
     assert_eq!(first["tree_index"], "recorded", "{first}");
@@ -318,7 +297,7 @@ fn same_tree_commit(repo: &Path, n: usize) -> String {
 }
 
 fn bad_entries_are_never_reused(store: &str, tmp: &Path) {
-    let (repo, c) = repo(tmp);
+    let (repo, c) = same_tree_repo(tmp);
     // New commits land on top of the last one: its tree is the one they share.
     let (a, other) = (&c[2], &c[0]);
     let second = a_second_store(store, tmp);
@@ -436,7 +415,7 @@ fn delete_blob(store: &str, digest: &str) {
 }
 
 fn a_deleted_layer_is_packed_and_uploaded_again(store: &str, tmp: &Path) {
-    let (repo, c) = repo(tmp);
+    let (repo, c) = same_tree_repo(tmp);
     let (a, b) = (&c[0], &c[1]);
     let first = push_git(store, &repo, a, &[]);
     let layer: Value =
@@ -477,7 +456,7 @@ fn a_deleted_layer_is_packed_and_uploaded_again(store: &str, tmp: &Path) {
 on_both_stores!(a_deleted_layer_is_packed_and_uploaded_again);
 
 fn repack_bypasses_the_index_and_gives_the_same_bytes(store: &str, tmp: &Path) {
-    let (repo, c) = repo(tmp);
+    let (repo, c) = same_tree_repo(tmp);
     push_git(store, &repo, &c[0], &[]);
     let pushed = push_git(store, &repo, &c[1], &["--repack"]);
     assert_eq!(pushed["tree_index"], "recorded", "{pushed}");

@@ -32,6 +32,22 @@ pub struct PushOutcome {
     pub already_present: bool,
 }
 
+impl PushOutcome {
+    /// The push of `digest` as the artifact of `revision`, before anything was sent.
+    pub(crate) fn nothing_yet(store: &dyn Store, digest: &Digest, revision: &Revision) -> Self {
+        PushOutcome {
+            digest: digest.clone(),
+            tag: revision.commit.artifact_tag(),
+            repository: store.location().to_string(),
+            revision: revision.clone(),
+            bytes_uploaded: 0,
+            blobs_uploaded: 0,
+            blobs_skipped: 0,
+            already_present: false,
+        }
+    }
+}
+
 /// Push `packed` (the artifact of `revision`) and point its immutable tag at it.
 /// Blobs the store has are not uploaded again (one existence check each, first).
 pub fn push_packed(
@@ -54,16 +70,7 @@ pub fn push_packed_over(
     progress: &mut dyn FnMut(u64),
 ) -> Result<PushOutcome, ArtifactError> {
     let tag = revision.commit.artifact_tag();
-    let mut outcome = PushOutcome {
-        digest: packed.manifest_digest.clone(),
-        tag: tag.clone(),
-        repository: store.location().to_string(),
-        revision: revision.clone(),
-        bytes_uploaded: 0,
-        blobs_uploaded: 0,
-        blobs_skipped: 0,
-        already_present: false,
-    };
+    let mut outcome = PushOutcome::nothing_yet(store, &packed.manifest_digest, revision);
     // The tag names another artifact: the same tree packed by an older format is kept (its
     // digest and signatures stand; see `older_format`); anything else is a conflict.
     let mut older = None;

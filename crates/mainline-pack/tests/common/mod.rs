@@ -169,6 +169,24 @@ impl Git {
         self.run(&["rev-parse", "HEAD"])
     }
 
+    /// A blob-less partial clone of this repository at `into` (commits and trees, no file
+    /// contents): what packing from a cache that never fetched the blobs meets.
+    pub fn blobless_clone(&self, into: &Path) {
+        self.run(&["config", "uploadpack.allowFilter", "true"]);
+        let url = format!("file://{}", self.dir.display());
+        let out = self
+            .command()
+            .args(["clone", "-q", "--no-checkout", "--filter=blob:none", &url])
+            .arg(into)
+            .output()
+            .expect("git clone runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// Materialises `commit` into a fresh folder with `git archive | tar -x` and returns
     /// the path of `subdir` in it.
     pub fn checkout(&self, commit: &str, subdir: &str, into: &Path) -> PathBuf {

@@ -202,6 +202,27 @@ pub fn repo_with_steps(root: &Path, steps: &[(&[(&str, &str)], &str)]) -> (PathB
     (repo, commits)
 }
 
+/// A repository whose commits A and B have the same `k8s/` tree (B only edits the README)
+/// and C another one. Returns (repo, [A, B, C]).
+pub fn same_tree_repo(root: &Path) -> (PathBuf, Vec<String>) {
+    let steps: [(&[(&str, &str)], &str); 3] = [
+        (
+            &[
+                ("k8s/app.yaml", "kind: Deployment\nreplicas: 2\n"),
+                ("k8s/base/svc.yaml", "kind: Service\n"),
+                ("README.md", "v1\n"),
+            ],
+            "2024-05-01T10:00:00Z",
+        ),
+        (&[("README.md", "v2\n")], "2024-05-02T10:00:00Z"),
+        (
+            &[("k8s/app.yaml", "kind: Deployment\nreplicas: 3\n")],
+            "2024-05-03T10:00:00Z",
+        ),
+    ];
+    repo_with_steps(root, &steps)
+}
+
 /// A repository with a `k8s/` deploy folder and three commits; returns (dir, commits oldest first).
 pub fn fixture_repo(root: &Path) -> (PathBuf, Vec<String>) {
     let steps: [(&[(&str, &str)], &str); 3] = [
