@@ -19,7 +19,7 @@
 use crate::artifact::ArtifactError;
 use crate::artifact::{manifest_intact, push_packed_over, read_back, PushOutcome};
 use crate::tree_index::{self, Entry, TreeKey};
-use mainline_core::{Digest, Revision};
+use mainline_core::Digest;
 use mainline_pack::{ArtifactMeta, PackError, Packed};
 use mainline_store::{ErrorKind, Store, StoredManifest, OCI_MANIFEST_MEDIA_TYPE};
 use serde::Serialize;

@@ -15,7 +15,7 @@ mod support;
 mod oracle;
 
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use support::*;
 
