@@ -221,16 +221,8 @@ fn an_older_format_artifact_is_kept_on_re_push(store: &str, tmp: &Path) {
     assert_eq!(pushed["blobs_uploaded"], 1, "{pushed}");
     let reused = push_git(store, &repo, b).ok().json();
     assert_eq!(reused["tree_index"], "reused", "{reused}");
-    let out = tmp.join("pulled");
-    mainline(&[
-        "pull",
-        &format!("{store}:sha-{b}"),
-        "--output-dir",
-        out.to_str().expect("utf-8"),
-    ])
-    .ok();
     assert_eq!(
-        std::fs::read_to_string(out.join("app.yaml")).expect("pulled file"),
+        pulled_file(&format!("{store}:sha-{b}"), &tmp.join("pulled"), "app.yaml"),
         "kind: Deployment\nreplicas: 2\n"
     );
 }

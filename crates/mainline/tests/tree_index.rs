@@ -433,16 +433,12 @@ fn a_deleted_layer_is_packed_and_uploaded_again(store: &str, tmp: &Path) {
     let note = pushed["tree_index_note"].as_str().unwrap_or_default();
     assert!(note.contains("refused"), "{note}");
     assert_eq!(pushed["layer_bytes"], first["layer_bytes"]);
-    let out = tmp.join("pulled");
-    mainline(&[
-        "pull",
-        &format!("{store}:sha-{b}"),
-        "--output-dir",
-        out.to_str().expect("utf-8"),
-    ])
-    .ok();
     assert_eq!(
-        std::fs::read_to_string(out.join("base/svc.yaml")).expect("pulled file"),
+        pulled_file(
+            &format!("{store}:sha-{b}"),
+            &tmp.join("pulled"),
+            "base/svc.yaml"
+        ),
         "kind: Service\n"
     );
     let second = a_second_store(store, tmp);

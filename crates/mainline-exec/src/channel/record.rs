@@ -131,13 +131,7 @@ impl Executor<'_> {
             })
             .collect();
         let entries: Vec<Entry> = window.into_iter().map(|r| r.entry).collect();
-        let template = Entry::new(
-            &self.config.channel_display(),
-            EntryKind::Observed,
-            &self.actor,
-            "",
-            self.clock.now(),
-        );
+        let template = self.settlement_template();
         for e in settlement(&entries, current.as_ref(), &targets, &template) {
             self.append(e, warnings);
         }
@@ -171,4 +165,18 @@ pub(super) fn settles(kind: EntryKind) -> bool {
         kind,
         EntryKind::Moved | EntryKind::Abandoned | EntryKind::Observed
     )
+}
+
+impl Executor<'_> {
+    /// What `journal::settlement` stamps the records it makes from: this run's channel, actor
+    /// and time (the general path's settlement and the short path's check use the same).
+    pub(super) fn settlement_template(&self) -> Entry {
+        Entry::new(
+            &self.config.channel_display(),
+            EntryKind::Observed,
+            &self.actor,
+            "",
+            self.clock.now(),
+        )
+    }
 }

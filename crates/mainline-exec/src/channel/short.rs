@@ -69,13 +69,7 @@ impl Executor<'_> {
         // Nothing to settle: the general path's own rule (`journal::settlement`, pure) finds
         // no intent to settle and no unrecorded move in the window.
         let entries: Vec<Entry> = window.iter().map(|r| r.entry.clone()).collect();
-        let template = Entry::new(
-            &self.config.channel_display(),
-            EntryKind::Observed,
-            &self.actor,
-            "",
-            self.clock.now(),
-        );
+        let template = self.settlement_template();
         let none = std::collections::BTreeMap::new();
         if !settlement(&entries, current.as_ref(), &none, &template).is_empty() {
             return None;

@@ -186,6 +186,18 @@ pub fn write_tree(root: &Path, files: &[(&str, &str)]) {
     }
 }
 
+/// `mainline pull REFERENCE` into `out`, then the text of the pulled file `rel` there.
+pub fn pulled_file(reference: &str, out: &Path, rel: &str) -> String {
+    mainline(&[
+        "pull",
+        reference,
+        "--output-dir",
+        out.to_str().expect("utf-8"),
+    ])
+    .ok();
+    std::fs::read_to_string(out.join(rel)).expect("pulled file")
+}
+
 /// A new repository at `root/repo` with one commit per step (its files written, then
 /// everything committed at the step's date); returns (dir, commits oldest first).
 pub fn repo_with_steps(root: &Path, steps: &[(&[(&str, &str)], &str)]) -> (PathBuf, Vec<String>) {
