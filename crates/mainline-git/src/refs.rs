@@ -319,11 +319,41 @@ impl GitRemote {
         self.fetch_ref(refname, Some(depth.clamp(1, FULL_DEPTH)))
     }
 
+    /// [`GitRemote::fetch_ref_tail`] from a commit the caller listed as `refname`'s value,
+    /// asked for by id: protocol v2 fetches an id without listing the remote's refs first, one
+    /// request fewer than by name (what a fresh runner's first read of a journal costs). The
+    /// local copy of `refname` then names `commit`, as a fetch by name at the time of the
+    /// listing would have. Fails (nothing changed) when the remote no longer serves the commit,
+    /// e.g. a lock record released since the listing; callers fall back to the name.
+    pub fn fetch_commit_tail(
+        &self,
+        refname: &str,
+        commit: &CommitId,
+        depth: u32,
+    ) -> Result<(), GitError> {
+        self.fetch_into(
+            refname,
+            &commit.to_string(),
+            Some(depth.clamp(1, FULL_DEPTH)),
+        )
+        .map(|_| ())
+    }
+
     fn fetch_ref(&self, refname: &str, depth: Option<u32>) -> Result<Option<CommitId>, GitError> {
+        self.fetch_into(refname, refname, depth)
+    }
+
+    /// Fetch `source` (a ref name or a commit id) into the local copy of `refname`.
+    fn fetch_into(
+        &self,
+        refname: &str,
+        source: &str,
+        depth: Option<u32>,
+    ) -> Result<Option<CommitId>, GitError> {
         validate_refname(refname)?;
         let local = format!("{CACHE_NS}{refname}");
         let _lock = cache::lock(&self.repo, self.git.limit().0)?;
-        let refspec = format!("+{refname}:{local}");
+        let refspec = format!("+{source}:{local}");
         let depth_arg = depth.map(|d| format!("--depth={d}"));
         let mut args = vec![
             "fetch",

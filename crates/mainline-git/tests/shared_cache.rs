@@ -111,3 +111,56 @@ fn lock_files_left_by_a_killed_git_do_not_wedge_the_cache() {
     );
     assert!(!ref_lock.exists() && !graph_lock.exists());
 }
+
+/// The cache's settings are written into its config file as text (not by `git config`, one
+/// process per key): git itself must read back every one, in the commit cache and the records
+/// cache alike — a partial clone that git does not see as one would fetch every blob.
+#[test]
+fn a_new_cache_has_the_settings_git_reads_back() {
+    let fx = Fixture::new();
+    fx.commit("c0", &[("k8s/app.yaml", "v0\n")], 1_700_000_000);
+    fx.push("refs/heads/main");
+    let remote = GitRemote::open(&fx.url(), &fx.cache_root("config")).expect("open");
+    let records = remote.records_cache().expect("records cache");
+    for cache in [remote.cache_path(), records.cache_path()] {
+        for (key, value) in [
+            ("extensions.partialClone", "origin"),
+            ("remote.origin.promisor", "true"),
+            ("remote.origin.partialCloneFilter", "blob:none"),
+            ("gc.auto", "0"),
+            ("maintenance.auto", "false"),
+            ("fetch.writeCommitGraph", "true"),
+            ("core.commitGraph", "true"),
+            ("fetch.recurseSubmodules", "false"),
+        ] {
+            let out = std::process::Command::new("git")
+                .arg("--git-dir")
+                .arg(cache)
+                .args(["config", "--get", key])
+                .output()
+                .expect("git config");
+            assert_eq!(
+                String::from_utf8_lossy(&out.stdout).trim(),
+                value,
+                "{key} in {}: {}",
+                cache.display(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+    // And it behaves as a blob-less partial clone: fetching main brings no blob.
+    remote
+        .fetch(&["refs/heads/main".to_owned()])
+        .expect("fetch");
+    let out = std::process::Command::new("git")
+        .arg("--git-dir")
+        .arg(remote.cache_path())
+        .args(["rev-list", "--objects", "--all", "--missing=print"])
+        .output()
+        .expect("rev-list");
+    let listing = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        listing.lines().any(|l| l.starts_with('?')),
+        "the blob of k8s/app.yaml should be missing (promised), got:\n{listing}"
+    );
+}

@@ -62,9 +62,12 @@ impl ChannelKey {
         format!("refs/mainline/lock/{}", self.0)
     }
     pub fn journal_ref(&self) -> String {
-        format!("refs/mainline/journal/{}", self.0)
+        format!("{JOURNAL_REFS}{}", self.0)
     }
 }
+
+/// Where every channel's journal lives.
+pub const JOURNAL_REFS: &str = "refs/mainline/journal/";
 
 /// Keep `[A-Za-z0-9._-]`, replace the rest with `_`; never start a component with `.`.
 pub fn sanitize(s: &str) -> String {

@@ -9,7 +9,8 @@
 //!    journal's intent with a compare-and-swap on the journal head that step 1 listed.
 //! 4. **Write** the channel under the lease's fence and read it back (`effects.rs`).
 //! 5. **Moved + release, one atomic push**: append the outcome after our intent and delete our
-//!    lock record. Then decide again on fresh facts (a new listing), as every run does.
+//!    lock record. Then decide again on fresh facts (a new listing, sent alongside that push
+//!    with parallel reads: `release_and_list`), as every run does.
 //!
 //! Why step 3 may act on facts read before the lock: every locked mainline writer appends an
 //! intent to the journal before it writes the channel and holds the lock until its outcome is
@@ -35,10 +36,10 @@ use super::exec::{channel_digest, Executor, LockMode, Locked, Report, MAX_ROUNDS
 use super::gather::{Gathered, Prior};
 use super::journal::{settlement, Entry, EntryKind, Record};
 use super::lock::{GitLock, Held};
-use super::ports::{Cas, RefUpdate};
+use super::ports::{Cas, RefUpdate, RemoteView};
 use super::record::{settles, SETTLE_WINDOW};
 use super::rounds::Carried;
-use mainline_core::{Decision, Plan, Request};
+use mainline_core::{CommitId, Decision, Plan, Request};
 
 /// How the short path ended.
 pub(super) enum Short {
@@ -149,12 +150,13 @@ impl Executor<'_> {
                 e
             };
             let read_back = matches!(outcome, WriteOutcome::Moved(_, _, true));
+            let listed;
             match outcome {
                 WriteOutcome::Moved(applied, note, _) => {
                     carried.warnings.extend(note);
                     let mut done = settle(EntryKind::Moved, None, Some(applied.to_digest.clone()));
                     done.to_digest = Some(applied.to_digest.clone());
-                    self.record_and_release(
+                    listed = self.release_and_list(
                         &lock,
                         held,
                         &intent,
@@ -165,7 +167,8 @@ impl Executor<'_> {
                 }
                 WriteOutcome::Overtaken { seen, error } => {
                     let e = settle(EntryKind::Abandoned, Some(error.message()), Some(seen));
-                    self.record_and_release(&lock, held, &intent, Some(e), &mut carried.warnings);
+                    listed =
+                        self.release_and_list(&lock, held, &intent, Some(e), &mut carried.warnings);
                     if carried.moves.len() + carried.overtakes + 1 >= MAX_ROUNDS {
                         return Err(error);
                     }
@@ -185,10 +188,11 @@ impl Executor<'_> {
                 }
             }
             // Decide again on fresh facts: undo a write the world no longer allows. What the
-            // channel names is the write's own read-back (a moment old, like any read).
+            // channel names is the write's own read-back (a moment old, like any read); the
+            // refs, the listing taken alongside the release.
             let channel = carried.moves.last().map(|m| Some(m.to_digest.clone()));
             let prior = Prior {
-                view: None,
+                view: listed,
                 channel: channel.filter(|_| read_back),
             };
             (g, d) = self.observe_from(
@@ -250,7 +254,7 @@ impl Executor<'_> {
         intent: &Record,
         outcome: Option<Entry>,
         warnings: &mut Vec<String>,
-    ) {
+    ) -> Option<CommitId> {
         if let Some(entry) = outcome {
             let journal = self.journal();
             let pushed = match journal.prepare(entry.clone(), Some(intent)) {
@@ -274,7 +278,7 @@ impl Executor<'_> {
             };
             if let Some((rec, Ok(Cas::Updated))) = &pushed {
                 journal.remember(rec);
-                return;
+                return Some(rec.commit.clone());
             }
             // Not confirmed: the remote says whether it landed and whose the lock is.
             match self.repo.view(&self.config.branch) {
@@ -283,7 +287,7 @@ impl Executor<'_> {
                         v.mainline_refs.get(&journal.refname) == Some(&rec.commit)
                     });
                     if landed {
-                        return;
+                        return None;
                     }
                     if v.mainline_refs.get(&lock.refname) != Some(&held.commit) {
                         let w = format!(
@@ -292,7 +296,7 @@ impl Executor<'_> {
                         );
                         tracing::warn!("{w}");
                         warnings.push(w);
-                        return;
+                        return None;
                     }
                     self.append(entry, warnings);
                 }
@@ -308,6 +312,47 @@ impl Executor<'_> {
         }
         if let Err(e) = lock.release(held) {
             tracing::warn!("could not release the channel lock (it expires by itself): {e}");
+        }
+        None
+    }
+
+    /// Step 5 with the re-decision's listing alongside it (parallel reads): the two are one
+    /// round trip at a distance instead of two. The listing may be answered before or after
+    /// the push lands; since the push moves the journal and the lock atomically, a listing
+    /// that still shows our intent and our lock was answered before it, and the push's own
+    /// effect (journal at the outcome, lock gone) is what a listing right after would show.
+    /// `None` (read again) when the push was not confirmed or the listing failed.
+    fn release_and_list(
+        &self,
+        lock: &GitLock<'_>,
+        held: Held,
+        intent: &Record,
+        outcome: Option<Entry>,
+        warnings: &mut Vec<String>,
+    ) -> Option<RemoteView> {
+        if !self.parallel_reads {
+            self.record_and_release(lock, held, intent, outcome, warnings);
+            return None;
+        }
+        let ours = held.commit.clone();
+        let (appended, listed) = std::thread::scope(|s| {
+            let listing = s.spawn(|| self.repo.view(&self.config.branch));
+            let appended = self.record_and_release(lock, held, intent, outcome, warnings);
+            (appended, listing.join().ok().and_then(Result::ok))
+        });
+        let (appended, mut view) = (appended?, listed?);
+        let journal_ref = self.journal().refname;
+        let shows_intent = view.mainline_refs.get(&journal_ref) == Some(&intent.commit);
+        let shows_lock = view.mainline_refs.get(&lock.refname) == Some(&ours);
+        match (shows_intent, shows_lock) {
+            (true, true) => {
+                view.mainline_refs.insert(journal_ref, appended);
+                view.mainline_refs.remove(&lock.refname);
+                Some(view)
+            }
+            (false, false) => Some(view),
+            // Half of an atomic push: not a state the remote can be in. Read again.
+            _ => None,
         }
     }
 }

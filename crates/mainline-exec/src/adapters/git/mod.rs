@@ -14,6 +14,7 @@ mod build;
 pub use build::GitBuilder;
 
 use crate::channel::ports::{Cas, QueueRef, RefUpdate, RemoteView, Repo, RepoError};
+use crate::channel::refs::JOURNAL_REFS;
 use crate::channel::ChannelConfig;
 use crate::error::chain_message;
 use mainline_core::{CommitId, Timestamp};
@@ -252,7 +253,27 @@ impl Repo for GitRepo {
         // walk past what was fetched lands here again); if that still lacks it (an earlier
         // process fetched as deep already, or the commit is older), the whole chain.
         let records = self.records_remote()?;
+        let not_a_record = |found| RepoError::NotARecord {
+            refname: refname.to_owned(),
+            remote: self.remote.url().redacted().to_owned(),
+            object: commit.clone(),
+            found,
+        };
         let mut depth = self.next_depth(refname);
+        // A journal's first miss asks for the listed commit by id (one request fewer than by
+        // name; if the remote no longer serves it, by name as below). A journal only grows, so
+        // the listed commit is what a read by name would have found at the listing. A lock's
+        // record is replaced on every renewal and gone on release: by name, the read notices
+        // that the holder moved on (the caller re-lists) instead of reporting a stale holder.
+        let by_id = depth == FIRST_DEPTH && refname.starts_with(JOURNAL_REFS);
+        if by_id && records.fetch_commit_tail(refname, commit, depth).is_ok() {
+            self.invalidate_records();
+            match records.commit_message(commit) {
+                Ok(m) => return Ok(m),
+                Err(GitError::NotACommit { found, .. }) => return Err(not_a_record(found)),
+                Err(_) => {}
+            }
+        }
         loop {
             records
                 .fetch_ref_tail(refname, depth)
@@ -262,14 +283,7 @@ impl Repo for GitRepo {
                 Ok(m) => return Ok(m),
                 // The object is here but is no commit: the ref itself is wrong, and saying "not
                 // on the remote" would be false.
-                Err(GitError::NotACommit { found, .. }) => {
-                    return Err(RepoError::NotARecord {
-                        refname: refname.to_owned(),
-                        remote: self.remote.url().redacted().to_owned(),
-                        object: commit.clone(),
-                        found,
-                    })
-                }
+                Err(GitError::NotACommit { found, .. }) => return Err(not_a_record(found)),
                 Err(_) if depth < FULL_DEPTH => {
                     depth = FULL_DEPTH;
                     self.records

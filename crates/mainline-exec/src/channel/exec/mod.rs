@@ -175,6 +175,13 @@ impl<'a> Executor<'a> {
     /// already read are reused (they are a moment old, as on the first pass).
     pub(super) fn observe_from(&self, request: &Request, prior: Prior) -> (Gathered, Decision) {
         let sources = self.sources();
+        // A fresh cache (a new runner) would defer every lookup and escalate: it reads at full
+        // depth at once, the lookups alongside the fetch (`Sources::gather_from`).
+        if self.parallel_reads && self.cache.knows_no_revision() {
+            let g = sources.gather_from(request, Depth::Full, prior);
+            let d = decide(&g.facts, request);
+            return (g, d);
+        }
         let g = sources.gather_from(request, Depth::Cached, prior);
         let d = decide(&g.facts, request);
         let depends_on_unknown = d.verdict == Verdict::Unknown

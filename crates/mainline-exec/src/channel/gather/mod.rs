@@ -166,14 +166,44 @@ impl Sources<'_> {
             .ok()
             .filter(|_| self.parallel)
             .and_then(|v| v.mainline_refs.get(&key.journal_ref()));
-        let fetch_error = match (wanted.is_empty(), journal_head) {
-            (true, _) => None,
-            (false, None) => self.repo.fetch(&wanted).err().map(|e| e.to_string()),
-            (false, Some(head)) => std::thread::scope(|s| {
-                s.spawn(|| self.repo.read_record(&key.journal_ref(), head).ok());
-                self.repo.fetch(&wanted).err().map(|e| e.to_string())
-            }),
+        // At full depth with parallel reads, the artifact tags the cache lacks are read while
+        // the commits come too: they depend on the listing only. Fetch, journal tail and
+        // artifact tags are then one round trip at a distance, not three.
+        let lookups: Vec<&CommitId> = match (depth, self.parallel) {
+            (Depth::Full, true) => interest
+                .iter()
+                .filter(|c| self.cache.artifact(c).is_none())
+                .collect(),
+            _ => Vec::new(),
         };
+        let (fetch_error, mut looked_up) = std::thread::scope(|s| {
+            if let (false, Some(head)) = (wanted.is_empty(), journal_head) {
+                s.spawn(|| self.repo.read_record(&key.journal_ref(), head).ok());
+            }
+            let reads: Vec<_> = lookups
+                .iter()
+                .map(|&c| {
+                    (
+                        c,
+                        s.spawn(move || self.artifact(c, Depth::Full, &mut false)),
+                    )
+                })
+                .collect();
+            let fetch_error = match wanted.is_empty() {
+                true => None,
+                false => self.repo.fetch(&wanted).err().map(|e| e.to_string()),
+            };
+            let read: BTreeMap<&CommitId, _> = reads
+                .into_iter()
+                .map(|(c, h)| {
+                    let known = h.join().unwrap_or_else(|_| {
+                        Known::unknown("reading the artifact tag failed (a panic in its thread)")
+                    });
+                    (c, known)
+                })
+                .collect();
+            (fetch_error, read)
+        });
 
         let mut commits = BTreeMap::new();
         // Whether each commit of interest is local, asked once after the fetch: the ancestry
@@ -209,7 +239,10 @@ impl Sources<'_> {
                     Known::unknown(absent_reason()),
                 )
             };
-            let artifact = self.artifact(c, depth, &mut deferred);
+            let artifact = match looked_up.remove(c) {
+                Some(known) => known,
+                None => self.artifact(c, depth, &mut deferred),
+            };
             let (signed, evidence_problem) = match (&artifact, self.config.policy.require_signature)
             {
                 (_, false) => (Known::Known(false), None),
