@@ -16,36 +16,14 @@ use mainline::adapters::git::GitRepo;
 use mainline::channel::journal::{verify, Entry, EntryKind, Journal};
 use mainline::channel::ports::{Cas, Clock, Repo, RepoError, RepoWrapper, SystemClock};
 use mainline::channel::ChannelConfig;
-use mainline::config::{self, ChannelArgs};
 use mainline_core::{CommitId, Timestamp};
 use race::Registry;
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Barrier;
+use support::machine::{layout_channel, machine};
 use support::queue::{app, deploy, first_deploy, Channel, Queue};
-
-fn config_for(q: &Queue, channel: &str, cache: &Path) -> (ChannelConfig, std::path::PathBuf) {
-    config::resolve(&ChannelArgs {
-        channel: Some(channel.to_owned()),
-        git: Some(q.url()),
-        path: Some("k8s".into()),
-        cache_dir: Some(cache.to_path_buf()),
-        ..ChannelArgs::default()
-    })
-    .expect("a valid channel config")
-}
-
-fn machine(q: &Queue, channel: &str, name: &str) -> (ChannelConfig, GitRepo) {
-    let (config, root) = config_for(q, channel, &q.root.join(name));
-    let repo = GitRepo::open(&config, &root).expect("open the git remote");
-    (config, repo)
-}
-
-fn layout_channel(root: &Path) -> String {
-    format!("oci-layout:{}:latest", root.join("store").display())
-}
 
 /// Counts compare-and-swap conflicts: each one is an append that lost a race and re-parented.
 struct Counting {

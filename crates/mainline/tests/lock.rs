@@ -21,12 +21,11 @@ use mainline::channel::journal::{EntryKind, Journal};
 use mainline::channel::lock::{GitLock, Held, LockError};
 use mainline::channel::ports::{Cas, Clock, RefUpdate, Repo, RepoError, RepoWrapper};
 use mainline::channel::ChannelConfig;
-use mainline::config::{self, ChannelArgs};
 use mainline::error::{CliError, Kind};
 use mainline_core::{CommitId, Request, Tag, Timestamp};
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::Barrier;
+use support::machine::{layout_channel, machine};
 use support::queue::{app, first_deploy, Channel, Queue};
 
 /// 2024-05-01T12:00:00Z.
@@ -56,25 +55,6 @@ impl Clock for ManualClock {
     }
 }
 
-/// The channel config the CLI would build for `channel` on `q`'s remote, and its cache root.
-fn config_for(q: &Queue, channel: &str, cache: &Path) -> (ChannelConfig, PathBuf) {
-    config::resolve(&ChannelArgs {
-        channel: Some(channel.to_owned()),
-        git: Some(q.url()),
-        path: Some("k8s".into()),
-        cache_dir: Some(cache.to_path_buf()),
-        ..ChannelArgs::default()
-    })
-    .expect("a valid channel config")
-}
-
-/// One "machine": its own cache of the remote.
-fn machine(q: &Queue, channel: &str, name: &str) -> (ChannelConfig, GitRepo) {
-    let (config, root) = config_for(q, channel, &q.root.join(name));
-    let repo = GitRepo::open(&config, &root).expect("open the git remote");
-    (config, repo)
-}
-
 fn lock<'a>(
     repo: &'a dyn Repo,
     clock: &'a dyn Clock,
@@ -87,10 +67,6 @@ fn lock<'a>(
     l.ttl_ms = ttl_ms;
     l.wait_ms = wait_ms;
     l
-}
-
-fn layout_channel(root: &Path) -> String {
-    format!("oci-layout:{}:latest", root.join("store").display())
 }
 
 fn holder_now(l: &GitLock<'_>) -> Option<Held> {

@@ -2,6 +2,7 @@
 //! real git repositories with fixed dates, and a runner for the `mainline` binary.
 #![allow(dead_code)]
 
+pub mod machine;
 pub mod queue;
 
 /// Run one behavioural test against both stores: `fn name(store: &str, tmp: &Path)` becomes
