@@ -245,3 +245,53 @@ fn a_fresh_cache_fetches_the_tail_of_a_long_journal_not_the_chain() {
     assert_eq!(all["verified"], serde_json::json!([]));
     assert_eq!(commits_in(records), 3000);
 }
+
+/// A journal ref that something other than mainline pointed at a tree (a hostile or broken
+/// tool; `git push` accepts it outside `refs/heads/`): a fresh runner, which asks for the
+/// journal's head by id, and a warm one, which reads it by name, both refuse with exit 8
+/// (integrity) naming the ref, and the channel is not written.
+#[test]
+fn a_journal_ref_pointing_at_a_tree_is_an_integrity_error_for_fresh_and_warm_runners() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut q = support::queue::Queue::new(tmp.path());
+    let store = format!("oci-layout:{}", tmp.path().join("store").display());
+    let ch = support::queue::Channel::new(&store, &q, "warm");
+    let before = support::queue::first_deploy(&ch, &q);
+    q.push_main(
+        &[("k8s/app.yaml", &support::queue::app(5))],
+        "main changes the deploy tree",
+    );
+    let journal = q.refs_under("refs/mainline/journal/");
+    assert_eq!(journal.len(), 1, "{journal:?}");
+    let tree = support::git(q.work(), &["hash-object", "-t", "tree", "-w", "/dev/null"]);
+    support::git(
+        q.work(),
+        &[
+            "push",
+            "-q",
+            "--force",
+            &q.url(),
+            &format!("{}:{}", tree.trim(), journal[0]),
+        ],
+    );
+    for runner in [ch.elsewhere("fresh"), ch] {
+        let r = runner.run(&["reconcile"]);
+        assert_eq!(
+            r.code, 8,
+            "exit 8 (integrity)\nstdout:\n{}\nstderr:\n{}",
+            r.stdout, r.stderr
+        );
+        assert!(
+            r.stderr.contains(&journal[0]) || r.stdout.contains(&journal[0]),
+            "the error names the ref {}:\n{}\n{}",
+            journal[0],
+            r.stdout,
+            r.stderr
+        );
+        assert_eq!(
+            runner.digest("latest").as_deref(),
+            Some(before.as_str()),
+            "the channel was not written"
+        );
+    }
+}

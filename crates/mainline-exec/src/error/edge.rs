@@ -8,6 +8,7 @@
 use super::{chain_message, CliError, Kind};
 use crate::artifact::ArtifactError;
 use crate::channel::error::ExecError;
+use crate::channel::journal::JournalError;
 use crate::channel::lock::LockError;
 use crate::channel::ports::{BuildError, LockBackendError, RepoError};
 use mainline_git::{GitError, GitErrorKind};
@@ -83,6 +84,21 @@ fn repo(e: &RepoError) -> Kind {
     }
 }
 
+/// A journal that cannot be reached is unavailable (6), and so is a listed record gone from
+/// the remote (the ref moved on: a re-run reads it again); one whose ref or records something
+/// other than mainline wrote is an integrity failure (8), as for any other ref.
+fn journal(e: &JournalError) -> Kind {
+    match e {
+        JournalError::Repo {
+            source: RepoError::CommitNotFound { .. },
+            ..
+        } => Kind::Unavailable,
+        JournalError::Repo { source, .. } => repo(source),
+        JournalError::Unreadable { .. } => Kind::Integrity,
+        JournalError::Contended { .. } => Kind::Unavailable,
+    }
+}
+
 fn build(e: &BuildError) -> (Kind, Option<String>) {
     match e {
         BuildError::Unavailable(_) => (Kind::Unavailable, None),
@@ -147,7 +163,7 @@ fn exec(e: &ExecError) -> (Kind, Option<String>) {
             (kind, Some(hint))
         }
         E::LockBackend(l) => (lock_backend(l), None),
-        E::Journal(_) => (Kind::Unavailable, None),
+        E::Journal(j) => (journal(j), None),
         E::PlanWithoutTarget => (Kind::Internal, None),
         E::NoKubernetesSettings => (Kind::InvalidInput, Some("or use --lock git".into())),
         E::KeptChanging { .. } => (
@@ -240,7 +256,7 @@ impl From<crate::adapters::kube::KubeSetupError> for CliError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mainline_core::Digest;
+    use mainline_core::{CommitId, Digest};
 
     fn digest(n: u8) -> Digest {
         Digest::of(&[n])
@@ -334,6 +350,41 @@ mod tests {
             lock_ref: "l".into(),
         });
         assert_eq!(busy.kind, Kind::Conflict);
+    }
+
+    #[test]
+    fn a_journal_something_else_wrote_is_integrity_and_an_unreachable_one_unavailable() {
+        let refname = "refs/mainline/journal/x".to_owned();
+        let commit: CommitId = "0123456789abcdef0123456789abcdef01234567"
+            .parse()
+            .expect("id");
+        let kind = |e: JournalError| CliError::from(ExecError::from(e)).kind;
+        let tree = JournalError::Repo {
+            refname: refname.clone(),
+            source: RepoError::NotARecord {
+                refname: refname.clone(),
+                remote: "r".into(),
+                object: commit.clone(),
+                found: "a tree".into(),
+            },
+        };
+        assert_eq!(kind(tree), Kind::Integrity);
+        let garbage = JournalError::Unreadable {
+            refname: refname.clone(),
+            commit: commit.clone(),
+            reason: "not JSON".into(),
+        };
+        assert_eq!(kind(garbage), Kind::Integrity);
+        let down = JournalError::Repo {
+            refname: refname.clone(),
+            source: RepoError::Unavailable("connection refused".into()),
+        };
+        assert_eq!(kind(down), Kind::Unavailable);
+        let moved_on = JournalError::Repo {
+            refname,
+            source: RepoError::CommitNotFound { commit },
+        };
+        assert_eq!(kind(moved_on), Kind::Unavailable);
     }
 
     #[test]
