@@ -25,7 +25,10 @@ use mainline::error::{CliError, Kind};
 use mainline_core::{CommitId, Request, Tag, Timestamp};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::Barrier;
-use support::machine::{layout_channel, machine};
+use support::machine::{
+    assert_chain_and_no_lock, behind, journal_records, layout_channel, machine, reconcile_locked,
+    tag_digest, Behind,
+};
 use support::queue::{app, first_deploy, Channel, Queue};
 
 /// 2024-05-01T12:00:00Z.
@@ -779,13 +782,12 @@ impl RepoWrapper for LostMultiAnswer {
 #[test]
 fn the_short_path_ends_right_when_an_answer_to_its_pushes_is_lost() {
     for (nth, lands) in [(1, true), (1, false), (2, true), (2, false)] {
-        let tmp = tempfile::tempdir().expect("tempdir");
-        let mut q = Queue::new(tmp.path());
-        let channel = layout_channel(tmp.path());
-        let store = channel.trim_end_matches(":latest").to_owned();
-        let ch = Channel::new(&store, &q, "cli");
-        let before = first_deploy(&ch, &q);
-        q.push_main(&[("k8s/app.yaml", &app(7))], "main changes the deploy tree");
+        let Behind {
+            tmp: _tmp,
+            queue: q,
+            channel,
+            before,
+        } = behind();
         let (config, inner) = machine(&q, &channel, "runner");
         let repo = LostMultiAnswer {
             inner: inner.clone(),
@@ -793,46 +795,18 @@ fn the_short_path_ends_right_when_an_answer_to_its_pushes_is_lost() {
             lands,
             calls: AtomicUsize::new(0),
         };
-        let clock = mainline::channel::ports::SystemClock;
-        let store = mainline_store::open(&config.store, &Default::default()).expect("open");
-        let builder = GitBuilder::new(&inner, &config);
-        let cache = FactCache::load(None, config.store.to_string());
-        let journal_before = Journal::new(&inner, &clock, &config.key, "main")
-            .records()
-            .expect("journal")
-            .len();
-        let report = Executor::new(
-            &config,
-            store.as_ref(),
-            &repo,
-            &builder,
-            &clock,
-            &cache,
-            "lossy-run".into(),
-        )
-        .with_lock(LockMode::Git {
-            ttl_ms: 30_000,
-            wait_ms: 60_000,
-        })
-        .with_journal(true)
-        .run(Request::Reconcile {
-            force_restore: false,
-        })
-        .unwrap_or_else(|e| panic!("push {nth} lost (landed: {lands}): {e:?}"));
+        let journal_before = journal_records(&inner, &config).len();
+        let report = reconcile_locked(&config, &repo, &inner, "lossy-run", false)
+            .unwrap_or_else(|e| panic!("push {nth} lost (landed: {lands}): {e:?}"));
         let case = format!("push {nth} lost its answer (landed: {lands})");
         assert_eq!(report.moves.len(), 1, "{case}: {report:?}");
         assert!(
             repo.calls.load(Ordering::SeqCst) >= nth,
             "{case}: the short path was taken"
         );
-        let now = store
-            .resolve(&"latest".parse::<Tag>().expect("tag"))
-            .expect("resolve")
-            .map(|d| d.to_string());
+        let now = tag_digest(&config, "latest");
         assert_ne!(now, Some(before.clone()), "{case}: the channel moved");
-        let records = Journal::new(&inner, &clock, &config.key, "main")
-            .records()
-            .expect("journal");
+        let records = journal_records(&inner, &config);
         let ours: Vec<_> = records[journal_before..]
             .iter()
             .map(|r| (r.entry.kind, r.entry.seq, r.entry.intent))
@@ -846,14 +820,6 @@ fn the_short_path_ends_right_when_an_answer_to_its_pushes_is_lost() {
             ],
             "{case}: one intent, settled once"
         );
-        assert!(
-            mainline::channel::journal::verify(&records).is_empty(),
-            "{case}: the chain verifies"
-        );
-        assert_eq!(
-            q.refs_under("refs/mainline/lock/"),
-            Vec::<String>::new(),
-            "{case}: no lock left behind"
-        );
+        assert_chain_and_no_lock(&q, &records, &case);
     }
 }

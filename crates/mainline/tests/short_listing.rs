@@ -10,17 +10,18 @@
 
 mod support;
 
-use mainline::adapters::git::{GitBuilder, GitRepo};
-use mainline::channel::cache::FactCache;
-use mainline::channel::exec::{Executor, LockMode};
-use mainline::channel::journal::{EntryKind, Journal};
+use mainline::adapters::git::GitRepo;
+use mainline::channel::journal::EntryKind;
 use mainline::channel::ports::{Cas, RefUpdate, RemoteView, Repo, RepoError, RepoWrapper};
-use mainline_core::{CommitId, Request, Tag};
+use mainline_core::CommitId;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
-use support::machine::{layout_channel, machine};
-use support::queue::{app, first_deploy, Channel, Queue};
+use support::machine::{
+    assert_chain_and_no_lock, behind, journal_records, machine, reconcile_locked, tag_digest,
+    Behind,
+};
+use support::queue::{app, Queue};
 
 /// How long one side waits for the other before the test calls the two "not overlapped".
 const PATIENCE: Duration = Duration::from_secs(20);
@@ -130,13 +131,12 @@ fn the_re_decision_sees_the_release_whichever_answer_comes_first() {
         } else {
             "listing answered after the release push"
         };
-        let tmp = tempfile::tempdir().expect("tempdir");
-        let mut q = Queue::new(tmp.path());
-        let channel = layout_channel(tmp.path());
-        let store_ref = channel.trim_end_matches(":latest").to_owned();
-        let ch = Channel::new(&store_ref, &q, "cli");
-        let before = first_deploy(&ch, &q);
-        q.push_main(&[("k8s/app.yaml", &app(7))], "main changes the deploy tree");
+        let Behind {
+            tmp: _tmp,
+            queue: q,
+            channel,
+            before,
+        } = behind();
         let (config, inner) = machine(&q, &channel, "runner");
         let repo = Ordered {
             inner: inner.clone(),
@@ -147,33 +147,9 @@ fn the_re_decision_sees_the_release_whichever_answer_comes_first() {
             phase: Mutex::new(Phase::default()),
             changed: Condvar::new(),
         };
-        let clock = mainline::channel::ports::SystemClock;
-        let store = mainline_store::open(&config.store, &Default::default()).expect("open");
-        let builder = GitBuilder::new(&inner, &config);
-        let cache = FactCache::load(None, config.store.to_string());
-        let journal_before = Journal::new(&inner, &clock, &config.key, "main")
-            .records()
-            .expect("journal")
-            .len();
-        let report = Executor::new(
-            &config,
-            store.as_ref(),
-            &repo,
-            &builder,
-            &clock,
-            &cache,
-            "overlap-run".into(),
-        )
-        .with_lock(LockMode::Git {
-            ttl_ms: 30_000,
-            wait_ms: 60_000,
-        })
-        .with_journal(true)
-        .with_parallel_reads(true)
-        .run(Request::Reconcile {
-            force_restore: false,
-        })
-        .unwrap_or_else(|e| panic!("{case}: {e:?}"));
+        let journal_before = journal_records(&inner, &config).len();
+        let report = reconcile_locked(&config, &repo, &inner, "overlap-run", true)
+            .unwrap_or_else(|e| panic!("{case}: {e:?}"));
 
         let phase = repo.phase.lock().expect("phase");
         assert!(
@@ -199,22 +175,14 @@ fn the_re_decision_sees_the_release_whichever_answer_comes_first() {
             "{case}: both moves on the short path (two atomic pushes each, no single-ref push)"
         );
         let q = repo.queue.into_inner().expect("queue");
-        let now = store
-            .resolve(&"latest".parse::<Tag>().expect("tag"))
-            .expect("resolve")
-            .map(|d| d.to_string());
+        let now = tag_digest(&config, "latest");
         assert_ne!(now, Some(before.clone()), "{case}: the channel moved");
         assert_eq!(
             now,
-            store
-                .resolve(&format!("sha-{}", q.main()).parse::<Tag>().expect("tag"))
-                .expect("resolve")
-                .map(|d| d.to_string()),
+            tag_digest(&config, &format!("sha-{}", q.main())),
             "{case}: the channel names main's newest artifact"
         );
-        let records = Journal::new(&inner, &clock, &config.key, "main")
-            .records()
-            .expect("journal");
+        let records = journal_records(&inner, &config);
         let kinds: Vec<_> = records[journal_before..]
             .iter()
             .map(|r| r.entry.kind)
@@ -229,14 +197,6 @@ fn the_re_decision_sees_the_release_whichever_answer_comes_first() {
             ],
             "{case}"
         );
-        assert!(
-            mainline::channel::journal::verify(&records).is_empty(),
-            "{case}: the chain verifies"
-        );
-        assert_eq!(
-            q.refs_under("refs/mainline/lock/"),
-            Vec::<String>::new(),
-            "{case}: no lock left behind"
-        );
+        assert_chain_and_no_lock(&q, &records, case);
     }
 }
