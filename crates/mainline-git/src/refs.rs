@@ -376,6 +376,10 @@ impl GitRemote {
             }
             return Err(self.git.failed(&args, &out));
         }
+        // Asked for by id: the copy names that commit; no process needed to say so.
+        if let Ok(commit) = source.parse::<CommitId>() {
+            return Ok(Some(commit));
+        }
         // Still under the lock: nobody else can have moved our copy since the fetch.
         let rev = self.git.run_ok(
             Some(&self.repo),

@@ -200,3 +200,62 @@ fn a_record_can_name_a_group_head_whose_queue_ref_is_already_gone() {
         "{reachable}"
     );
 }
+
+/// A journal's tail asked for by the listed commit's id: the records arrive (newest `depth`
+/// of them), the local copy of the ref names that commit, and an id the remote does not
+/// serve is an error that changes nothing (the caller then reads by name).
+#[test]
+fn a_tail_fetched_by_the_listed_id_reads_like_one_fetched_by_name() {
+    let fx = Fixture::new();
+    let writer = GitRemote::open(&fx.url(), &fx.cache_root("writer")).expect("open");
+    let mut tip: Option<mainline_core::CommitId> = None;
+    let mut chain = Vec::new();
+    for i in 0..5 {
+        let parents: Vec<_> = tip.iter().cloned().collect();
+        let record = writer
+            .create_record_commit(&format!("record {i}\n"), &parents, 1_700_000_000 + i)
+            .expect("record");
+        writer
+            .push_ref_cas(JOURNAL, tip.as_ref(), Some(&record))
+            .expect("append");
+        chain.push(record.clone());
+        tip = Some(record);
+    }
+    let head = tip.expect("a head");
+    let reader = GitRemote::open(&fx.url(), &fx.cache_root("reader"))
+        .expect("open")
+        .records_cache()
+        .expect("records cache");
+    reader
+        .fetch_commit_tail(JOURNAL, &head, 2)
+        .expect("fetch by id");
+    assert_eq!(reader.commit_message(&head).expect("head"), "record 4\n");
+    assert_eq!(
+        reader.commit_message(&chain[3]).expect("its parent"),
+        "record 3\n"
+    );
+    assert!(
+        reader.commit_message(&chain[1]).is_err(),
+        "depth 2 brings two records, not the chain"
+    );
+    assert_eq!(
+        git(
+            reader.cache_path(),
+            &["rev-parse", &format!("refs/mainline-cache/{JOURNAL}")]
+        ),
+        head.to_string(),
+        "the local copy of the ref names the listed commit"
+    );
+    let absent: mainline_core::CommitId = "0123456789abcdef0123456789abcdef01234567"
+        .parse()
+        .expect("id");
+    assert!(reader.fetch_commit_tail(JOURNAL, &absent, 2).is_err());
+    assert_eq!(
+        git(
+            reader.cache_path(),
+            &["rev-parse", &format!("refs/mainline-cache/{JOURNAL}")]
+        ),
+        head.to_string(),
+        "a failed fetch changes nothing"
+    );
+}
