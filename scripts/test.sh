@@ -102,6 +102,9 @@ m = by["mainline"]
 for clause, n in m["by_clause"].items():
     if n != 0:
         bad.append(f"mainline shows {n} {clause} violations")
+if m["first_violation"] is not None:
+    bad.append(f"replay the first: mainline simulate --seed {report['seed']} "
+               f"--history {m['first_violation']} --strategy mainline --trace")
 if m["merged_never_deployed"] != 0:
     bad.append("mainline lost a merged change")
 if by["mainline-unlocked"]["by_clause"]["S5"] == 0:

@@ -6,7 +6,7 @@
 //! "unmerged_minutes":{"p50","p99","max"}, "behind_minutes":{"p50","p99","max"},
 //! "merged_never_deployed", "keeps_premerge_gate", then (added, never renamed) "by_clause",
 //! "histories_with_violations", "s2_races", "fault_excused_episodes", "fault_excused_minutes",
-//! "evidence_gap_minutes", "pin_skew_writes"}]}`.
+//! "evidence_gap_minutes", "pin_skew_writes", "first_violation"}]}`.
 //! Must never: print anything that varies between two runs of the same seed (no timings).
 
 use super::monitor::Invariant;
@@ -39,6 +39,9 @@ struct JsonStrategy<'a> {
     /// Channel writes just after a pin's expiry, by runners whose skewed clocks disagreed
     /// about it (not judged as S2-S5).
     pin_skew_writes: u64,
+    /// The first history (index) that broke a clause, `null` when none: what to replay with
+    /// `--history I --trace` (a long JSON run would otherwise have to be run again in text).
+    first_violation: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -74,6 +77,7 @@ pub fn json(summary: &Summary) -> String {
                 fault_excused_minutes: s.fault_excused_minutes,
                 evidence_gap_minutes: s.evidence_gap_minutes,
                 pin_skew_writes: s.pin_skew_writes,
+                first_violation: s.first_violation,
             })
             .collect(),
     };

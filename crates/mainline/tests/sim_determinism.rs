@@ -114,6 +114,7 @@ fn json_output_is_exactly_the_contract_and_byte_identical() {
                 "evidence_gap_minutes",
                 "fault_excused_episodes",
                 "fault_excused_minutes",
+                "first_violation",
                 "histories",
                 "histories_with_violations",
                 "keeps_premerge_gate",
