@@ -172,7 +172,23 @@ struct Outcome {
     landed_late: bool,
 }
 
-fn one_slow_write(root: &std::path::Path, variant: Variant, delay: Duration, n: u64) -> Outcome {
+/// What becomes of writer A once its channel PUT is held.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Writer {
+    /// A lives on: it gives up on the attempt, holds the lock one TTL (the quarantine), reads.
+    Lives,
+    /// A's runner is SIGKILLed right after the PUT is held: only the lock record it left
+    /// (the write hold) keeps B out until the held PUT lands.
+    Killed,
+}
+
+fn one_slow_write(
+    root: &std::path::Path,
+    variant: Variant,
+    writer: Writer,
+    delay: Duration,
+    n: u64,
+) -> Outcome {
     let mut w = world(root, &format!("fence{n}"));
     first_deploy(&w.b, &w.q);
     let watcher = Watcher::start(&w.reg);
@@ -189,10 +205,13 @@ fn one_slow_write(root: &std::path::Path, variant: Variant, delay: Duration, n: 
                 g1.head.clone(),
             ];
             w.proxy.arm("PUT", CHANNEL_PUT, Fault::Delay(delay), 1);
-            let a = Proc::spawn(&w.a, &as_str(&a_args), &format!("slow-a-{n}"), "a");
+            let mut a = Proc::spawn(&w.a, &as_str(&a_args), &format!("slow-a-{n}"), "a");
             wait_for(Duration::from_secs(60), "A's held channel PUT", || {
                 w.proxy.count("manifests/latest -> Delay") == 1
             });
+            if writer == Writer::Killed {
+                assert!(a.kill(KillMode::Runner), "A was killed mid-write");
+            }
             // Group 1 fails while A's write is held; a fresh group 3 is built on main.
             w.q.end(&g1);
             let f3 = files(33);
@@ -213,10 +232,13 @@ fn one_slow_write(root: &std::path::Path, variant: Variant, delay: Duration, n: 
             let c3 = w.q.push_main(&refs(&f3), "c3 lands");
             let a_args: Vec<String> = vec!["promote".into(), "--commit".into(), c3];
             w.proxy.arm("PUT", CHANNEL_PUT, Fault::Delay(delay), 1);
-            let a = Proc::spawn(&w.a, &as_str(&a_args), &format!("slow-a-{n}"), "a");
+            let mut a = Proc::spawn(&w.a, &as_str(&a_args), &format!("slow-a-{n}"), "a");
             wait_for(Duration::from_secs(60), "A's held channel PUT", || {
                 w.proxy.count("manifests/latest -> Delay") == 1
             });
+            if writer == Writer::Killed {
+                assert!(a.kill(KillMode::Runner), "A was killed mid-write");
+            }
             let f4 = files(4);
             let c4 =
                 w.q.push_main(&refs(&f4), "c4 lands while c3's write is held");
@@ -299,7 +321,7 @@ fn slow_writes(variant: Variant) {
         // the cut-off — so a hold under 1.5 TTLs lands under the lock.
         let delay = Duration::from_millis(ttl * 11 / 10 + rng.below(ttl * 35 / 100));
         let n = (variant as u64) * 1000 + i as u64;
-        let o = one_slow_write(tmp.path(), variant, delay, n);
+        let o = one_slow_write(tmp.path(), variant, Writer::Lives, delay, n);
         lines.push(format!(
             "{variant:?} #{i}: PUT held {delay:?} (TTL {TTL:?}), landed late: {}; A exit {} after {:.1} s, B exit {}; channel took {} values",
             o.landed_late,
@@ -325,6 +347,42 @@ fn a_stalled_candidate_write_never_lands_over_a_newer_groups_deploy() {
 #[test]
 fn a_stalled_promote_never_lands_over_a_newer_promote() {
     slow_writes(Variant::StalledPromote);
+}
+
+/// The hole the simulator found (`mainline simulate --seed 1 --history 580671`): a writer is
+/// killed while its channel PUT is held by the network, so it never renews again and no
+/// quarantine runs; the PUT lands 1.5–1.7 TTLs after it was sent, after A's *last renewal*
+/// would have expired. B wants the channel meanwhile. With a lock record that declares only
+/// one TTL, B takes over one TTL after its first look and moves the channel, and the held PUT
+/// then lands over B's move (this test fails that way with the write hold switched off). The
+/// write hold A declared before writing (two TTLs) keeps B out until after the landing; B then
+/// settles A's intent from what the channel names and deploys its own group. Seeded runs of
+/// both variants.
+#[test]
+fn a_killed_writers_held_put_never_lands_over_a_newer_move() {
+    let runs = race::count("MAINLINE_FENCE_RUNS", 10).div_ceil(5);
+    let seed = race::seed("MAINLINE_FENCE_SEED", 0xFE7CE) ^ 0x4B1;
+    let mut rng = Rng::new(seed);
+    let mut lines = Vec::new();
+    for i in 0..runs {
+        for variant in [Variant::StalledCandidate, Variant::StalledPromote] {
+            let tmp = tempfile::tempdir().expect("tempdir");
+            let ttl = TTL.as_millis() as u64;
+            let delay = Duration::from_millis(ttl * 3 / 2 + rng.below(ttl / 5));
+            let n = 5000 + (variant as u64) * 100 + i as u64;
+            let o = one_slow_write(tmp.path(), variant, Writer::Killed, delay, n);
+            lines.push(format!(
+                "{variant:?} killed #{i}: PUT held {delay:?} (TTL {TTL:?}), landed late: {}; A exit {}, B exit {} after A's kill; channel took {} values",
+                o.landed_late, o.a_code, o.b_code, o.changes
+            ));
+            assert!(o.landed_late, "the held PUT was applied by the registry");
+        }
+    }
+    eprintln!(
+        "FENCE killed writers, seed {seed:#x}: {} runs, 0 invariant violations\n  {}",
+        lines.len(),
+        lines.join("\n  ")
+    );
 }
 
 /// A registry that swallows every channel PUT (no answer, never applied): the writer stops

@@ -186,7 +186,7 @@ fn lock_expiry_ignores_the_holders_clock_and_caps_its_ttl() {
         let taker_clock = ManualClock::at(T0);
         let a = lock(&repo_a, &holder_clock, &config, name, declared, 0);
         let held = a.acquire().expect("acquire");
-        let effective = declared.min(mainline::channel::lock::MAX_TTL_MS);
+        let effective = declared.min(mainline::channel::lock::MAX_DECLARED_TTL_MS);
         let b = lock(&repo_b, &taker_clock, &config, "taker", TTL, 0);
         assert!(
             matches!(b.acquire(), Err(LockError::Busy { .. })),

@@ -172,6 +172,10 @@ impl ChannelLock for LeaseChannelLock {
         let h = handle(token)?;
         mainline_kube::ChannelLock::renew(&self.lock, h).map_err(lease_err)
     }
+    fn renew_for(&self, token: &mut LockToken, ttl: Duration) -> Result<(), LockBackendError> {
+        let h = handle(token)?;
+        mainline_kube::ChannelLock::renew_for(&self.lock, h, ttl).map_err(lease_err)
+    }
     fn release(&self, mut token: LockToken) -> Result<(), LockBackendError> {
         let h = handle(&mut token)?.clone();
         mainline_kube::ChannelLock::release(&self.lock, h).map_err(lease_err)

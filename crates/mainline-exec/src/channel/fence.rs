@@ -1,39 +1,45 @@
 //! Fencing the channel write (DESIGN.md, "Concurrency" → "Fencing").
 //!
 //! The registry tag is the one thing mainline writes that has no compare-and-swap, so the lock
-//! must cover every attempt of that write from its first byte to its time limit. Three rules:
+//! must cover every attempt of that write from its first byte to the last moment it could still
+//! land. Three rules:
 //!
-//! 1. **Admit only what the lease covers.** Right before each attempt (the first and every
-//!    retry), [`LeaseFence::admit`] renews the lock when less than half its TTL is left, then
-//!    bounds the attempt by what remains of the lease by our own monotonic clock (see
-//!    `lock.rs` for why that is safe). A lost lock, or a lease too short for any attempt,
-//!    refuses the attempt: no request starts that could land after another writer took over.
+//! 1. **Declare a write hold, and admit only what it covers.** Right before each attempt (the
+//!    first and every retry), [`LeaseFence::admit`] makes sure the lock record declares a write
+//!    hold — twice the TTL (`lock::write_hold_ms`) — renewing it when it does not, or when what
+//!    is left of it minus one TTL is under half a TTL. The attempt is then bounded by that
+//!    budget: what remains of the hold by our own monotonic clock (see `lock/mod.rs` for why
+//!    that is safe) minus one TTL. A lost lock, or a budget too short for any attempt, refuses
+//!    the attempt: no request starts that could land after another writer took over.
 //! 2. **Fence the late landing of a cut-off attempt.** An attempt that ended without an answer
 //!    (time limit, reset, 5xx) may still be applied by the registry later — even after a retry
-//!    succeeded. So after such a write the executor holds the lock, renewing it, for one more
-//!    TTL after the cut-off ([`LeaseFence::quarantine`]), then reads the channel again before it
-//!    decides or writes anything else. A request that lands within that window lands while we
-//!    hold the lock, and the re-decision sees it. The quarantine renews at once, so a writer
-//!    that dies during it (its deadline, a kill) leaves a lock that still covers the window.
+//!    succeeded. The write hold already covers one TTL after the attempt's cut-off *as takers
+//!    judge it*, so a landing in that window happens before anyone else can hold the lock even
+//!    if this process is killed right after sending (history 580671 of `simulate --seed 1`
+//!    found exactly that when the window was only the living writer's). The living writer also
+//!    holds the lock until one TTL after the cut-off ([`LeaseFence::quarantine`]), then reads
+//!    the channel again before it decides or writes anything else, so it sees the landing.
 //! 3. **Say what is known.** A writer that lost its lock stops, reads the channel, and reports
 //!    what it names and that an earlier attempt may still land; the next locked run settles the
 //!    journal from what the channel names and re-decides.
 //!
 //! The guarantee, in numbers: an attempt's limit is at least the shorter of the registry's
-//! request timeout and half a TTL (with less lease left the writer renews first), so a request
-//! held for less than that limit plus one TTL lands while its writer still holds the lock.
+//! request timeout and half a TTL, and a request held for less than that limit plus one TTL
+//! lands while its writer holds the lock — alive or dead. The price: a taker that finds a
+//! writer killed mid-write waits two TTLs from its first look instead of one.
 //!
 //! What it cannot do: a request held by something between us and the registry for longer than
 //! its attempt's limit plus one TTL can still land late. Then the next locked run records the
 //! change as `observed` and re-decides (S3 bounds the exposure by one reconcile interval).
 //! Unlocked runs (`--lock none`) have no fence at all, and `status` says so.
 //!
-//! Must never: admit an attempt whose bounded duration reaches past the lease, or end a write
-//! with a cut-off attempt without the quarantine (when locked).
+//! Must never: admit an attempt whose bounded duration plus one TTL reaches past the hold
+//! declared to takers, or end a write with a cut-off attempt without the quarantine (when
+//! locked).
 
 use super::error::ExecError;
 use super::exec::Locked;
-use super::lock::{safety_margin_ms, LockError};
+use super::lock::{safety_margin_ms, write_hold_ms, LockError};
 use super::ports::Clock;
 use mainline_store::{FenceRefused, WriteFence};
 use std::cell::{Cell, RefCell};
@@ -89,37 +95,46 @@ impl<'r, 'l> LeaseFence<'r, 'l> {
         }
     }
 
-    /// Renew when less than half the lease is left (the git lock), or always (an external
-    /// backend, which reports no lease of its own); returns how long the lock is still ours.
-    fn refresh(&self, force: bool) -> Result<Option<i64>, String> {
+    /// Make sure the lock declares a write hold that leaves an attempt at least half a TTL
+    /// (renewing when it does not; an external backend reports no hold of its own, so it is
+    /// renewed every time); returns the write budget: how long an attempt started now may run
+    /// so that a late landing within one TTL after it still falls inside the hold.
+    fn refresh(&self) -> Result<Option<i64>, String> {
         let mut slot = self.locked.borrow_mut();
         match slot.as_deref_mut() {
             None => Ok(None),
             Some(Locked::Git { lock, held }) => {
-                if force || lock.remaining_ms(held) < lock.ttl_ms / 2 {
-                    match lock.renew(held) {
+                let declared = held.record.effective_ttl_ms();
+                if declared < lock.write_hold_ms() || lock.write_budget_ms(held) < lock.ttl_ms / 2 {
+                    match lock.renew_for_write(held) {
                         Ok(()) => {}
                         // The remote did not answer, and our record is still there: the hold
-                        // from the last sure renewal still counts, for what is left of it.
+                        // from the last sure renewal still counts, for what is left of it
+                        // (a hold that is not a write hold leaves no budget).
                         Err(LockError::Repo { .. }) if lock.remaining_ms(held) > 0 => {}
                         Err(e) => return Err(e.to_string()),
                     }
                 }
-                Ok(Some(lock.remaining_ms(held)))
+                Ok(Some(lock.write_budget_ms(held)))
             }
             Some(Locked::External { lock, token }) => {
-                let sent = self.clock.monotonic_ms();
-                lock.renew(token).map_err(|e| e.to_string())?;
                 let ttl = self.external_ttl_ms;
+                let hold = write_hold_ms(ttl);
+                let sent = self.clock.monotonic_ms();
+                lock.renew_for(token, Duration::from_millis(hold.max(0) as u64))
+                    .map_err(|e| e.to_string())?;
                 Ok(Some(
-                    sent + ttl - safety_margin_ms(ttl) - self.clock.monotonic_ms(),
+                    sent + hold - safety_margin_ms(hold) - ttl - self.clock.monotonic_ms(),
                 ))
             }
         }
     }
 
-    /// Rule 2: hold the lock (renewing it) until one TTL after the last cut-off attempt, so a
-    /// late landing of it happens while we still hold the lock. Unlocked: nothing to hold.
+    /// Rule 2: hold the lock until one TTL after the last cut-off attempt, so a late landing
+    /// of it happens while we still hold the lock, then let the caller read the channel again.
+    /// The write hold declared before the attempt already covers that window as takers judge
+    /// it (a writer killed now leaves a lock that still does); the loop renews only when the
+    /// hold runs short, and notices a lost lock. Unlocked: nothing to hold.
     pub(super) fn quarantine(&self) -> Result<(), ExecError> {
         let (Some(cut), Some(ttl)) = (self.uncertain_at.get(), self.ttl_ms()) else {
             return Ok(());
@@ -129,12 +144,8 @@ impl<'r, 'l> LeaseFence<'r, 'l> {
             wait_ms = until - self.clock.monotonic_ms(),
             "a channel write attempt ended without an answer; holding the lock one TTL for a late landing"
         );
-        // Renew at once: should this process die during the wait (its deadline, a kill), the
-        // lock it leaves behind still covers one TTL after the cut-off, as others judge it.
-        let mut force = true;
         loop {
-            self.refresh(force).map_err(|reason| lost(&reason))?;
-            force = false;
+            self.refresh().map_err(|reason| lost(&reason))?;
             let left = until - self.clock.monotonic_ms();
             if left <= 0 {
                 return Ok(());
@@ -146,7 +157,7 @@ impl<'r, 'l> LeaseFence<'r, 'l> {
 
 impl WriteFence for LeaseFence<'_, '_> {
     fn admit(&self) -> Result<Duration, FenceRefused> {
-        let remaining = match self.refresh(false) {
+        let remaining = match self.refresh() {
             Ok(None) => return Ok(Duration::MAX),
             Ok(Some(ms)) => ms,
             Err(reason) => {
@@ -157,7 +168,7 @@ impl WriteFence for LeaseFence<'_, '_> {
         };
         if remaining < MIN_ATTEMPT_MS {
             return Err(FenceRefused(format!(
-                "the channel lock covers only {remaining} ms more, too little for a write attempt; raise --lock-ttl"
+                "the channel lock's write hold leaves only {remaining} ms for a write attempt (after one TTL kept for a late landing), too little; raise --lock-ttl"
             )));
         }
         self.admitted.set(self.admitted.get() + 1);

@@ -8,6 +8,7 @@
 
 use mainline_core::{CommitId, Digest, Timestamp};
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 /// Why a source-repository operation failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -302,6 +303,10 @@ pub struct LockHolderInfo {
 pub trait ChannelLock: Send + Sync {
     fn acquire(&self) -> Result<LockToken, LockBackendError>;
     fn renew(&self, token: &mut LockToken) -> Result<(), LockBackendError>;
+    /// Renew declaring `ttl` instead of the configured TTL: the write hold a holder declares
+    /// before a registry write (`lock::write_hold_ms`), so a late landing of that write falls
+    /// inside its hold as takers judge it.
+    fn renew_for(&self, token: &mut LockToken, ttl: Duration) -> Result<(), LockBackendError>;
     fn release(&self, token: LockToken) -> Result<(), LockBackendError>;
     fn holder(&self) -> Result<Option<LockHolderInfo>, LockBackendError>;
 }

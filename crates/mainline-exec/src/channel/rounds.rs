@@ -114,7 +114,9 @@ impl<'a> Executor<'a> {
                     if moves.len() + overtakes >= MAX_ROUNDS {
                         return Err(self.kept_changing(moves.len()));
                     }
-                    self.renew(&mut locked)?;
+                    // A write follows: declare the write hold now (see `fence.rs`), so the
+                    // fence admits the first attempt without another renewal.
+                    self.renew_for_write(&mut locked)?;
                     let mut intent = self.entry(EntryKind::Intent, &mv.reason, &g);
                     intent.action = Some(mv.action);
                     intent.verdict = Some(d.verdict);
@@ -192,6 +194,17 @@ impl<'a> Executor<'a> {
         match locked {
             None => Ok(()),
             Some(Locked::Git { lock, held }) => lock.renew(held).map_err(|e| self.lock_err(e)),
+            Some(Locked::External { lock, token }) => Ok(lock.renew(token)?),
+        }
+    }
+
+    fn renew_for_write(&self, locked: &mut Option<&mut Locked<'_>>) -> Result<(), ExecError> {
+        match locked {
+            None => Ok(()),
+            Some(Locked::Git { lock, held }) => {
+                lock.renew_for_write(held).map_err(|e| self.lock_err(e))
+            }
+            // The fence renews an external backend before every attempt anyway.
             Some(Locked::External { lock, token }) => Ok(lock.renew(token)?),
         }
     }

@@ -84,13 +84,16 @@ pub struct ChannelArgs {
     /// [default: 60s].
     ///
     /// Expiry is judged by each taker's own clock: it takes over only after watching the
-    /// holder's record stay unchanged for the holder's TTL (never by comparing clocks). Fencing:
-    /// a writer starts a registry write attempt only if its lock covers that attempt's whole
-    /// time limit (it renews first, or stops); after an attempt that got no answer it keeps the
-    /// lock one more TTL so a late landing happens while it still holds it, then re-reads.
+    /// holder's record stay unchanged for the TTL the record declares (never by comparing
+    /// clocks). Fencing: before a registry write a writer declares a write hold of two TTLs and
+    /// starts an attempt only if that hold covers the attempt's whole time limit plus one TTL
+    /// (it renews first, or stops), so a late landing of a request that got no answer happens
+    /// while the lock is still its own, even if the writer was killed; a living writer then
+    /// keeps the lock that TTL and re-reads.
     #[arg(long, env = "MAINLINE_LOCK_TTL", value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub lock_ttl: Option<Duration>,
-    /// How long to wait for another writer's lock before giving up (exit 6) [default: 2m]
+    /// How long to wait for another writer's lock before giving up (exit 6) [default: three
+    /// lock TTLs, 3m at the default TTL: a writer killed mid-write holds the lock for two]
     #[arg(long, env = "MAINLINE_LOCK_WAIT", value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub lock_wait: Option<Duration>,
     /// Local cache of git objects and immutable facts [default: $XDG_CACHE_HOME/mainline]

@@ -19,6 +19,7 @@ pub use args::{ChannelArgs, LockArg, QueueArg};
 pub use file::{cache_root, redact_url, ChannelEntry, ChannelKeys, FileConfig};
 
 use crate::channel::exec::LockMode;
+use crate::channel::lock::default_wait_ms;
 use crate::channel::refs::ChannelKey;
 use crate::channel::{ChannelConfig, EvidenceConfig, QueueSource};
 use crate::error::CliError;
@@ -122,7 +123,9 @@ pub fn resolve_from(
         lease_ttl,
         lock: {
             let ttl_ms = lock_ttl_ms(args.lock_ttl)?;
-            let wait_ms = args.lock_wait.map_or(120_000, |d| d.as_millis() as u64);
+            let wait_ms = args
+                .lock_wait
+                .map_or(default_wait_ms(ttl_ms), |d| d.as_millis() as u64);
             match args.lock.or(file.keys.lock) {
                 Some(LockArg::None) => LockMode::None,
                 Some(LockArg::Kubernetes) => LockMode::Kubernetes { ttl_ms, wait_ms },

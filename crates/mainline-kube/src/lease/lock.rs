@@ -34,6 +34,8 @@ pub trait ChannelLock: Send + Sync {
     fn acquire(&self) -> Result<Self::Held, LockError>;
     /// Extend our hold; `Err(Lost)` means stop before writing.
     fn renew(&self, held: &mut Self::Held) -> Result<(), LockError>;
+    /// Extend our hold, declaring `ttl` instead of the configured TTL (a write hold).
+    fn renew_for(&self, held: &mut Self::Held, ttl: Duration) -> Result<(), LockError>;
     /// Give the lock back (a no-op when it already was not ours).
     fn release(&self, held: Self::Held) -> Result<(), LockError>;
 }
@@ -339,9 +341,16 @@ impl LeaseLock {
         }
     }
 
-    /// Extend our hold. `Err(Lost)` when the Lease is someone else's now.
+    /// Extend our hold by the configured TTL. `Err(Lost)` when the Lease is someone else's now.
     pub fn renew(&self, handle: &mut LockHandle) -> Result<(), LockError> {
-        let ttl = whole_seconds(self.config.ttl);
+        self.renew_for(handle, self.config.ttl)
+    }
+
+    /// Extend our hold, declaring `ttl` as `leaseDurationSeconds` (a holder about to write
+    /// declares more than its TTL, so a late landing of that write falls inside its hold;
+    /// takers watch whatever the Lease declares, capped at [`rules::MAX_DURATION_MS`]).
+    pub fn renew_for(&self, handle: &mut LockHandle, ttl: Duration) -> Result<(), LockError> {
+        let ttl = whole_seconds(ttl);
         let now = self.clock.now();
         match self.write_ours(
             handle,
@@ -383,6 +392,9 @@ impl ChannelLock for LeaseLock {
     }
     fn renew(&self, held: &mut LockHandle) -> Result<(), LockError> {
         LeaseLock::renew(self, held)
+    }
+    fn renew_for(&self, held: &mut LockHandle, ttl: Duration) -> Result<(), LockError> {
+        LeaseLock::renew_for(self, held, ttl)
     }
     fn release(&self, held: LockHandle) -> Result<(), LockError> {
         LeaseLock::release(self, held)

@@ -45,9 +45,10 @@ pub struct LeaseRecord {
     pub transitions: i64,
 }
 
-/// The longest duration a record may declare; a longer one (a typo, a hostile record) counts
-/// as this, so nobody can freeze a lock for longer than ten minutes.
-pub const MAX_DURATION_MS: i64 = 600_000;
+/// The longest duration a record may declare: a write hold (twice the TTL) of the longest
+/// `--lock-ttl` (ten minutes). A longer one (a typo, a hostile record) counts as this, so
+/// nobody can freeze a lock for longer than twenty minutes.
+pub const MAX_DURATION_MS: i64 = 1_200_000;
 
 /// Who holds a Lease, as judged from how long this process has watched its record unchanged.
 /// `expires_at` is the holder's own claim (`renewTime + leaseDurationSeconds`, by the holder's

@@ -6,6 +6,7 @@
 //! Must never: hold behaviour beyond trivial constructors, or list in `Report::moves` a write
 //! that was not read back (the executor fills it only after the read-back).
 
+use super::super::lock::{default_wait_ms, DEFAULT_TTL_MS};
 use mainline_core::{Action, CommitId, Decision, Digest, Refusal, Verdict};
 use serde::Serialize;
 
@@ -24,8 +25,8 @@ pub enum LockMode {
 impl LockMode {
     pub fn git_default() -> LockMode {
         LockMode::Git {
-            ttl_ms: 60_000,
-            wait_ms: 120_000,
+            ttl_ms: DEFAULT_TTL_MS,
+            wait_ms: default_wait_ms(DEFAULT_TTL_MS),
         }
     }
 }

@@ -13,8 +13,8 @@
 //! changed (as client-go's leader election judges a Lease) — never by comparing the holder's
 //! clock, written in the record, with ours. So a holder whose clock is hours ahead cannot freeze
 //! the channel, and a taker whose clock is fast cannot steal a live lock. The TTL a record
-//! declares is capped at [`MAX_TTL_MS`]. The price: a new process that finds a dead holder's
-//! record waits one TTL from its first look, however old the record is.
+//! declares is capped at [`MAX_DECLARED_TTL_MS`]. The price: a new process that finds a dead
+//! holder's record waits one declared TTL from its first look, however old the record is.
 //!
 //! **Fencing.** A lease is not a fence by itself: a write that stalls can land after the lease
 //! ran out. So the holder computes how long it still holds the lock from *its own* send time of
@@ -30,7 +30,10 @@
 
 mod record;
 
-pub use record::{safety_margin_ms, LockRecord, DEFAULT_TTL_MS, MAX_TTL_MS, MIN_TTL_MS};
+pub use record::{
+    default_wait_ms, safety_margin_ms, write_hold_ms, LockRecord, DEFAULT_TTL_MS,
+    MAX_DECLARED_TTL_MS, MAX_TTL_MS, MIN_TTL_MS,
+};
 
 use super::ports::{Cas, Clock, Repo, RepoError};
 use super::refs::ChannelKey;
@@ -105,7 +108,7 @@ impl<'a> GitLock<'a> {
             branch: branch.to_owned(),
             holder: holder.to_owned(),
             ttl_ms: DEFAULT_TTL_MS,
-            wait_ms: 120_000,
+            wait_ms: default_wait_ms(DEFAULT_TTL_MS),
             seen: std::sync::Mutex::new(None),
         }
     }
@@ -125,9 +128,22 @@ impl<'a> GitLock<'a> {
         }
     }
 
-    /// Until when (monotonic ms) a hold written by a request sent at `sent_ms` is ours alone.
-    fn valid_until(&self, sent_ms: i64) -> i64 {
-        sent_ms + self.ttl_ms - safety_margin_ms(self.ttl_ms)
+    /// Until when (monotonic ms) a hold declaring `declared_ms`, written by a request sent at
+    /// `sent_ms`, is ours alone.
+    fn valid_until(sent_ms: i64, declared_ms: i64) -> i64 {
+        sent_ms + declared_ms - safety_margin_ms(declared_ms)
+    }
+
+    /// The TTL a write hold of this lock declares ([`write_hold_ms`]).
+    pub fn write_hold_ms(&self) -> i64 {
+        write_hold_ms(self.ttl_ms)
+    }
+
+    /// How long a registry write attempt started now may run so that a late landing of it
+    /// (within one TTL after its cut-off) still falls inside `held`: what is left of the hold
+    /// minus one TTL. Negative for anything but a fresh write hold.
+    pub fn write_budget_ms(&self, held: &Held) -> i64 {
+        self.remaining_ms(held) - self.ttl_ms
     }
 
     /// How long `held` is still ours alone, by our monotonic clock (negative: not any more).
@@ -199,21 +215,22 @@ impl<'a> GitLock<'a> {
         }))
     }
 
-    fn record(&self, acquired_at: Timestamp) -> LockRecord {
+    fn record(&self, acquired_at: Timestamp, declared_ms: i64) -> LockRecord {
         let now = self.clock.now();
         LockRecord {
             holder: self.holder.clone(),
             nonce: nonce(now),
             acquired_at,
-            expires_at: now.plus_millis(self.ttl_ms),
-            ttl_ms: Some(self.ttl_ms),
+            expires_at: now.plus_millis(declared_ms),
+            ttl_ms: Some(declared_ms),
         }
     }
 
-    /// A fresh record of ours, written locally but not pushed: for a caller that creates the
-    /// lock ref in one push with other refs (`short.rs`), then calls [`GitLock::held_from`].
+    /// A fresh record of ours declaring a write hold, written locally but not pushed: for a
+    /// caller that creates the lock ref in one push with other refs and writes the registry
+    /// right after (`short.rs`), then calls [`GitLock::held_from`].
     pub fn new_record(&self) -> Result<(CommitId, LockRecord), LockError> {
-        let record = self.record(self.clock.now());
+        let record = self.record(self.clock.now(), self.write_hold_ms());
         let commit = self
             .repo
             .write_record(&record.message(), &[], record.acquired_at)
@@ -224,10 +241,11 @@ impl<'a> GitLock<'a> {
     /// The hold a push of `commit` (sent at `sent_ms`, monotonic) gave, once the remote
     /// accepted it: the same reckoning as [`GitLock::acquire`].
     pub fn held_from(&self, commit: CommitId, record: LockRecord, sent_ms: i64) -> Held {
+        let declared = record.effective_ttl_ms();
         Held {
             commit,
             record,
-            valid_until_ms: self.valid_until(sent_ms),
+            valid_until_ms: Self::valid_until(sent_ms, declared),
         }
     }
 
@@ -269,7 +287,7 @@ impl<'a> GitLock<'a> {
                 }
             };
             let sent = self.clock.monotonic_ms();
-            let record = self.record(self.clock.now());
+            let record = self.record(self.clock.now(), self.ttl_ms);
             let commit = self
                 .repo
                 .write_record(&record.message(), &[], record.acquired_at)
@@ -283,7 +301,7 @@ impl<'a> GitLock<'a> {
                     return Ok(Held {
                         commit,
                         record,
-                        valid_until_ms: self.valid_until(sent),
+                        valid_until_ms: Self::valid_until(sent, self.ttl_ms),
                     })
                 }
                 Cas::Conflict { .. } => self.clock.sleep(pause.min(200)),
@@ -291,11 +309,21 @@ impl<'a> GitLock<'a> {
         }
     }
 
-    /// Extend our hold. Fails with `Lost` when someone else's record is there now: the caller
-    /// must stop before writing anything.
+    /// Extend our hold by one TTL. Fails with `Lost` when someone else's record is there now:
+    /// the caller must stop before writing anything.
     pub fn renew(&self, held: &mut Held) -> Result<(), LockError> {
+        self.renew_declaring(held, self.ttl_ms)
+    }
+
+    /// Extend our hold by a write hold ([`write_hold_ms`]): what a holder declares before it
+    /// writes the registry. Fails like [`GitLock::renew`].
+    pub fn renew_for_write(&self, held: &mut Held) -> Result<(), LockError> {
+        self.renew_declaring(held, self.write_hold_ms())
+    }
+
+    fn renew_declaring(&self, held: &mut Held, declared_ms: i64) -> Result<(), LockError> {
         let sent = self.clock.monotonic_ms();
-        let record = self.record(held.record.acquired_at);
+        let record = self.record(held.record.acquired_at, declared_ms);
         let commit = self
             .repo
             .write_record(&record.message(), &[], self.clock.now())
@@ -321,7 +349,7 @@ impl<'a> GitLock<'a> {
                 *held = Held {
                     commit,
                     record,
-                    valid_until_ms: self.valid_until(sent),
+                    valid_until_ms: Self::valid_until(sent, declared_ms),
                 };
                 Ok(())
             }
