@@ -175,6 +175,32 @@ fn renew_extends_and_keeps_acquire_time() {
     );
 }
 
+/// The write hold on a Lease: `renew_for` declares the longer `leaseDurationSeconds`, and a
+/// taker (the holder killed right after) waits out that duration, not the configured TTL.
+#[test]
+fn renew_for_declares_a_longer_duration_that_takers_wait_out() {
+    let fake = FakeKube::start();
+    let clock = ManualClock::at(T0);
+    let a = lock(&fake, &clock, "writer");
+    let mut held = a.acquire().expect("free");
+    a.renew_for(&mut held, Duration::from_secs(120))
+        .expect("renew for a write");
+    let stored = fake
+        .object(&LEASE, "mainline", "mainline-lock-prod")
+        .expect("lease");
+    assert_eq!(stored["spec"]["leaseDurationSeconds"], json!(120));
+    assert_eq!(held.holder.expires_at, T0.plus_millis(120_000));
+    let b = lock(&fake, &clock, "taker");
+    assert!(matches!(b.acquire(), Err(LockError::Busy { .. })));
+    clock.advance(Duration::from_secs(119));
+    assert!(
+        matches!(b.acquire(), Err(LockError::Busy { .. })),
+        "not taken after the configured 60 s, nor at 119 s"
+    );
+    clock.advance(Duration::from_secs(1));
+    b.acquire().expect("taken after the declared 120 s");
+}
+
 #[test]
 fn renew_whose_previous_answer_was_lost_rereads_and_still_holds() {
     // Our earlier renew landed but we kept the older handle (say its answer timed out): the

@@ -93,13 +93,6 @@ fn seed(server: &ApiServer, digest: &str) {
     }
 }
 
-/// The lock's Lease holder now (`None`: free or absent).
-fn holder(server: &ApiServer, name: &str) -> Option<String> {
-    server
-        .get(&LEASE, LEASE_NS, name)
-        .and_then(|l| l["spec"]["holderIdentity"].as_str().map(str::to_owned))
-}
-
 fn lease_name(ch: &Channel) -> String {
     let reference: mainline_store::Reference =
         ch.reference().parse().expect("a valid channel reference");
@@ -142,17 +135,26 @@ fn lock_kubernetes_holds_the_channel_lease_on_a_real_server_during_the_restore()
 
     // Watch the Lease on the real server while the restore runs.
     let stop = std::sync::atomic::AtomicBool::new(false);
-    let (r, seen) = std::thread::scope(|s| {
+    let (r, (seen, durations)) = std::thread::scope(|s| {
         let watcher = s.spawn(|| {
             let mut seen: Vec<Option<String>> = Vec::new();
+            let mut durations: Vec<i64> = Vec::new();
             while !stop.load(std::sync::atomic::Ordering::SeqCst) {
-                let h = holder(&server, &name);
+                let lease = server.get(&LEASE, LEASE_NS, &name);
+                let spec = lease.as_ref().map(|l| &l["spec"]);
+                let h = spec.and_then(|s| s["holderIdentity"].as_str().map(str::to_owned));
+                if h.is_some() {
+                    let d = spec.and_then(|s| s["leaseDurationSeconds"].as_i64());
+                    if let Some(d) = d.filter(|d| durations.last() != Some(d)) {
+                        durations.push(d);
+                    }
+                }
                 if seen.last() != Some(&h) {
                     seen.push(h);
                 }
                 std::thread::sleep(Duration::from_millis(5));
             }
-            seen
+            (seen, durations)
         });
         let r = ch.run_env(&["reconcile"], &[("USER", "kube-test")]);
         stop.store(true, std::sync::atomic::Ordering::SeqCst);
@@ -162,7 +164,13 @@ fn lock_kubernetes_holds_the_channel_lease_on_a_real_server_during_the_restore()
     let j = r.json();
     assert_eq!(moves(&j)[0]["action"], "restore", "{j}");
     assert_eq!(plain.digest("latest"), Some(main_digest));
-    eprintln!("Lease holders seen on the real server during the restore: {seen:?}");
+    eprintln!("Lease holders seen on the real server during the restore: {seen:?}; leaseDurationSeconds while held: {durations:?}");
+    // The write hold (channel/fence.rs): before the channel PUT the holder declares two TTLs
+    // (the default TTL is 60 s), so a late landing of the PUT falls inside its hold.
+    assert!(
+        durations.contains(&120),
+        "a write hold of 120 s was declared on the real server: {durations:?}"
+    );
     let ours: Vec<&String> = seen.iter().flatten().collect();
     assert_eq!(ours.len(), 1, "held by this run only: {seen:?}");
     assert!(

@@ -210,6 +210,55 @@ fn lock_expiry_ignores_the_holders_clock_and_caps_its_ttl() {
     eprintln!("LOCK clocks: {}", seen.join("; "));
 }
 
+/// The write hold (`channel/fence.rs`): a holder about to write the registry declares two TTLs,
+/// and a taker — judging by the record alone, as it must when the holder was killed — waits
+/// out both before it takes over; the holder's own budget for an attempt leaves one TTL of
+/// that hold for a late landing. A plain hold leaves no budget at all.
+#[test]
+fn a_write_hold_keeps_takers_out_for_two_ttls_and_leaves_one_for_a_late_landing() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let q = Queue::new(tmp.path());
+    let channel = layout_channel(tmp.path());
+    let (config, repo_a) = machine(&q, &channel, "a");
+    let (_, repo_b) = machine(&q, &channel, "b");
+    let clock = ManualClock::at(T0);
+    const TTL: i64 = 10_000;
+    let a = lock(&repo_a, &clock, &config, "writer", TTL, 0);
+    let b = lock(&repo_b, &clock, &config, "taker", TTL, 0);
+    let mut held = a.acquire().expect("acquire");
+    assert!(
+        a.write_budget_ms(&held) < 0,
+        "a plain hold leaves no write budget: {}",
+        a.write_budget_ms(&held)
+    );
+    a.renew_for_write(&mut held).expect("renew for a write");
+    assert_eq!(
+        held.record.ttl_ms,
+        Some(2 * TTL),
+        "the record declares two TTLs"
+    );
+    let budget = a.write_budget_ms(&held);
+    assert!(
+        (TTL / 2..TTL).contains(&budget),
+        "an attempt may run for under one TTL (margin kept), at least half: {budget}"
+    );
+    // The writer is killed here: it never renews or releases again.
+    assert!(matches!(b.acquire(), Err(LockError::Busy { .. })));
+    clock.advance(budget + TTL);
+    assert!(
+        matches!(b.acquire(), Err(LockError::Busy { .. })),
+        "not taken while an attempt admitted at the write hold could still land"
+    );
+    clock.advance(2 * TTL - (budget + TTL) - 1);
+    assert!(
+        matches!(b.acquire(), Err(LockError::Busy { .. })),
+        "not taken 1 ms before two TTLs of watching"
+    );
+    clock.advance(1);
+    let got = b.acquire().expect("taken after two TTLs of watching");
+    b.release(got).expect("release");
+}
+
 #[test]
 fn a_renewing_holder_keeps_the_lock_past_its_original_ttl() {
     let tmp = tempfile::tempdir().expect("tempdir");

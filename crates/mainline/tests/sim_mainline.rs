@@ -166,3 +166,33 @@ fn restore_waits_for_the_signature_of_mains_artifact() {
     let (i, o) = found.expect("some history waits long for main's signature");
     assert!(o.violations.is_empty(), "history {i}: {:?}", o.violations);
 }
+
+/// Found by the 1,000,000-history run (issue 12): in seed 1's history 580671 `ci#17` sends the
+/// channel PUT, the network holds it, the runner is killed 30 s later, and the PUT lands 67 s
+/// after it was sent. With a lock record that declared one TTL, `ci#18` took the lock once that
+/// TTL had passed and deployed group 18; the held PUT then moved the channel back to group 17
+/// (S5 and G). The write hold (`channel/fence.rs`: a record declaring two TTLs before a
+/// registry write) keeps every taker out until after such a landing. The history must still
+/// stage the scene (held write, kill, late landing), or this test proves nothing.
+#[test]
+fn a_killed_writers_held_put_lands_before_anyone_takes_the_lock() {
+    let cfg = SimConfig {
+        log: true,
+        ..SimConfig::default()
+    };
+    let o = run_history(history_seed(1, 580_671), Strategy::Mainline, &cfg);
+    let staged = |what: &str| o.log.iter().any(|l| l.contains(what));
+    assert!(
+        staged("ci#17: its channel write is held by the network")
+            && staged("ci#17: killed during")
+            && staged("held by the network, lands now"),
+        "history 580671 no longer stages a killed writer's late landing:\n{}",
+        o.log.join("\n")
+    );
+    assert!(
+        o.violations.is_empty(),
+        "{:?}\n{}",
+        o.violations,
+        o.log.join("\n")
+    );
+}

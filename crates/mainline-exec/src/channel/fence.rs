@@ -57,6 +57,9 @@ pub(super) struct LeaseFence<'r, 'l> {
     clock: &'r dyn Clock,
     /// The TTL of an external lock backend (the git lock knows its own).
     external_ttl_ms: i64,
+    /// Until when (monotonic ms) this fence's last write hold on an external backend is ours:
+    /// the backend reports no hold of its own, so the fence keeps the reckoning.
+    external_until: Cell<Option<i64>>,
     /// When (monotonic ms) the last attempt without a definite answer ended.
     uncertain_at: Cell<Option<i64>>,
     /// Attempts admitted.
@@ -73,6 +76,7 @@ impl<'r, 'l> LeaseFence<'r, 'l> {
             locked: RefCell::new(locked),
             clock,
             external_ttl_ms,
+            external_until: Cell::new(None),
             uncertain_at: Cell::new(None),
             admitted: Cell::new(0),
         }
@@ -96,9 +100,9 @@ impl<'r, 'l> LeaseFence<'r, 'l> {
     }
 
     /// Make sure the lock declares a write hold that leaves an attempt at least half a TTL
-    /// (renewing when it does not; an external backend reports no hold of its own, so it is
-    /// renewed every time); returns the write budget: how long an attempt started now may run
-    /// so that a late landing within one TTL after it still falls inside the hold.
+    /// (renewing when it does not; an external backend the first time this fence asks);
+    /// returns the write budget: how long an attempt started now may run so that a late
+    /// landing within one TTL after it still falls inside the hold.
     fn refresh(&self) -> Result<Option<i64>, String> {
         let mut slot = self.locked.borrow_mut();
         match slot.as_deref_mut() {
@@ -119,13 +123,19 @@ impl<'r, 'l> LeaseFence<'r, 'l> {
             }
             Some(Locked::External { lock, token }) => {
                 let ttl = self.external_ttl_ms;
-                let hold = write_hold_ms(ttl);
-                let sent = self.clock.monotonic_ms();
-                lock.renew_for(token, Duration::from_millis(hold.max(0) as u64))
-                    .map_err(|e| e.to_string())?;
-                Ok(Some(
-                    sent + hold - safety_margin_ms(hold) - ttl - self.clock.monotonic_ms(),
-                ))
+                let budget = |until: i64| until - ttl - self.clock.monotonic_ms();
+                match self.external_until.get() {
+                    Some(until) if budget(until) >= ttl / 2 => Ok(Some(budget(until))),
+                    _ => {
+                        let hold = write_hold_ms(ttl);
+                        let sent = self.clock.monotonic_ms();
+                        lock.renew_for(token, Duration::from_millis(hold.max(0) as u64))
+                            .map_err(|e| e.to_string())?;
+                        let until = sent + hold - safety_margin_ms(hold);
+                        self.external_until.set(Some(until));
+                        Ok(Some(budget(until)))
+                    }
+                }
             }
         }
     }
