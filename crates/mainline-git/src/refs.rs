@@ -323,8 +323,9 @@ impl GitRemote {
     /// asked for by id: protocol v2 fetches an id without listing the remote's refs first, one
     /// request fewer than by name (what a fresh runner's first read of a journal costs). The
     /// local copy of `refname` then names `commit`, as a fetch by name at the time of the
-    /// listing would have. Fails (nothing changed) when the remote no longer serves the commit,
-    /// e.g. a lock record released since the listing; callers fall back to the name.
+    /// listing would have. Meant for refs that only grow (a journal): the listed commit stays
+    /// reachable. A ref that can be deleted or rewound (a lock record) must be read by name:
+    /// its listed commit may no longer be served, and then this fails (nothing changed).
     pub fn fetch_commit_tail(
         &self,
         refname: &str,

@@ -132,3 +132,59 @@ fn requests_per_operation_stay_within_the_short_path_counts() {
     assert_eq!(processes(&floor), 3, "{:?}", floor.git);
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// A fresh runner reads the artifact tags it must verify beside the commit fetch — in front of
+/// a long merge queue that is one tag per group, and no more than
+/// `MAX_LOOKUPS_IN_FLIGHT` (4) may be at the registry at once. Every request is held 150 ms at
+/// the registry, so requests sent together overlap there and the peak counts them (the groups'
+/// tags only: the channel's read and its check of main's tag run beside them, in the listing's
+/// round trip).
+#[test]
+fn a_fresh_runner_reads_at_most_four_artifact_tags_at_once() {
+    let registry = std::env::var("MAINLINE_TEST_REGISTRY").expect(
+        "MAINLINE_TEST_REGISTRY is not set: run scripts/with-registry.sh cargo test -p mainline --test request_counts",
+    );
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_mainline"));
+    let s = Scenario::new(bin, tmp.path(), &registry, "lookups");
+    let heads: Vec<String> = (1..=10).map(|pr| s.queue_group(pr).1).collect();
+    s.set_delays(
+        std::time::Duration::from_millis(150),
+        std::time::Duration::ZERO,
+    );
+    // Count the groups' artifact tags: the channel's own read (and its check of main's tag)
+    // may still be in flight beside them.
+    s.registry.count_in_flight_only(Some(
+        heads
+            .iter()
+            .map(|h| format!("/manifests/sha-{h}"))
+            .collect(),
+    ));
+    let sample = s.measure(|| {
+        s.mainline(&["reconcile"], &s.fresh_cache(), &[0]);
+    });
+    let peak = s.registry.peak_in_flight();
+    let tag_reads = sample
+        .registry
+        .iter()
+        .filter(|r| {
+            heads
+                .iter()
+                .any(|h| r.ends_with(&format!("/manifests/sha-{h}")))
+        })
+        .count();
+    println!(
+        "fresh reconcile before 10 groups: {} registry requests, {tag_reads} of the groups' tags, peak {peak} group tags at once\n  {:?}",
+        sample.registry.len(),
+        sample.registry
+    );
+    assert!(
+        tag_reads >= heads.len(),
+        "every group's artifact tag was read: {:?}",
+        sample.registry
+    );
+    assert!(
+        (2..=4).contains(&peak),
+        "the tags are read in parallel, at most 4 at once: peak {peak}"
+    );
+}

@@ -13,6 +13,7 @@ use std::io::{self, BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -26,6 +27,16 @@ pub struct Server {
     pub addr: SocketAddr,
     log: Arc<Mutex<Vec<String>>>,
     delay: Arc<Mutex<Duration>>,
+    /// Requests being served now, and the most at once since the last `clear`.
+    load: Arc<Load>,
+}
+
+#[derive(Default)]
+struct Load {
+    now: AtomicUsize,
+    peak: AtomicUsize,
+    /// Count only requests whose path contains one of these (all when `None`).
+    only: Mutex<Option<Vec<String>>>,
 }
 
 impl Server {
@@ -53,17 +64,24 @@ impl Server {
         let log = Arc::new(Mutex::new(Vec::new()));
         let delay = Arc::new(Mutex::new(delay));
         let backend = Arc::new(backend);
-        let (l, d) = (log.clone(), delay.clone());
+        let load = Arc::new(Load::default());
+        let (l, d, ld) = (log.clone(), delay.clone(), load.clone());
         std::thread::spawn(move || {
             for conn in listener.incoming() {
                 let Ok(conn) = conn else { continue };
-                let (backend, log, delay) = (backend.clone(), l.clone(), d.clone());
+                let (backend, log, delay, load) =
+                    (backend.clone(), l.clone(), d.clone(), ld.clone());
                 std::thread::spawn(move || {
-                    let _ = serve(conn, &backend, &log, &delay);
+                    let _ = serve(conn, &backend, &log, &delay, &load);
                 });
             }
         });
-        Server { addr, log, delay }
+        Server {
+            addr,
+            log,
+            delay,
+            load,
+        }
     }
 
     /// Changes the per-request delay from now on.
@@ -76,9 +94,22 @@ impl Server {
         self.log.lock().expect("log lock").clone()
     }
 
-    /// Forgets the requests served so far.
+    /// Forgets the requests served so far (and the peak of requests at once).
     pub fn clear(&self) {
         self.log.lock().expect("log lock").clear();
+        self.load.peak.store(0, Ordering::SeqCst);
+    }
+
+    /// The most requests this server was holding at once since the last `clear` (each counted
+    /// from its request line read to the end of its delay; the answer is sent after that).
+    pub fn peak_in_flight(&self) -> usize {
+        self.load.peak.load(Ordering::SeqCst)
+    }
+
+    /// From now on, [`Server::peak_in_flight`] counts only requests whose path contains one
+    /// of `needles` (all of them again with `None`).
+    pub fn count_in_flight_only(&self, needles: Option<Vec<String>>) {
+        *self.load.only.lock().expect("load lock") = needles;
     }
 }
 
@@ -105,6 +136,7 @@ fn serve(
     backend: &Backend,
     log: &Mutex<Vec<String>>,
     delay: &Mutex<Duration>,
+    load: &Load,
 ) -> io::Result<()> {
     let mut reader = BufReader::new(conn.try_clone()?);
     let mut conn = conn;
@@ -115,8 +147,21 @@ fn serve(
     log.lock()
         .expect("log lock")
         .push(format!("{} {path}", req.method));
+    let counted = match &*load.only.lock().expect("load lock") {
+        Some(needles) => needles.iter().any(|n| req.target.contains(n.as_str())),
+        None => true,
+    };
+    // In flight while held by the delay: the answer is written after it, so a client that
+    // sends its next request on receiving this answer never overlaps it here.
+    if counted {
+        let now = load.now.fetch_add(1, Ordering::SeqCst) + 1;
+        load.peak.fetch_max(now, Ordering::SeqCst);
+    }
     let wait = *delay.lock().expect("delay lock");
     std::thread::sleep(wait);
+    if counted {
+        load.now.fetch_sub(1, Ordering::SeqCst);
+    }
     match backend {
         Backend::Proxy(upstream) => forward(&req, *upstream, &mut conn),
         Backend::Git(root) => cgi(&req, root, &mut conn),

@@ -23,6 +23,7 @@ use mainline_core::{
 };
 use mainline_store::Store;
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Depth {
@@ -41,6 +42,9 @@ pub struct Gathered {
 }
 
 pub const DEFERRED: &str = "deferred: not looked up yet";
+
+/// How many artifact tags a fresh runner reads from the registry at once (beside the fetch).
+pub const MAX_LOOKUPS_IN_FLIGHT: usize = 4;
 
 /// What a gather may take from an earlier read instead of asking again: the ref listing (an
 /// escalation to `Depth::Full` right after a cached-depth gather) and what the channel tag
@@ -176,32 +180,38 @@ impl Sources<'_> {
                 .collect(),
             _ => Vec::new(),
         };
+        let next = AtomicUsize::new(0);
         let (fetch_error, mut looked_up) = std::thread::scope(|s| {
             if let (false, Some(head)) = (wanted.is_empty(), journal_head) {
                 s.spawn(|| self.repo.read_record(&key.journal_ref(), head).ok());
             }
-            let reads: Vec<_> = lookups
-                .iter()
-                .map(|&c| {
-                    (
-                        c,
-                        s.spawn(move || self.artifact(c, Depth::Full, &mut false)),
-                    )
+            // At most MAX_LOOKUPS_IN_FLIGHT at once, each worker taking the next commit: a
+            // fresh runner in front of a long merge queue must not open one request per group
+            // at the registry in the same instant.
+            let workers: Vec<_> = (0..lookups.len().min(MAX_LOOKUPS_IN_FLIGHT))
+                .map(|_| {
+                    s.spawn(|| {
+                        let mut read = Vec::new();
+                        while let Some(&c) = lookups.get(next.fetch_add(1, Ordering::Relaxed)) {
+                            read.push((c, self.artifact(c, Depth::Full, &mut false)));
+                        }
+                        read
+                    })
                 })
                 .collect();
             let fetch_error = match wanted.is_empty() {
                 true => None,
                 false => self.repo.fetch(&wanted).err().map(|e| e.to_string()),
             };
-            let read: BTreeMap<&CommitId, _> = reads
+            let mut read: BTreeMap<&CommitId, _> = workers
                 .into_iter()
-                .map(|(c, h)| {
-                    let known = h.join().unwrap_or_else(|_| {
-                        Known::unknown("reading the artifact tag failed (a panic in its thread)")
-                    });
-                    (c, known)
-                })
+                .flat_map(|h| h.join().unwrap_or_default())
                 .collect();
+            for &c in &lookups {
+                read.entry(c).or_insert_with(|| {
+                    Known::unknown("reading the artifact tag failed (a panic in its thread)")
+                });
+            }
             (fetch_error, read)
         });
 
