@@ -259,6 +259,86 @@ fn a_write_hold_keeps_takers_out_for_two_ttls_and_leaves_one_for_a_late_landing(
     b.release(got).expect("release");
 }
 
+/// A remote whose ref listing fails (as a 503 after retries would) on every other call once
+/// armed.
+struct FlakyListing<'a> {
+    inner: &'a dyn Repo,
+    armed: AtomicBool,
+    views: AtomicUsize,
+    failed: AtomicUsize,
+}
+
+impl RepoWrapper for FlakyListing<'_> {
+    fn inner(&self) -> &dyn Repo {
+        self.inner
+    }
+    fn view(&self, branch: &str) -> Result<mainline::channel::ports::RemoteView, RepoError> {
+        let n = self.views.fetch_add(1, Ordering::SeqCst);
+        if self.armed.load(Ordering::SeqCst) && n % 2 == 1 {
+            self.failed.fetch_add(1, Ordering::SeqCst);
+            return Err(RepoError::Unavailable(
+                "sim: the git remote answered 503 after retries".into(),
+            ));
+        }
+        self.inner.view(branch)
+    }
+}
+
+/// Found by the simulator (`simulate --seed 1 --history 420209`): waiting out a dead holder's
+/// write hold takes many polls, and an acquirer that gave up on the first failed one let a
+/// flaky remote starve every writer in turn (52 minutes behind main). A read that fails while
+/// the acquirer already watches a holder is read again; the watch keeps its start, so the
+/// takeover still comes exactly one declared TTL after the first look, never before. A run
+/// whose very first read fails still fails at once.
+#[test]
+fn a_failed_read_while_waiting_for_a_holder_does_not_end_the_wait() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let q = Queue::new(tmp.path());
+    let channel = layout_channel(tmp.path());
+    let (config, repo_a) = machine(&q, &channel, "a");
+    let (_, repo_b) = machine(&q, &channel, "b");
+    let clock = ManualClock::at(T0);
+    const TTL: i64 = 10_000;
+    let flaky = FlakyListing {
+        inner: &repo_b,
+        armed: AtomicBool::new(false),
+        views: AtomicUsize::new(0),
+        failed: AtomicUsize::new(0),
+    };
+    let a = lock(&repo_a, &clock, &config, "dead-writer", TTL, 0);
+    let mut held = a.acquire().expect("acquire");
+    a.renew_for_write(&mut held).expect("a write hold");
+    // The writer dies here. The taker's first look succeeds; from then on every other read
+    // fails.
+    let b = lock(&flaky, &clock, &config, "taker", TTL, 3 * TTL as u64);
+    let first_look = clock.now().millis();
+    flaky.views.store(0, Ordering::SeqCst);
+    flaky.armed.store(true, Ordering::SeqCst);
+    let got = b.acquire().expect("taken over despite the failed reads");
+    let waited = clock.now().millis() - first_look;
+    assert!(
+        flaky.failed.load(Ordering::SeqCst) >= 5,
+        "reads failed during the wait: {}",
+        flaky.failed.load(Ordering::SeqCst)
+    );
+    assert!(
+        (2 * TTL..2 * TTL + 1_500).contains(&waited),
+        "taken over one declared TTL (two TTLs) after the first look: {waited} ms"
+    );
+    b.release(got).expect("release");
+
+    // A fresh run whose first read fails reports it at once.
+    let c = lock(&flaky, &clock, &config, "fresh", TTL, 3 * TTL as u64);
+    flaky.views.store(1, Ordering::SeqCst);
+    let before = clock.now().millis();
+    assert!(matches!(c.acquire(), Err(LockError::Repo { .. })));
+    assert_eq!(
+        clock.now().millis(),
+        before,
+        "no wait on an unreadable remote"
+    );
+}
+
 #[test]
 fn a_renewing_holder_keeps_the_lock_past_its_original_ttl() {
     let tmp = tempfile::tempdir().expect("tempdir");

@@ -252,11 +252,39 @@ impl<'a> GitLock<'a> {
     /// Take the lock: create it, or take it over once this process has seen the holder's
     /// record unchanged for the record's TTL; wait (polling) while a live holder has it, up to
     /// `wait_ms`.
+    ///
+    /// A read that fails while this process is already watching a holder's record (the remote
+    /// answered before: a 503, a time-out) does not end the wait: it is read again after the
+    /// next pause, until `wait_ms` is spent. The watch keeps its start — seeing the same record
+    /// commit again proves nobody renewed in between (every renewal writes a new commit). A
+    /// holder's two-TTL write hold means many polls; giving up on the first failed one let a
+    /// flaky remote starve every writer in turn (`simulate --seed 1 --history 420209`). The
+    /// first read of a run still fails at once: an unreachable remote is reported, not waited on.
     pub fn acquire(&self) -> Result<Held, LockError> {
         let start = self.clock.monotonic_ms();
         let mut pause = 50u64;
         loop {
-            let current = self.current()?;
+            let current = match self.current() {
+                Ok(c) => c,
+                Err(e @ LockError::Repo { .. }) => {
+                    let watching = self
+                        .seen
+                        .lock()
+                        .expect("the observation slot is never poisoned")
+                        .is_some();
+                    let waited = (self.clock.monotonic_ms() - start).max(0) as u64;
+                    if !watching || waited >= self.wait_ms {
+                        return Err(e);
+                    }
+                    tracing::debug!(
+                        "reading the lock failed while waiting for its holder ({e}); reading again"
+                    );
+                    self.clock.sleep(pause.min((self.wait_ms - waited).max(1)));
+                    pause = (pause * 2).min(1_000);
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             let now = self.clock.monotonic_ms();
             let expected = match &current {
                 None => None,
