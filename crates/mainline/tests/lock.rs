@@ -72,17 +72,43 @@ fn lock<'a>(
     l
 }
 
+/// Two machines, `a` and `b` (each with its own cache), on one fresh remote and channel.
+struct Pair {
+    _tmp: tempfile::TempDir,
+    q: Queue,
+    config: ChannelConfig,
+    repo_a: GitRepo,
+    repo_b: GitRepo,
+}
+
+fn pair() -> Pair {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let q = Queue::new(tmp.path());
+    let channel = layout_channel(tmp.path());
+    let (config, repo_a) = machine(&q, &channel, "a");
+    let (_, repo_b) = machine(&q, &channel, "b");
+    Pair {
+        _tmp: tmp,
+        q,
+        config,
+        repo_a,
+        repo_b,
+    }
+}
+
 fn holder_now(l: &GitLock<'_>) -> Option<Held> {
     l.current().expect("read the lock")
 }
 
 #[test]
 fn a_holder_that_stops_renewing_is_taken_over_one_observed_ttl_later_never_before() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let q = Queue::new(tmp.path());
-    let channel = layout_channel(tmp.path());
-    let (config, repo_a) = machine(&q, &channel, "a");
-    let (_, repo_b) = machine(&q, &channel, "b");
+    let Pair {
+        _tmp,
+        q,
+        config,
+        repo_a,
+        repo_b,
+    } = pair();
     let clock = ManualClock::at(T0);
     const TTL: i64 = 10_000;
 
@@ -170,11 +196,13 @@ fn a_holder_that_stops_renewing_is_taken_over_one_observed_ttl_later_never_befor
 /// the cap counts as the cap.
 #[test]
 fn lock_expiry_ignores_the_holders_clock_and_caps_its_ttl() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let q = Queue::new(tmp.path());
-    let channel = layout_channel(tmp.path());
-    let (config, repo_a) = machine(&q, &channel, "a");
-    let (_, repo_b) = machine(&q, &channel, "b");
+    let Pair {
+        _tmp,
+        config,
+        repo_a,
+        repo_b,
+        ..
+    } = pair();
     const TTL: i64 = 10_000;
     let mut seen = Vec::new();
     for (name, skew, declared) in [
@@ -216,11 +244,13 @@ fn lock_expiry_ignores_the_holders_clock_and_caps_its_ttl() {
 /// that hold for a late landing. A plain hold leaves no budget at all.
 #[test]
 fn a_write_hold_keeps_takers_out_for_two_ttls_and_leaves_one_for_a_late_landing() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let q = Queue::new(tmp.path());
-    let channel = layout_channel(tmp.path());
-    let (config, repo_a) = machine(&q, &channel, "a");
-    let (_, repo_b) = machine(&q, &channel, "b");
+    let Pair {
+        _tmp,
+        config,
+        repo_a,
+        repo_b,
+        ..
+    } = pair();
     let clock = ManualClock::at(T0);
     const TTL: i64 = 10_000;
     let a = lock(&repo_a, &clock, &config, "writer", TTL, 0);
@@ -292,11 +322,13 @@ impl RepoWrapper for FlakyListing<'_> {
 /// whose very first read fails still fails at once.
 #[test]
 fn a_failed_read_while_waiting_for_a_holder_does_not_end_the_wait() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let q = Queue::new(tmp.path());
-    let channel = layout_channel(tmp.path());
-    let (config, repo_a) = machine(&q, &channel, "a");
-    let (_, repo_b) = machine(&q, &channel, "b");
+    let Pair {
+        _tmp,
+        config,
+        repo_a,
+        repo_b,
+        ..
+    } = pair();
     let clock = ManualClock::at(T0);
     const TTL: i64 = 10_000;
     let flaky = FlakyListing {
@@ -341,11 +373,13 @@ fn a_failed_read_while_waiting_for_a_holder_does_not_end_the_wait() {
 
 #[test]
 fn a_renewing_holder_keeps_the_lock_past_its_original_ttl() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let q = Queue::new(tmp.path());
-    let channel = layout_channel(tmp.path());
-    let (config, repo_a) = machine(&q, &channel, "a");
-    let (_, repo_b) = machine(&q, &channel, "b");
+    let Pair {
+        _tmp,
+        config,
+        repo_a,
+        repo_b,
+        ..
+    } = pair();
     let clock = ManualClock::at(T0);
     const TTL: i64 = 10_000;
     let a = lock(&repo_a, &clock, &config, "renewer", TTL, 0);
