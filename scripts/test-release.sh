@@ -40,14 +40,14 @@ echo "musl release build: $(($(date +%s) - start)) s"
 bin=$out/$target/release/mainline
 desc=$(LC_ALL=C file -L "$bin")
 echo "$desc"
-echo "$desc" | grep -Eq 'static(-pie)? linked' || fail "$bin is not statically linked: $desc"
+grep -Eq 'static(-pie)? linked' <<<"$desc" || fail "$bin is not statically linked: $desc"
 ldd_out=$(LC_ALL=C ldd "$bin" 2>&1 || true)
 echo "ldd: $ldd_out"
 # ldd says "not a dynamic executable" for a static non-PIE binary and "statically linked" for a
 # static-pie one (Rust's musl default, kept for ASLR); either way no program interpreter.
-echo "$ldd_out" | grep -Eq 'not a dynamic executable|statically linked' || fail "ldd sees shared libraries: $ldd_out"
-if LC_ALL=C readelf -l "$bin" | grep -q INTERP; then fail "$bin asks for a program interpreter"; fi
-if LC_ALL=C readelf -d "$bin" | grep -q NEEDED; then fail "$bin needs shared libraries: $(readelf -d "$bin" | grep NEEDED)"; fi
+grep -Eq 'not a dynamic executable|statically linked' <<<"$ldd_out" || fail "ldd sees shared libraries: $ldd_out"
+if grep -q INTERP <<<"$(LC_ALL=C readelf -l "$bin")"; then fail "$bin asks for a program interpreter"; fi
+if grep -q NEEDED <<<"$(LC_ALL=C readelf -d "$bin")"; then fail "$bin needs shared libraries: $(readelf -d "$bin" | grep NEEDED)"; fi
 ok "static binary, no interpreter, no NEEDED: $(stat -c %s "$bin") bytes ($(strip -o "$work/stripped" "$bin" && stat -c %s "$work/stripped") stripped)"
 
 # 2. --version: version, the commit and its date (UTC), from git, not the clock.
@@ -71,8 +71,8 @@ ok "--version outside git says unknown; SOURCE_DATE_EPOCH sets the date"
 
 # 3. The tour in an empty environment: no PATH, no HOME (git is found at the default path).
 tour=$(env -i "$bin" tour 2>&1) || fail "env -i mainline tour failed: $tour"
-echo "$tour" | grep -q "verdict   DIVERGED" || fail "tour shows no DIVERGED: $tour"
-echo "$tour" | grep -q "chain verified: 8 records" || fail "tour journal not verified: $tour"
+grep -q "verdict   DIVERGED" <<<"$tour" || fail "tour shows no DIVERGED: $tour"
+grep -q "chain verified: 8 records" <<<"$tour" || fail "tour journal not verified: $tour"
 ok "env -i mainline tour (no PATH, no HOME)"
 
 # 4. The tour in a minimal root: the image's root (deploy/rootfs.sh: mainline, git, its libs),
@@ -88,7 +88,7 @@ touch "$work/root/dev/null" "$work/root/dev/urandom"
 tour=$(unshare -r -m sh -c 'mount --bind /dev/null "$1/dev/null" && mount --bind /dev/urandom "$1/dev/urandom" &&
   exec chroot "$1" /usr/local/bin/mainline tour' sh "$work/root" 2>&1) ||
   fail "the tour in a minimal root failed (does this kernel allow user namespaces?): $tour"
-echo "$tour" | grep -q "verdict   CONVERGED" || fail "tour in the minimal root did not converge: $tour"
+grep -q "verdict   CONVERGED" <<<"$tour" || fail "tour in the minimal root did not converge: $tour"
 ok "mainline tour in a minimal root (chroot in a user namespace)"
 
 # 5. The Action's install script against a local release server.
@@ -110,14 +110,14 @@ install() { # version dir
 set +e
 msg=$(install v0.0.2 "$work/cache/v0.0.2" 2>&1); code=$?
 set -e
-[ $code = 1 ] && echo "$msg" | grep -q "checksum mismatch" || fail "a checksum mismatch was not refused (exit $code): $msg"
+[ $code = 1 ] && grep -q "checksum mismatch" <<<"$msg" || fail "a checksum mismatch was not refused (exit $code): $msg"
 [ ! -e "$work/cache/v0.0.2/mainline" ] || fail "a mismatching binary was left installed"
 [ -z "$(ls -A "$work/cache/v0.0.2")" ] || fail "a refused download left files: $(ls -A "$work/cache/v0.0.2")"
 ok "checksum mismatch refused, nothing installed: $msg"
 set +e
 msg=$(install v0.0.3 "$work/cache/v0.0.3" 2>&1); code=$?
 set -e
-[ $code = 1 ] && echo "$msg" | grep -q "lists no SHA-256" || fail "sums without our asset were not refused (exit $code): $msg"
+[ $code = 1 ] && grep -q "lists no SHA-256" <<<"$msg" || fail "sums without our asset were not refused (exit $code): $msg"
 ok "sums that do not list the asset refused"
 for bad in "latest" "v1" "v0.0.1;rm"; do
   set +e; msg=$(install "$bad" "$work/cache/x" 2>&1); code=$?; set -e
@@ -131,7 +131,7 @@ ok "bad versions and plain-http mirrors refused (exit 2)"
 : > "$work/out"
 msg=$(install v0.0.1 "$work/cache/v0.0.1") || fail "install v0.0.1: $msg"
 grep -qx "cache-hit=false" "$work/out" || fail "first install is not a miss: $(cat "$work/out")"
-"$work/cache/v0.0.1/mainline" --version | grep -q "commit $commit" || fail "the installed binary is not ours"
+grep -q "commit $commit" <<<"$("$work/cache/v0.0.1/mainline" --version)" || fail "the installed binary is not ours"
 gets=$(grep -c '"GET /v0.0.1/' "$work/http.log")
 ok "download verified and installed ($gets requests): $msg"
 
