@@ -49,6 +49,22 @@ pub(super) fn pinned(s: &mut State) -> bool {
     pinned_at(s, now)
 }
 
+/// Is the channel write being judged a pin's: now under the pin, or decided under it (or in
+/// the skew window after its expiry) and landing later because the network held it? World
+/// times only: when the writer decided, never what it believed. README, "Pin expiry is the one
+/// absolute time": such writes are `pin_skew_writes`, judged by when their writer decided.
+pub(super) fn pinned_write(s: &mut State, decided: Ms) -> bool {
+    pinned(s) || pinned_at(s, decided)
+}
+
+/// [`pinned_write`] for the write being observed now, [`pinned`] when none is.
+pub(super) fn pinned_for_observed_write(s: &mut State) -> bool {
+    match s.monitor.write_decided {
+        Some((decided, _)) => pinned_write(s, decided),
+        None => pinned(s),
+    }
+}
+
 /// Whether the pin ref on the remote held a pin that was active (or within the grace window
 /// after its expiry) at time `t`.
 fn pinned_at(s: &mut State, t: Ms) -> bool {
