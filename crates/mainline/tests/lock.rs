@@ -371,6 +371,124 @@ fn a_failed_read_while_waiting_for_a_holder_does_not_end_the_wait() {
     );
 }
 
+/// How a take of the lock goes unanswered, once armed.
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum NoAnswer {
+    /// The first push lands and its answer is lost; later ones are answered.
+    Landed,
+    /// The push does not land (a 503 after retries), this many times, then pushes go through.
+    NotLanded(usize),
+}
+
+/// A remote whose single-ref compare-and-swaps (how `acquire` takes the lock) get no answer.
+struct UnansweredTake<'a> {
+    inner: &'a dyn Repo,
+    mode: NoAnswer,
+    unanswered: AtomicUsize,
+}
+
+impl RepoWrapper for UnansweredTake<'_> {
+    fn inner(&self) -> &dyn Repo {
+        self.inner
+    }
+    fn cas_ref(
+        &self,
+        refname: &str,
+        expected: Option<&CommitId>,
+        new: Option<&CommitId>,
+    ) -> Result<Cas, RepoError> {
+        let lost = || RepoError::Unavailable("the git remote answered 503 after retries".into());
+        match self.mode {
+            NoAnswer::Landed if self.unanswered.load(Ordering::SeqCst) == 0 => {
+                self.unanswered.fetch_add(1, Ordering::SeqCst);
+                self.inner.cas_ref(refname, expected, new)?;
+                Err(lost())
+            }
+            NoAnswer::NotLanded(n) if self.unanswered.load(Ordering::SeqCst) < n => {
+                self.unanswered.fetch_add(1, Ordering::SeqCst);
+                Err(lost())
+            }
+            _ => self.inner.cas_ref(refname, expected, new),
+        }
+    }
+}
+
+/// Taking a dead holder's lock over and getting no answer does not end the run: the remote
+/// says whether the take landed. Landed: the taker holds the lock (the ref names its record),
+/// at once. Not landed: it looks again and takes it on a later try. Never landing: it gives up
+/// with the push's error when `--lock-wait` is spent — not before, and not never.
+#[test]
+fn an_unanswered_take_is_settled_by_reading_the_lock_again() {
+    let Pair {
+        _tmp,
+        config,
+        repo_a,
+        repo_b,
+        ..
+    } = pair();
+    let clock = ManualClock::at(T0);
+    const TTL: i64 = 10_000;
+    const WAIT: u64 = 3 * TTL as u64;
+    for mode in [
+        NoAnswer::Landed,
+        NoAnswer::NotLanded(3),
+        NoAnswer::NotLanded(usize::MAX),
+    ] {
+        // A holder that dies: its record is one TTL old before the taker first looks.
+        let a = lock(&repo_a, &clock, &config, "dead-writer", TTL, 0);
+        let dead = a.acquire().expect("acquire");
+        clock.advance(TTL);
+        let remote = UnansweredTake {
+            inner: &repo_b,
+            mode,
+            unanswered: AtomicUsize::new(0),
+        };
+        let b = lock(&remote, &clock, &config, "taker", TTL, WAIT);
+        let first_look = clock.now().millis();
+        let got = b.acquire();
+        let waited = clock.now().millis() - first_look;
+        let unanswered = remote.unanswered.load(Ordering::SeqCst);
+        let listed = b.current().expect("read the lock").map(|h| h.commit);
+        match (mode, got) {
+            (NoAnswer::Landed, Ok(held)) => {
+                assert_eq!(unanswered, 1, "{mode:?}");
+                assert_eq!(
+                    listed.as_ref(),
+                    Some(&held.commit),
+                    "{mode:?}: the taker's record"
+                );
+                assert!(
+                    (TTL..TTL + 1_500).contains(&waited),
+                    "{mode:?}: taken one TTL after the first look, as if answered: {waited} ms"
+                );
+                b.release(held).expect("release");
+            }
+            (NoAnswer::NotLanded(3), Ok(held)) => {
+                assert_eq!(unanswered, 3, "{mode:?}");
+                assert_eq!(
+                    listed.as_ref(),
+                    Some(&held.commit),
+                    "{mode:?}: the taker's record"
+                );
+                b.release(held).expect("release");
+            }
+            (NoAnswer::NotLanded(_), Err(LockError::Repo { .. })) => {
+                assert!(unanswered > 3, "{mode:?}: tried {unanswered} times");
+                assert!(
+                    (WAIT as i64 - TTL..WAIT as i64 + 1_000).contains(&waited),
+                    "{mode:?}: gave up after {waited} ms, not when the wait of {WAIT} ms was spent"
+                );
+                assert_eq!(listed, Some(dead.commit.clone()), "nothing was taken");
+                clock.advance(TTL);
+                let c = lock(&repo_b, &clock, &config, "next", TTL, WAIT);
+                c.release(c.acquire().expect("the next writer takes it"))
+                    .expect("release");
+            }
+            (mode, got) => panic!("{mode:?}: {:?}", got.map(|h| h.commit)),
+        }
+    }
+}
+
 #[test]
 fn a_renewing_holder_keeps_the_lock_past_its_original_ttl() {
     let Pair {

@@ -260,6 +260,11 @@ impl<'a> GitLock<'a> {
     /// holder's two-TTL write hold means many polls; giving up on the first failed one let a
     /// flaky remote starve every writer in turn (`simulate --seed 1 --history 420209`). The
     /// first read of a run still fails at once: an unreachable remote is reported, not waited on.
+    ///
+    /// A take that gets no answer is settled by reading the lock: our record there means we
+    /// hold it (from when the take was sent); anything else means it did not land, and the
+    /// loop looks again while the wait lasts. Ending the run instead left a landed take as a
+    /// lock nobody held, which every other writer then had to wait out.
     pub fn acquire(&self) -> Result<Held, LockError> {
         let start = self.clock.monotonic_ms();
         let mut pause = 50u64;
@@ -320,11 +325,30 @@ impl<'a> GitLock<'a> {
                 .repo
                 .write_record(&record.message(), &[], record.acquired_at)
                 .map_err(|e| self.err(e))?;
-            match self
+            let outcome = match self
                 .repo
                 .cas_ref(&self.refname, expected.as_ref(), Some(&commit))
-                .map_err(|e| self.err(e))?
             {
+                Ok(cas) => cas,
+                // No answer (a lost response, a 503 after retries): the take may have landed
+                // or not. The remote says which: ours (held from `sent`, as if answered), or
+                // anything else (not taken: look again, as after a conflict, while the wait
+                // lasts). An unreadable remote ends the wait with the push's error.
+                Err(e) => {
+                    let waited = (self.clock.monotonic_ms() - start).max(0) as u64;
+                    match self.current() {
+                        Ok(Some(h)) if h.commit == commit => Cas::Updated,
+                        Ok(other) if waited < self.wait_ms => {
+                            tracing::debug!("taking the lock got no answer ({e}); looking again");
+                            Cas::Conflict {
+                                actual: other.map(|h| h.commit),
+                            }
+                        }
+                        _ => return Err(self.err(e)),
+                    }
+                }
+            };
+            match outcome {
                 Cas::Updated => {
                     return Ok(Held {
                         commit,
