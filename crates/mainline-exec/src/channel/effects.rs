@@ -6,7 +6,7 @@
 //! not read back.
 
 use super::error::ExecError;
-use super::exec::{channel_digest, AppliedMove, Executor, LockMode, Locked};
+use super::exec::{channel_digest, AppliedMove, Executor, Locked};
 use super::fence::LeaseFence;
 use super::gather::Gathered;
 use super::ports::Cas;
@@ -159,11 +159,7 @@ impl Executor<'_> {
         locked: &mut Option<&mut Locked<'_>>,
         prepared: Option<(Digest, bool)>,
     ) -> WriteOutcome {
-        let external_ttl = match self.lock {
-            LockMode::Kubernetes { ttl_ms, .. } => ttl_ms,
-            _ => 0,
-        };
-        let fence = LeaseFence::new(locked.as_deref_mut(), self.clock, external_ttl);
+        let fence = LeaseFence::new(locked.as_deref_mut(), self.clock);
         let outcome = self.apply(g, d, mv, &fence, prepared);
         let held = match fence.uncertain_at() {
             Some(_) => fence.quarantine(),

@@ -40,7 +40,7 @@
 use super::error::ExecError;
 use super::exec::Locked;
 use super::lock::{safety_margin_ms, write_hold_ms, LockError};
-use super::ports::Clock;
+use super::ports::{ChannelLock, Clock, LockBackendError, LockToken};
 use mainline_store::{FenceRefused, WriteFence};
 use std::cell::{Cell, RefCell};
 use std::time::Duration;
@@ -55,11 +55,6 @@ const QUARANTINE_POLL_MS: u64 = 250;
 pub(super) struct LeaseFence<'r, 'l> {
     locked: RefCell<Option<&'r mut Locked<'l>>>,
     clock: &'r dyn Clock,
-    /// The TTL of an external lock backend (the git lock knows its own).
-    external_ttl_ms: i64,
-    /// Until when (monotonic ms) this fence's last write hold on an external backend is ours:
-    /// the backend reports no hold of its own, so the fence keeps the reckoning.
-    external_until: Cell<Option<i64>>,
     /// When (monotonic ms) the last attempt without a definite answer ended.
     uncertain_at: Cell<Option<i64>>,
     /// Attempts admitted.
@@ -70,13 +65,10 @@ impl<'r, 'l> LeaseFence<'r, 'l> {
     pub(super) fn new(
         locked: Option<&'r mut Locked<'l>>,
         clock: &'r dyn Clock,
-        external_ttl_ms: i64,
     ) -> LeaseFence<'r, 'l> {
         LeaseFence {
             locked: RefCell::new(locked),
             clock,
-            external_ttl_ms,
-            external_until: Cell::new(None),
             uncertain_at: Cell::new(None),
             admitted: Cell::new(0),
         }
@@ -95,12 +87,12 @@ impl<'r, 'l> LeaseFence<'r, 'l> {
         match self.locked.borrow().as_deref() {
             None => None,
             Some(Locked::Git { lock, .. }) => Some(lock.ttl_ms),
-            Some(Locked::External { .. }) => Some(self.external_ttl_ms),
+            Some(Locked::External { ttl_ms, .. }) => Some(*ttl_ms),
         }
     }
 
     /// Make sure the lock declares a write hold that leaves an attempt at least half a TTL
-    /// (renewing when it does not; an external backend the first time this fence asks);
+    /// (renewing when it does not);
     /// returns the write budget: how long an attempt started now may run so that a late
     /// landing within one TTL after it still falls inside the hold.
     fn refresh(&self) -> Result<Option<i64>, String> {
@@ -121,20 +113,19 @@ impl<'r, 'l> LeaseFence<'r, 'l> {
                 }
                 Ok(Some(lock.write_budget_ms(held)))
             }
-            Some(Locked::External { lock, token }) => {
-                let ttl = self.external_ttl_ms;
+            Some(Locked::External {
+                lock,
+                token,
+                ttl_ms,
+                write_hold_until,
+            }) => {
+                let ttl = *ttl_ms;
                 let budget = |until: i64| until - ttl - self.clock.monotonic_ms();
-                match self.external_until.get() {
+                match *write_hold_until {
                     Some(until) if budget(until) >= ttl / 2 => Ok(Some(budget(until))),
-                    _ => {
-                        let hold = write_hold_ms(ttl);
-                        let sent = self.clock.monotonic_ms();
-                        lock.renew_for(token, Duration::from_millis(hold.max(0) as u64))
-                            .map_err(|e| e.to_string())?;
-                        let until = sent + hold - safety_margin_ms(hold);
-                        self.external_until.set(Some(until));
-                        Ok(Some(budget(until)))
-                    }
+                    _ => declare_external_hold(*lock, token, ttl, write_hold_until, self.clock)
+                        .map(|until| Some(budget(until)))
+                        .map_err(|e| e.to_string()),
                 }
             }
         }
@@ -188,6 +179,26 @@ impl WriteFence for LeaseFence<'_, '_> {
     fn note_uncertain(&self) {
         self.uncertain_at.set(Some(self.clock.monotonic_ms()));
     }
+}
+
+/// Declare a write hold on an external backend (a Lease whose duration is two TTLs) and
+/// remember until when it is ours: the backend reports no hold of its own, so the run keeps
+/// the reckoning, from before the call was sent. Returns that instant (monotonic ms).
+pub(super) fn declare_external_hold(
+    lock: &dyn ChannelLock,
+    token: &mut LockToken,
+    ttl_ms: i64,
+    write_hold_until: &mut Option<i64>,
+    clock: &dyn Clock,
+) -> Result<i64, LockBackendError> {
+    let hold = write_hold_ms(ttl_ms);
+    let sent = clock.monotonic_ms();
+    // Forgotten while the call is out: after a failure the next attempt declares again.
+    *write_hold_until = None;
+    lock.renew_for(token, Duration::from_millis(hold.max(0) as u64))?;
+    let until = sent + hold - safety_margin_ms(hold);
+    *write_hold_until = Some(until);
+    Ok(until)
 }
 
 fn lost(reason: &str) -> ExecError {

@@ -8,6 +8,7 @@
 use super::effects::WriteOutcome;
 use super::error::ExecError;
 use super::exec::{channel_digest, pin_word, AppliedMove, Executor, Locked, Report, MAX_ROUNDS};
+use super::fence::declare_external_hold;
 use super::journal::EntryKind;
 use super::lock::LockError;
 use mainline_core::{Decision, Plan, Request};
@@ -194,7 +195,16 @@ impl<'a> Executor<'a> {
         match locked {
             None => Ok(()),
             Some(Locked::Git { lock, held }) => lock.renew(held).map_err(|e| self.lock_err(e)),
-            Some(Locked::External { lock, token }) => Ok(lock.renew(token)?),
+            Some(Locked::External {
+                lock,
+                token,
+                write_hold_until,
+                ..
+            }) => {
+                lock.renew(token)?;
+                *write_hold_until = None;
+                Ok(())
+            }
         }
     }
 
@@ -204,8 +214,16 @@ impl<'a> Executor<'a> {
             Some(Locked::Git { lock, held }) => {
                 lock.renew_for_write(held).map_err(|e| self.lock_err(e))
             }
-            // The fence renews an external backend before every attempt anyway.
-            Some(Locked::External { lock, token }) => Ok(lock.renew(token)?),
+            // The fence finds this hold and admits the first attempt without another call.
+            Some(Locked::External {
+                lock,
+                token,
+                ttl_ms,
+                write_hold_until,
+            }) => {
+                declare_external_hold(*lock, token, *ttl_ms, write_hold_until, self.clock)?;
+                Ok(())
+            }
         }
     }
 

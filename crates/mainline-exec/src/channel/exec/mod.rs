@@ -72,6 +72,12 @@ pub(super) enum Locked<'l> {
     External {
         lock: &'l dyn ChannelLock,
         token: LockToken,
+        /// The backend's TTL (`--lock-ttl`).
+        ttl_ms: i64,
+        /// Until when (monotonic ms, less the safety margin) the last write hold declared on
+        /// the backend is ours (see `fence.rs`); `None` when none was, or a plain renewal has
+        /// declared one TTL since (it shortens the hold as takers judge it).
+        write_hold_until: Option<i64>,
     },
 }
 
@@ -261,16 +267,18 @@ impl<'a> Executor<'a> {
                 let held = lock.acquire().map_err(|e| self.lock_err(e))?;
                 Locked::Git { lock, held }
             }
-            (LockMode::Kubernetes { .. }, Some(lock)) => Locked::External {
+            (LockMode::Kubernetes { ttl_ms, .. }, Some(lock)) => Locked::External {
                 lock,
                 token: lock.acquire()?,
+                ttl_ms,
+                write_hold_until: None,
             },
             (LockMode::Kubernetes { .. }, None) => return Err(ExecError::NoKubernetesSettings),
         };
         let result = self.run_writes(request, now, Some(&mut locked), carried);
         let released = match locked {
             Locked::Git { lock, held } => lock.release(held).map_err(|e| e.to_string()),
-            Locked::External { lock, token } => lock.release(token).map_err(|e| e.to_string()),
+            Locked::External { lock, token, .. } => lock.release(token).map_err(|e| e.to_string()),
         };
         if let Err(e) = released {
             tracing::warn!("could not release the channel lock (it expires by itself): {e}");
