@@ -187,6 +187,49 @@ impl GitRemote {
             .unwrap_or_else(|| self.git.failed(&args, &out)))
     }
 
+    /// Warm an empty cache in one process: `branch` and its merge-queue refs by name (git lists
+    /// them itself: the caller need not have listed the remote yet) and `commits` by id, with
+    /// their history of commits and trees. For a fresh runner, whose first fetch would
+    /// otherwise wait for the listing. Fetches nothing when the cache already holds the
+    /// branch's copy and every commit: a warm cache fetches what a listing names, by id.
+    /// Nothing here is a fact: the local copies it writes are only what `resolve` reads, and the
+    /// listing (`remote_refs`) stays the one account of the remote's refs.
+    pub fn prefetch_branch(&self, branch: &str, commits: &[CommitId]) -> Result<(), GitError> {
+        validate_branch(branch)?;
+        let heads = format!("refs/heads/{branch}");
+        let snapshot = self.snapshot()?;
+        let missing: Vec<&CommitId> = commits.iter().filter(|c| !snapshot.has_commit(c)).collect();
+        if snapshot.resolve(&heads).is_ok() && missing.is_empty() {
+            return Ok(());
+        }
+        drop(snapshot);
+        let _lock = cache::lock(&self.repo, self.git.limit().0)?;
+        let mut refspecs = format!(
+            "+{heads}:{CACHE_NS}{heads}\n+{QUEUE_PREFIX}{branch}/*:{CACHE_NS}{QUEUE_PREFIX}{branch}/*\n"
+        );
+        for c in missing {
+            refspecs.push_str(&format!("+{c}:{CACHE_NS}commits/{c}\n"));
+        }
+        let args = [
+            "fetch",
+            "--filter=blob:none",
+            "--no-tags",
+            "--no-write-fetch-head",
+            "--no-auto-maintenance",
+            "--recurse-submodules=no",
+            "--quiet",
+            "--stdin",
+            REMOTE_NAME,
+        ];
+        let out = self
+            .git
+            .run(Some(&self.repo), &args, Some(refspecs.into_bytes()))?;
+        match out.status.success() {
+            true => Ok(()),
+            false => Err(self.git.failed(&args, &out)),
+        }
+    }
+
     /// Make every blob under `path` at `commit` present in the cache, in one batch: the
     /// missing blob ids are listed from the (local) trees and fetched by id with the `noop`
     /// negotiator, exactly as git's own partial-clone prefetch does. Fetches `commit` first if

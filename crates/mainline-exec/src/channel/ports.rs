@@ -116,6 +116,18 @@ pub trait Repo: Send + Sync {
     /// moves (`Conflict` then names what the first moved ref holds). What lets a writer take
     /// the lock and record its intent in one round trip.
     fn cas_refs(&self, updates: &[RefUpdate]) -> Result<Cas, RepoError>;
+    /// Warm a fresh runner's cache while the refs are listed: `branch` with its merge-queue
+    /// refs by name and `commits` by id, in one fetch. Best effort and never a fact (the
+    /// listing is): it only lets the fetch of what the listing names find it local. Adapters
+    /// without a cache to warm do nothing.
+    fn prefetch(&self, _branch: &str, _commits: &[CommitId]) -> Result<(), RepoError> {
+        Ok(())
+    }
+    /// Warm the record cache with the newest records of `refname`, asked for by name (nothing
+    /// listed yet). Best effort, like [`Repo::prefetch`].
+    fn prefetch_records(&self, _refname: &str) -> Result<(), RepoError> {
+        Ok(())
+    }
 }
 
 /// A `Repo` that wraps another and changes only some calls (an observer, a fault injector, a
@@ -169,6 +181,12 @@ pub trait RepoWrapper: Send + Sync {
     fn cas_refs(&self, updates: &[RefUpdate]) -> Result<Cas, RepoError> {
         self.inner().cas_refs(updates)
     }
+    fn prefetch(&self, branch: &str, commits: &[CommitId]) -> Result<(), RepoError> {
+        self.inner().prefetch(branch, commits)
+    }
+    fn prefetch_records(&self, refname: &str) -> Result<(), RepoError> {
+        self.inner().prefetch_records(refname)
+    }
 }
 
 impl<T: RepoWrapper> Repo for T {
@@ -217,6 +235,12 @@ impl<T: RepoWrapper> Repo for T {
     }
     fn cas_refs(&self, updates: &[RefUpdate]) -> Result<Cas, RepoError> {
         RepoWrapper::cas_refs(self, updates)
+    }
+    fn prefetch(&self, branch: &str, commits: &[CommitId]) -> Result<(), RepoError> {
+        RepoWrapper::prefetch(self, branch, commits)
+    }
+    fn prefetch_records(&self, refname: &str) -> Result<(), RepoError> {
+        RepoWrapper::prefetch_records(self, refname)
     }
 }
 

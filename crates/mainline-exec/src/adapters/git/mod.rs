@@ -360,4 +360,19 @@ impl Repo for GitRepo {
             CasOutcome::Conflict { actual } => Ok(Cas::Conflict { actual }),
         }
     }
+
+    fn prefetch(&self, branch: &str, commits: &[CommitId]) -> Result<(), RepoError> {
+        let fetched = self.remote.prefetch_branch(branch, commits);
+        self.invalidate();
+        fetched.map_err(to_repo_err)
+    }
+
+    fn prefetch_records(&self, refname: &str) -> Result<(), RepoError> {
+        let records = self.records_remote()?;
+        // As deep as a first miss would fetch, and remembered as such: a walk past it deepens.
+        let depth = self.next_depth(refname);
+        let fetched = records.fetch_ref_tail(refname, depth);
+        self.invalidate_records();
+        fetched.map(|_| ()).map_err(to_repo_err)
+    }
 }

@@ -22,8 +22,9 @@ use mainline_core::{
     ancestry_pairs, commits_of_interest, ChannelHead, CommitFacts, CommitId, Facts, Known, Request,
 };
 use mainline_store::Store;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Depth {
@@ -79,11 +80,30 @@ impl Sources<'_> {
         let key: &ChannelKey = &self.config.key;
         let mut deferred = false;
         let mut channel_read = None;
+        // A fresh runner's artifact tags read while listing (`warm_up`): the channel's commit
+        // and mainline's tip, often one commit, are read once.
+        let claimed = &Mutex::new(BTreeSet::new());
         let view = match prior.view {
             Some(v) => Ok(v),
             None if self.parallel && prior.channel.is_none() => std::thread::scope(|s| {
-                let channel = s.spawn(|| self.channel_head(None));
+                // A fresh runner warms its caches while the refs are listed (`warm_up`).
+                let fresh = depth == Depth::Full && self.cache.knows_no_revision();
+                if fresh {
+                    s.spawn(|| self.repo.prefetch_records(&key.journal_ref()));
+                }
+                let channel = s.spawn(move || {
+                    let read = self.channel_head(None);
+                    if fresh {
+                        self.warm_up(request, &read, claimed);
+                    }
+                    read
+                });
                 let view = self.repo.view(&self.config.branch);
+                if let (true, Ok(Some(m))) = (fresh, view.as_ref().map(|v| v.mainline.as_ref())) {
+                    if lock_set(claimed).insert(m.clone()) {
+                        self.artifact(m, Depth::Full, &mut false);
+                    }
+                }
                 channel_read = Some(channel.join().unwrap_or_else(|_| {
                     Known::unknown("reading the channel tag failed (a panic in its thread)")
                 }));
@@ -326,4 +346,43 @@ impl Sources<'_> {
             deferred,
         }
     }
+
+    /// A fresh runner's first gather, while its refs are being listed: fetch the branch (with
+    /// its merge-queue refs) by name and the commits already known — the channel's, the
+    /// request's — by id, in one git process, and read their artifact tags beside it. Without
+    /// it the fetch waits for the listing: one git round trip more, the whole difference
+    /// between a fresh and a warm runner at a distance. Nothing here is a fact: the gather
+    /// still lists, fetches what is missing and looks up what the fact cache lacks; it finds
+    /// them here. A failure is a miss, paid for later.
+    fn warm_up(
+        &self,
+        request: &Request,
+        channel: &Known<ChannelHead>,
+        claimed: &Mutex<BTreeSet<CommitId>>,
+    ) {
+        let named = match channel {
+            Known::Known(ChannelHead::Names {
+                commit: Known::Known(c),
+                ..
+            }) => Some(c),
+            _ => None,
+        };
+        let commits: Vec<CommitId> = commits_of_interest(None, named, &[], request, None)
+            .into_iter()
+            .collect();
+        std::thread::scope(|s| {
+            for c in commits.iter().take(MAX_LOOKUPS_IN_FLIGHT) {
+                if lock_set(claimed).insert(c.clone()) {
+                    s.spawn(move || self.artifact(c, Depth::Full, &mut false));
+                }
+            }
+            if let Err(e) = self.repo.prefetch(&self.config.branch, &commits) {
+                tracing::debug!("warming the commit cache failed ({e}); the fetch after the listing tries again");
+            }
+        });
+    }
+}
+
+fn lock_set(set: &Mutex<BTreeSet<CommitId>>) -> std::sync::MutexGuard<'_, BTreeSet<CommitId>> {
+    set.lock().unwrap_or_else(|p| p.into_inner())
 }
