@@ -15,7 +15,7 @@ use crate::error::GitError;
 use crate::exec::REMOTE_NAME;
 use crate::graph::to_commit_id;
 use crate::refs_parse::validate_refname;
-use crate::remote::{GitRemote, CACHE_NS};
+use crate::remote::{fetch_args, GitRemote, CACHE_NS};
 use gix::ObjectId;
 use mainline_core::CommitId;
 
@@ -356,15 +356,7 @@ impl GitRemote {
         let _lock = cache::lock(&self.repo, self.git.limit().0)?;
         let refspec = format!("+{source}:{local}");
         let depth_arg = depth.map(|d| format!("--depth={d}"));
-        let mut args = vec![
-            "fetch",
-            "--filter=blob:none",
-            "--no-tags",
-            "--no-write-fetch-head",
-            "--no-auto-maintenance",
-            "--recurse-submodules=no",
-            "--quiet",
-        ];
+        let mut args = fetch_args(&[]);
         args.extend(depth_arg.as_deref());
         args.extend([REMOTE_NAME, refspec.as_str()]);
         let out = self.git.run(Some(&self.repo), &args, None)?;

@@ -27,6 +27,23 @@ use std::time::Duration;
 /// Private namespace in the cache for everything fetched (keeps it reachable).
 pub(crate) const CACHE_NS: &str = "refs/mainline-cache/";
 
+/// Every fetch into a cache: commits and trees only (`--filter=blob:none`; blobs are fetched by
+/// id when a commit is packed), no tags, no FETCH_HEAD, no maintenance, no submodules, quiet;
+/// then `rest` (refspecs on stdin or on the command line, the remote).
+pub(crate) fn fetch_args<'a>(rest: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "fetch",
+        "--filter=blob:none",
+        "--no-tags",
+        "--no-write-fetch-head",
+        "--no-auto-maintenance",
+        "--recurse-submodules=no",
+        "--quiet",
+    ];
+    args.extend_from_slice(rest);
+    args
+}
+
 /// How to reach a remote.
 #[derive(Debug, Clone)]
 pub struct RemoteOptions {
@@ -165,17 +182,7 @@ impl GitRemote {
                 FetchTarget::Ref(r) => format!("+{r}:{CACHE_NS}{r}\n"),
             })
             .collect();
-        let args = [
-            "fetch",
-            "--filter=blob:none",
-            "--no-tags",
-            "--no-write-fetch-head",
-            "--no-auto-maintenance",
-            "--recurse-submodules=no",
-            "--quiet",
-            "--stdin",
-            REMOTE_NAME,
-        ];
+        let args = fetch_args(&["--stdin", REMOTE_NAME]);
         let out = self
             .git
             .run(Some(&self.repo), &args, Some(refspecs.into_bytes()))?;
@@ -210,17 +217,7 @@ impl GitRemote {
         for c in missing {
             refspecs.push_str(&format!("+{c}:{CACHE_NS}commits/{c}\n"));
         }
-        let args = [
-            "fetch",
-            "--filter=blob:none",
-            "--no-tags",
-            "--no-write-fetch-head",
-            "--no-auto-maintenance",
-            "--recurse-submodules=no",
-            "--quiet",
-            "--stdin",
-            REMOTE_NAME,
-        ];
+        let args = fetch_args(&["--stdin", REMOTE_NAME]);
         let out = self
             .git
             .run(Some(&self.repo), &args, Some(refspecs.into_bytes()))?;
@@ -259,19 +256,8 @@ impl GitRemote {
         tracing::debug!(commit = %commit.short(), path, blobs = missing.len(), "fetching blobs");
         let _lock = cache::lock(&self.repo, self.git.limit().0)?;
         let stdin: String = missing.iter().map(|id| format!("{id}\n")).collect();
-        let args = [
-            "-c",
-            "fetch.negotiationAlgorithm=noop",
-            "fetch",
-            "--filter=blob:none",
-            "--no-tags",
-            "--no-write-fetch-head",
-            "--no-auto-maintenance",
-            "--recurse-submodules=no",
-            "--quiet",
-            "--stdin",
-            REMOTE_NAME,
-        ];
+        let mut args = vec!["-c", "fetch.negotiationAlgorithm=noop"];
+        args.extend(fetch_args(&["--stdin", REMOTE_NAME]));
         self.git
             .run_ok(Some(&self.repo), &args, Some(stdin.into_bytes()))
             .map_err(|e| match e {
