@@ -10,7 +10,11 @@
 //!    is left of it minus one TTL is under half a TTL. The attempt is then bounded by that
 //!    budget: what remains of the hold by our own monotonic clock (see `lock/mod.rs` for why
 //!    that is safe) minus one TTL. A lost lock, or a budget too short for any attempt, refuses
-//!    the attempt: no request starts that could land after another writer took over.
+//!    the attempt: no request starts that could land after another writer took over. An
+//!    external backend (a Kubernetes Lease) reports no hold of its own, so the run keeps the
+//!    reckoning beside the lock (`Locked::External::write_hold_until`): the hold declared right
+//!    before the intent admits the first attempt without another call, and a plain renewal,
+//!    which shortens what takers see, clears it.
 //! 2. **Fence the late landing of a cut-off attempt.** An attempt that ended without an answer
 //!    (time limit, reset, 5xx) may still be applied by the registry later — even after a retry
 //!    succeeded. The write hold already covers one TTL after the attempt's cut-off *as takers
