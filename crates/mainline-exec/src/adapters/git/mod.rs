@@ -369,10 +369,15 @@ impl Repo for GitRepo {
 
     fn prefetch_records(&self, refname: &str) -> Result<(), RepoError> {
         let records = self.records_remote()?;
-        // As deep as a first miss would fetch, and remembered as such: a walk past it deepens.
+        // As deep as a first miss would fetch, and remembered as such when it worked (a walk
+        // past it deepens); a failed one leaves the first miss to ask by id, as without it.
         let depth = self.next_depth(refname);
         let fetched = records.fetch_ref_tail(refname, depth);
         self.invalidate_records();
+        if fetched.is_err() {
+            let mut depths = self.records.depth.lock().unwrap_or_else(|p| p.into_inner());
+            depths.remove(refname);
+        }
         fetched.map(|_| ()).map_err(to_repo_err)
     }
 }

@@ -267,6 +267,7 @@ impl<'a> GitLock<'a> {
     /// lock nobody held, which every other writer then had to wait out.
     pub fn acquire(&self) -> Result<Held, LockError> {
         let start = self.clock.monotonic_ms();
+        let waited_ms = || (self.clock.monotonic_ms() - start).max(0) as u64;
         let mut pause = 50u64;
         loop {
             let current = match self.current() {
@@ -277,7 +278,7 @@ impl<'a> GitLock<'a> {
                         .lock()
                         .expect("the observation slot is never poisoned")
                         .is_some();
-                    let waited = (self.clock.monotonic_ms() - start).max(0) as u64;
+                    let waited = waited_ms();
                     if !watching || waited >= self.wait_ms {
                         return Err(e);
                     }
@@ -335,7 +336,7 @@ impl<'a> GitLock<'a> {
                 // anything else (not taken: look again, as after a conflict, while the wait
                 // lasts). An unreadable remote ends the wait with the push's error.
                 Err(e) => {
-                    let waited = (self.clock.monotonic_ms() - start).max(0) as u64;
+                    let waited = waited_ms();
                     match self.current() {
                         Ok(Some(h)) if h.commit == commit => Cas::Updated,
                         Ok(other) if waited < self.wait_ms => {
