@@ -65,6 +65,8 @@ fn main() {
         "hand-made locked restore (floor)",
         "skopeo copy (peer)",
         "crane tag (peer)",
+        "pin (moves the channel)",
+        "unpin (restores)",
     ]
     .into_iter()
     .map(|n| (n, Vec::new()))
@@ -77,6 +79,26 @@ fn main() {
             pr += 1;
             cases[2].push(s.diverge(pr));
             cases[0].push(s.measure_mainline(&["reconcile"], "runner", 1));
+            // A pin during an incident and its unpin, warm cache: a candidate is deployed,
+            // pinned away from (to main), pinned to, and the group fails before the unpin.
+            pr += 1;
+            let (group, head) = s.queue_group(pr);
+            s.mainline(
+                &[
+                    "deploy",
+                    "--candidate",
+                    "--group",
+                    &group,
+                    "--commit",
+                    &head,
+                ],
+                "runner",
+                &[0],
+            );
+            cases[7].push(s.measure_mainline(&["pin", &main, "--reason", "INC-1"], "runner", 1));
+            s.mainline(&["pin", &head, "--reason", "INC-2"], "runner", &[0]);
+            s.drop_group(&group);
+            cases[8].push(s.measure_mainline(&["unpin"], "runner", 1));
             pr += 1;
             cases[2].push(s.diverge(pr));
             let fresh = s.fresh_cache();
@@ -136,10 +158,13 @@ fn main() {
     println!();
     for (i, (d, g)) in delays.iter().enumerate() {
         let floor = median(table[4].1[i].iter().map(|s| s.ms));
+        let ratio = |row: usize| median(table[row].1[i].iter().map(|s| s.ms)) / floor;
         println!(
-            "D/G={d}/{g}: restore / floor = {:.2} (warm), {:.2} (fresh cache)",
-            median(table[0].1[i].iter().map(|s| s.ms)) / floor,
-            median(table[1].1[i].iter().map(|s| s.ms)) / floor,
+            "D/G={d}/{g}: restore / floor = {:.2} (warm), {:.2} (fresh cache); pin / floor = {:.2}, unpin / floor = {:.2}",
+            ratio(0),
+            ratio(1),
+            ratio(7),
+            ratio(8),
         );
     }
     println!();

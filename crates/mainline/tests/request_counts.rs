@@ -46,6 +46,17 @@ const BOUNDS: &[(&str, usize, usize, usize)] = &[
     // Issue 15 goal 2: one ls-remote and one registry request.
     ("no-op reconcile, warm cache", 1, 2, 1),
     ("status, warm cache", 1, 2, 1),
+    // A pin or an unpin on the short path: the pin ref and its journal record ride in the push
+    // that takes the lock, with the intent when the channel moves; a pin by commit takes the
+    // artifact the fact cache verified. Without a move: list, lock + pin, release (+ the
+    // re-decision's listing beside it), and the channel read twice (observe, re-decide). With
+    // one: a restore's counts. Before (the general path): 4/20 (10 processes) and 3/22 (11)
+    // without a move, 7/32 (16) for a pin that moves, 6/34 (17) for an unpin that restores.
+    ("pin, the channel already there", 2, 8, 4),
+    ("unpin, nothing to move", 2, 8, 4),
+    ("pin that moves the channel", 3, 8, 4),
+    ("pin that replaces a pin and moves", 3, 8, 4),
+    ("unpin that restores", 3, 8, 4),
 ];
 
 fn processes(sample: &Sample) -> usize {
@@ -109,6 +120,34 @@ fn requests_per_operation_stay_within_the_short_path_counts() {
         s.mainline(&["status"], "runner", &[0]);
     });
     check("status, warm cache", &status, &mut failures);
+
+    // Pins and unpins take the short path too: the pin ref and its journal record ride in the
+    // push that takes the lock (with the intent when the channel moves).
+    let main = s.main();
+    let pin = s.measure_mainline(&["pin", &main, "--reason", "INC-1"], "runner", 0);
+    check("pin, the channel already there", &pin, &mut failures);
+    let unpin = s.measure_mainline(&["unpin"], "runner", 0);
+    check("unpin, nothing to move", &unpin, &mut failures);
+    let (group, head) = s.queue_group(3);
+    s.mainline(
+        &[
+            "deploy",
+            "--candidate",
+            "--group",
+            &group,
+            "--commit",
+            &head,
+        ],
+        "runner",
+        &[0],
+    );
+    let pin = s.measure_mainline(&["pin", &main, "--reason", "INC-2"], "runner", 1);
+    check("pin that moves the channel", &pin, &mut failures);
+    let pin = s.measure_mainline(&["pin", &head, "--reason", "INC-3"], "runner", 1);
+    check("pin that replaces a pin and moves", &pin, &mut failures);
+    s.drop_group(&group);
+    let unpin = s.measure_mainline(&["unpin"], "runner", 1);
+    check("unpin that restores", &unpin, &mut failures);
 
     let floor = s.floor(&manifest, 1);
     println!("floor: {:?} {:?}", floor.registry, floor.git);

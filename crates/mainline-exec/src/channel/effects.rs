@@ -252,6 +252,16 @@ impl Executor<'_> {
         g: &Gathered,
         pin: &mainline_core::Pin,
     ) -> Result<(), ExecError> {
+        let commit = self.pin_record(pin)?;
+        self.cas(
+            &self.config.key.pin_ref(),
+            g.pin_ref.as_ref(),
+            Some(&commit),
+        )
+    }
+
+    /// The pin record commit for `pin`, made locally (a push puts it at the pin ref).
+    pub(super) fn pin_record(&self, pin: &mainline_core::Pin) -> Result<CommitId, ExecError> {
         let record = PinRecord {
             kind: pin.kind,
             digest: pin.digest.clone(),
@@ -261,14 +271,9 @@ impl Executor<'_> {
             expires_at: pin.expires_at,
             created_at: self.clock.now(),
         };
-        let commit = self
+        Ok(self
             .repo
-            .write_record(&record.to_message(), &[], self.clock.now())?;
-        self.cas(
-            &self.config.key.pin_ref(),
-            g.pin_ref.as_ref(),
-            Some(&commit),
-        )
+            .write_record(&record.to_message(), &[], self.clock.now())?)
     }
 
     pub(super) fn clear_pin(&self, g: &Gathered) -> Result<(), ExecError> {

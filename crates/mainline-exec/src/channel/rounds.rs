@@ -9,7 +9,8 @@ use super::effects::WriteOutcome;
 use super::error::ExecError;
 use super::exec::{channel_digest, pin_word, AppliedMove, Executor, Locked, Report, MAX_ROUNDS};
 use super::fence::declare_external_hold;
-use super::journal::EntryKind;
+use super::gather::Gathered;
+use super::journal::{Entry, EntryKind};
 use super::lock::LockError;
 use mainline_core::{Decision, Plan, Request};
 
@@ -22,6 +23,11 @@ pub(super) struct Carried {
     pub warnings: Vec<String>,
     /// Writes another writer overtook at once (they count towards `MAX_ROUNDS`).
     pub overtakes: usize,
+    /// The run's pin or unpin is recorded (the short path's first push): what is left is a
+    /// reconcile under it.
+    pub pin_recorded: bool,
+    /// The pin that the run's pin replaced.
+    pub replaced_pin: Option<mainline_core::Pin>,
 }
 
 impl<'a> Executor<'a> {
@@ -40,6 +46,8 @@ impl<'a> Executor<'a> {
             mut moves,
             mut warnings,
             mut overtakes,
+            pin_recorded: _,
+            mut replaced_pin,
         } = carried;
         // The first observation under the lock serves both the journal's settlement (what the
         // channel names now) and the first decision below: no second read of the same facts.
@@ -52,7 +60,6 @@ impl<'a> Executor<'a> {
         }
         let mut request = request;
         let mut first = first;
-        let mut replaced_pin = None;
         if let Request::Pin { pin } = &request {
             // The pin record goes first (even when the channel already names the digest), so
             // every later reconcile sees it; the channel follows in the loop below.
@@ -63,23 +70,9 @@ impl<'a> Executor<'a> {
                 report.journal_warnings = warnings;
                 return Ok(report);
             }
-            // A second pin replaces the first: never silently. The journal says whose it was.
-            replaced_pin = g.facts.active_pin().cloned();
             self.write_pin(&g, pin)?;
-            let reason = match &replaced_pin {
-                Some(old) => format!(
-                    "{} (replaces the {} of {} by {}: {})",
-                    pin.reason,
-                    pin_word(old),
-                    old.digest.short(),
-                    old.actor,
-                    old.reason
-                ),
-                None => pin.reason.clone(),
-            };
-            let mut e = self.entry(EntryKind::Pin, &reason, &g);
-            e.to_digest = Some(pin.digest.clone());
-            e.to_commit = pin.commit.clone();
+            let (e, replaced) = self.pin_entry(&g, pin);
+            replaced_pin = replaced;
             self.append(e, &mut warnings);
             first = Some(d);
             request = Request::Reconcile {
@@ -181,6 +174,31 @@ impl<'a> Executor<'a> {
                 }
             }
         }
+    }
+
+    /// The journal's record of `pin` (observed as `g`), and the pin it replaces: a second pin
+    /// replaces the first, never silently — the record says whose it was.
+    pub(super) fn pin_entry(
+        &self,
+        g: &Gathered,
+        pin: &mainline_core::Pin,
+    ) -> (Entry, Option<mainline_core::Pin>) {
+        let replaced = g.facts.active_pin().cloned();
+        let reason = match &replaced {
+            Some(old) => format!(
+                "{} (replaces the {} of {} by {}: {})",
+                pin.reason,
+                pin_word(old),
+                old.digest.short(),
+                old.actor,
+                old.reason
+            ),
+            None => pin.reason.clone(),
+        };
+        let mut e = self.entry(EntryKind::Pin, &reason, g);
+        e.to_digest = Some(pin.digest.clone());
+        e.to_commit = pin.commit.clone();
+        (e, replaced)
     }
 
     /// The error of a run that reached `MAX_ROUNDS` writes.

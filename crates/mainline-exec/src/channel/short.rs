@@ -2,11 +2,15 @@
 //! a promotion — in four git round trips instead of a dozen, with the same guarantees as the
 //! general path in `rounds.rs`.
 //!
-//! 1. **List** (the observation every run makes): refs and the channel, then decide.
+//! 1. **List** (the observation every run makes): refs and the channel, then decide. A pin or
+//!    an unpin is then decided as the reconcile that follows it, on the facts as they will be
+//!    once it is recorded (the pin set or cleared).
 //! 2. **Pack** a missing artifact, without the lock: a `sha-<commit>` push is idempotent (the
 //!    same bytes from the same tree), so two writers packing at once cannot disagree.
 //! 3. **Lock + intent, one atomic push**: create the lock ref (expected absent) *and* append the
-//!    journal's intent with a compare-and-swap on the journal head that step 1 listed.
+//!    journal's intent with a compare-and-swap on the journal head that step 1 listed. A pin
+//!    or an unpin rides in it: the pin ref moves from the value listed and its record goes in
+//!    before the intent (alone, when the channel need not move; the release follows).
 //! 4. **Write** the channel under the lease's fence and read it back (`effects.rs`).
 //! 5. **Moved + release, one atomic push**: append the outcome after our intent and delete our
 //!    lock record. Then decide again on fresh facts (a new listing, sent alongside that push
@@ -23,8 +27,9 @@
 //! The short path hands over to the general path (which takes the lock the patient way,
 //! observes under it and settles the journal) whenever its conditions do not hold: a lock ref is
 //! present (a live or dead holder), the journal has something to settle (an unsettled intent, a
-//! channel moved without a record), a pin is involved, packing failed, or an atomic push lost a
-//! race. Only the git lock with the journal on takes it.
+//! channel moved without a record), packing failed, or an atomic push lost a race (a pin
+//! that lost it is recorded on the general path, from the start). Only the git lock with the
+//! journal on takes it.
 //!
 //! Must never: act on a listing when the atomic push did not confirm both the absent lock and
 //! the unchanged journal head; append an outcome twice (a push without an answer is checked
@@ -39,13 +44,30 @@ use super::lock::{GitLock, Held};
 use super::ports::{Cas, RefUpdate, RemoteView};
 use super::record::{settles, SETTLE_WINDOW};
 use super::rounds::Carried;
-use mainline_core::{CommitId, Decision, Plan, Request};
+use mainline_core::{decide, CommitId, Decision, Pin, Plan, Request};
+
+/// The reconcile that follows every move (and a pin change).
+const RECONCILE: Request = Request::Reconcile {
+    force_restore: false,
+};
+
+/// A pin or an unpin, recorded in the short path's first push beside the lock and the journal.
+pub(super) struct PinChange {
+    /// The pin ref, from the value listed to the new record (`None`: deleted).
+    update: RefUpdate,
+    /// Its journal record (`pin` or `unpin`).
+    entry: Entry,
+    /// The pin the facts show once it lands.
+    pin: Option<Pin>,
+    /// The active pin it replaces (reported).
+    replaced: Option<Pin>,
+}
 
 /// How the short path ended.
 pub(super) enum Short {
     Done(Box<Report>),
     /// Its conditions do not hold (any more): continue on the general path from here.
-    Handover(Carried),
+    Handover(Box<Carried>),
 }
 
 impl Executor<'_> {
@@ -79,7 +101,7 @@ impl Executor<'_> {
     }
 
     /// Run the writes of `request` on the short path, from the observation `(g, d)` (whose plan
-    /// is a move and which passed [`Executor::short_path_start`]).
+    /// is a move, or an unpin's `ClearPin`, and which passed [`Executor::short_path_start`]).
     pub(super) fn run_short(
         &self,
         request: &Request,
@@ -90,12 +112,30 @@ impl Executor<'_> {
             first: Some(d.clone()),
             ..Carried::default()
         };
+        let mut pending_pin = match (request, &d.plan) {
+            (Request::Pin { pin }, Plan::Move(_)) => Some(self.pin_change(&g, Some(pin))?),
+            (Request::Unpin, Plan::ClearPin) => Some(self.pin_change(&g, None)?),
+            _ => None,
+        };
         let (mut g, mut d) = (g, d);
         loop {
+            // A pin (or unpin) is recorded in the first push, and the channel then follows it:
+            // decide that reconcile now, on the facts as they will be once the push lands.
+            let pinning = pending_pin.take();
+            if let Some(change) = &pinning {
+                g.facts.pin = change.pin.clone();
+                g.pin_ref = change.update.new.clone();
+                d = decide(&g.facts, &RECONCILE);
+            }
             let mv = match d.plan.clone() {
-                Plan::Move(mv) => mv,
+                Plan::Move(mv) => Some(mv),
+                // The pin alone: the channel already names what it pins (or, unpinned, what
+                // a reconcile keeps).
+                _ if pinning.is_some() => None,
                 Plan::Hold | Plan::Refuse(_)
-                    if !carried.moves.is_empty() || carried.overtakes > 0 =>
+                    if !carried.moves.is_empty()
+                        || carried.overtakes > 0
+                        || carried.pin_recorded =>
                 {
                     let first = carried.first.take().unwrap_or_else(|| d.clone());
                     let mut report = self.report(first, carried.moves, d, g);
@@ -105,31 +145,58 @@ impl Executor<'_> {
                             .extend(self.journal_refusal(request, &report));
                     }
                     report.journal_warnings = carried.warnings;
+                    report.replaced_pin = carried.replaced_pin;
                     self.cache.save();
                     return Ok(Short::Done(Box::new(report)));
                 }
-                _ => return Ok(Short::Handover(carried)),
+                _ => return Ok(Short::Handover(Box::new(carried))),
             };
             if carried.moves.len() + carried.overtakes >= MAX_ROUNDS {
                 return Err(self.kept_changing(carried.moves.len()));
             }
             let Some(head) = self.short_path_start(&g) else {
-                return Ok(Short::Handover(carried));
+                return Ok(Short::Handover(Box::new(carried)));
             };
             // The artifact first: packing and uploading never hold the lock.
-            let Ok(prepared) = self.target(&g, &mv) else {
-                // The general path packs again under the lock and journals the failure.
-                return Ok(Short::Handover(carried));
+            let prepared = match &mv {
+                Some(mv) => match self.target(&g, mv) {
+                    Ok(prepared) => Some(prepared),
+                    // The general path packs again under the lock and journals the failure.
+                    Err(_) => return Ok(Short::Handover(Box::new(carried))),
+                },
+                None => None,
             };
-            let mut intent = self.entry(EntryKind::Intent, &mv.reason, &g);
-            intent.action = Some(mv.action);
-            intent.verdict = Some(d.verdict);
-            intent.to_digest = mv.to_digest.clone();
-            intent.to_commit = mv.to_commit.clone();
+            let intent = mv.as_ref().map(|mv| {
+                let mut intent = self.entry(EntryKind::Intent, &mv.reason, &g);
+                intent.action = Some(mv.action);
+                intent.verdict = Some(d.verdict);
+                intent.to_digest = mv.to_digest.clone();
+                intent.to_commit = mv.to_commit.clone();
+                intent
+            });
             let lock = self.git_lock();
-            let Some((held, intent)) = self.lock_with_intent(&lock, head.as_ref(), intent)? else {
-                return Ok(Short::Handover(carried));
+            let Some((held, last)) =
+                self.lock_with_intent(&lock, head.as_ref(), pinning.as_ref(), intent)?
+            else {
+                return Ok(Short::Handover(Box::new(carried)));
             };
+            if let Some(change) = pinning {
+                carried.pin_recorded = true;
+                carried.replaced_pin = change.replaced;
+            }
+            let (Some(mv), Some(prepared)) = (mv, prepared) else {
+                // Only the pin was recorded: release, and decide again (the listing beside).
+                let listed = self.release_and_list(&lock, held, &last, None, &mut carried.warnings);
+                (g, d) = self.observe_from(
+                    &RECONCILE,
+                    Prior {
+                        view: listed,
+                        channel: None,
+                    },
+                );
+                continue;
+            };
+            let intent = last;
             let mut locked = Locked::Git {
                 lock: Box::new(lock),
                 held,
@@ -204,19 +271,31 @@ impl Executor<'_> {
         }
     }
 
-    /// Step 3: create the lock ref and append `intent` after `head`, in one atomic push.
-    /// `None`: the remote had moved on (a lock appeared, the journal grew), nothing was taken.
+    /// Step 3: create the lock ref and append `intent` after `head`, in one atomic push — with
+    /// the run's pin change, when it has one: the pin ref moves (from the value listed) and its
+    /// journal record goes before the intent. Returns the lock and the last record appended.
+    /// `None`: the remote had moved on (a lock appeared, the journal or the pin changed),
+    /// nothing was taken.
     fn lock_with_intent(
         &self,
         lock: &GitLock<'_>,
         head: Option<&Record>,
-        intent: Entry,
+        pin: Option<&PinChange>,
+        intent: Option<Entry>,
     ) -> Result<Option<(Held, Record)>, ExecError> {
         let journal = self.journal();
-        let intent = journal.prepare(intent, head).map_err(ExecError::from)?;
+        let mut appended: Vec<Record> = Vec::new();
+        for entry in pin.map(|p| p.entry.clone()).into_iter().chain(intent) {
+            let after = appended.last().or(head);
+            let record = journal.prepare(entry, after).map_err(ExecError::from)?;
+            appended.push(record);
+        }
+        let Some(last) = appended.last().cloned() else {
+            return Ok(None);
+        };
         let (commit, record) = lock.new_record().map_err(|e| self.lock_err(e))?;
         let sent = self.clock.monotonic_ms();
-        let updates = [
+        let mut updates = vec![
             RefUpdate {
                 refname: lock.refname.clone(),
                 expected: None,
@@ -225,21 +304,54 @@ impl Executor<'_> {
             RefUpdate {
                 refname: journal.refname.clone(),
                 expected: head.map(|h| h.commit.clone()),
-                new: Some(intent.commit.clone()),
+                new: Some(last.commit.clone()),
             },
         ];
+        updates.extend(pin.map(|p| p.update.clone()));
         match self.repo.cas_refs(&updates) {
             Ok(Cas::Updated) => {}
             Ok(Cas::Conflict { .. }) => return Ok(None),
-            // No answer: the push may have landed. The remote says (both refs or neither).
+            // No answer: the push may have landed. The remote says (every ref or none).
             Err(e) => match self.repo.view(&self.config.branch) {
                 Ok(v) if v.mainline_refs.get(&lock.refname) == Some(&commit) => {}
                 Ok(_) => return Ok(None),
                 Err(_) => return Err(e.into()),
             },
         }
-        journal.remember(&intent);
-        Ok(Some((lock.held_from(commit, record, sent), intent)))
+        appended.iter().for_each(|r| journal.remember(r));
+        Ok(Some((lock.held_from(commit, record, sent), last)))
+    }
+
+    /// The pin ref update and journal record of the run's pin (`Some`) or unpin (`None`),
+    /// observed as `g`, for the first push.
+    fn pin_change(&self, g: &Gathered, pin: Option<&Pin>) -> Result<PinChange, ExecError> {
+        let refname = self.config.key.pin_ref();
+        let expected = g.pin_ref.clone();
+        Ok(match pin {
+            Some(pin) => {
+                let (entry, replaced) = self.pin_entry(g, pin);
+                PinChange {
+                    update: RefUpdate {
+                        refname,
+                        expected,
+                        new: Some(self.pin_record(pin)?),
+                    },
+                    entry,
+                    pin: Some(pin.clone()),
+                    replaced,
+                }
+            }
+            None => PinChange {
+                update: RefUpdate {
+                    refname,
+                    expected,
+                    new: None,
+                },
+                entry: self.entry(EntryKind::Unpin, "operator unpinned the channel", g),
+                pin: None,
+                replaced: None,
+            },
+        })
     }
 
     /// Step 5: append `outcome` after our `intent` and release the lock, in one atomic push.
@@ -247,6 +359,8 @@ impl Executor<'_> {
     /// needs no lock), the general way — an append that retries, then the release; if it is
     /// not (it expired and was taken over), nothing: the holder settles our intent from what
     /// the channel names, and a second settlement of the same intent would contradict it.
+    /// Without an `outcome` (a pin recorded alone, `intent` its record) only the release.
+    /// Returns the journal head this push left, when it is confirmed.
     fn record_and_release(
         &self,
         lock: &GitLock<'_>,
@@ -255,6 +369,7 @@ impl Executor<'_> {
         outcome: Option<Entry>,
         warnings: &mut Vec<String>,
     ) -> Option<CommitId> {
+        let release_only = outcome.is_none();
         if let Some(entry) = outcome {
             let journal = self.journal();
             let pushed = match journal.prepare(entry.clone(), Some(intent)) {
@@ -310,10 +425,14 @@ impl Executor<'_> {
                 }
             }
         }
-        if let Err(e) = lock.release(held) {
-            tracing::warn!("could not release the channel lock (it expires by itself): {e}");
+        match lock.release(held) {
+            Ok(_) if release_only => Some(intent.commit.clone()),
+            Ok(_) => None,
+            Err(e) => {
+                tracing::warn!("could not release the channel lock (it expires by itself): {e}");
+                None
+            }
         }
-        None
     }
 
     /// Step 5 with the re-decision's listing alongside it (parallel reads): the two are one
@@ -321,6 +440,7 @@ impl Executor<'_> {
     /// the push lands; since the push moves the journal and the lock atomically, a listing
     /// that still shows our intent and our lock was answered before it, and the push's own
     /// effect (journal at the outcome, lock gone) is what a listing right after would show.
+    /// A release alone (a pin recorded without a move) moves only our lock.
     /// `None` (read again) when the push was not confirmed or the listing failed.
     fn release_and_list(
         &self,
@@ -334,6 +454,7 @@ impl Executor<'_> {
             self.record_and_release(lock, held, intent, outcome, warnings);
             return None;
         }
+        let release_only = outcome.is_none();
         let ours = held.commit.clone();
         let (appended, listed) = std::thread::scope(|s| {
             let listing = s.spawn(|| self.repo.view(&self.config.branch));
@@ -345,6 +466,13 @@ impl Executor<'_> {
         let shows_intent = view.mainline_refs.get(&journal_ref) == Some(&intent.commit);
         let shows_lock = view.mainline_refs.get(&lock.refname) == Some(&ours);
         match (shows_intent, shows_lock) {
+            // A release alone moves only our lock: gone, whenever the listing was answered.
+            (_, shows_lock) if release_only => {
+                if shows_lock {
+                    view.mainline_refs.remove(&lock.refname);
+                }
+                Some(view)
+            }
             (true, true) => {
                 view.mainline_refs.insert(journal_ref, appended);
                 view.mainline_refs.remove(&lock.refname);

@@ -55,6 +55,21 @@ pub fn reconcile_locked(
     actor: &str,
     parallel: bool,
 ) -> Result<mainline::channel::exec::Report, mainline::channel::error::ExecError> {
+    let reconcile = mainline_core::Request::Reconcile {
+        force_restore: false,
+    };
+    run_locked(config, repo, inner, actor, parallel, reconcile)
+}
+
+/// [`reconcile_locked`] for any request.
+pub fn run_locked(
+    config: &ChannelConfig,
+    repo: &dyn mainline::channel::ports::Repo,
+    inner: &GitRepo,
+    actor: &str,
+    parallel: bool,
+    request: mainline_core::Request,
+) -> Result<mainline::channel::exec::Report, mainline::channel::error::ExecError> {
     use mainline::channel::exec::{Executor, LockMode};
     let store = mainline_store::open(&config.store, &Default::default()).expect("open");
     let builder = mainline::adapters::git::GitBuilder::new(inner, config);
@@ -74,9 +89,7 @@ pub fn reconcile_locked(
     })
     .with_journal(true)
     .with_parallel_reads(parallel)
-    .run(mainline_core::Request::Reconcile {
-        force_restore: false,
-    })
+    .run(request)
 }
 
 /// A channel in a layout store under a fresh temp dir, first deployed by the CLI (promote);

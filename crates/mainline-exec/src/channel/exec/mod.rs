@@ -236,23 +236,23 @@ impl<'a> Executor<'a> {
             return Ok(report);
         }
         // The common move takes the short path (`short.rs`): lock and intent in one push,
-        // outcome and release in another. It hands over here when its conditions do not hold.
+        // outcome and release in another; a pin or an unpin rides in the first push. It hands
+        // over here when its conditions do not hold.
         let mut carried = Carried::default();
         let mut now = request.clone();
         let short = !settle
-            && !matches!(request, Request::Pin { .. })
-            && matches!(d.plan, Plan::Move(_))
+            && matches!(d.plan, Plan::Move(_) | Plan::ClearPin)
             && self.short_path_start(&g).is_some();
         if short {
             match self.run_short(&request, g, d)? {
                 Short::Done(report) => return Ok(self.nudge(*report)),
                 Short::Handover(c) => {
-                    if !c.moves.is_empty() || c.overtakes > 0 {
+                    if !c.moves.is_empty() || c.overtakes > 0 || c.pin_recorded {
                         now = Request::Reconcile {
                             force_restore: false,
                         };
                     }
-                    carried = c;
+                    carried = *c;
                 }
             }
         }

@@ -161,7 +161,7 @@ pub fn rollback(ctx: &Context, args: &RollbackArgs, out: &mut dyn Write) -> Resu
     check_reason(&args.reason, "rollback")?;
     let o = Opened::open(ctx, &args.channel)?;
     let commit = parse_commit(&args.commit, "COMMIT")?;
-    let digest = o.store.resolve(&commit.artifact_tag())?.ok_or_else(|| {
+    let digest = artifact_of(&o, &commit)?.ok_or_else(|| {
         CliError::invalid(format!(
             "{} has no artifact {}: nothing to roll back to",
             o.config.store,
@@ -207,7 +207,7 @@ fn resolve_pin_target(o: &Opened, target: &str) -> Result<(Digest, Option<Commit
         return Ok((digest, commit));
     }
     let commit = parse_commit(target, "DIGEST|COMMIT")?;
-    let digest = o.store.resolve(&commit.artifact_tag())?.ok_or_else(|| {
+    let digest = artifact_of(o, &commit)?.ok_or_else(|| {
         CliError::invalid(format!(
             "{} has no artifact {}",
             o.config.store,
@@ -216,6 +216,19 @@ fn resolve_pin_target(o: &Opened, target: &str) -> Result<(Digest, Option<Commit
         .with_hint("pin a digest instead, or push that commit's artifact first")
     })?;
     Ok((digest, Some(commit)))
+}
+
+/// The artifact of `commit`: the fact cache's, when an earlier run verified it (what the
+/// run's gather takes too), else the store's `sha-<commit>`, verified (then remembered).
+fn artifact_of(o: &Opened, commit: &CommitId) -> Result<Option<Digest>, CliError> {
+    if let Some(d) = o.cache.artifact(commit) {
+        return Ok(Some(d));
+    }
+    let found = o.store.resolve(&commit.artifact_tag())?;
+    if let Some(d) = &found {
+        o.cache.set_artifact(commit, d);
+    }
+    Ok(found)
 }
 
 /// The longest group id accepted: queue refs are far shorter, and a lease id becomes part of
