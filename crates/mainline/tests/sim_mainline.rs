@@ -173,27 +173,31 @@ fn restore_waits_for_the_signature_of_mains_artifact() {
 /// TTL had passed and deployed group 18; the held PUT then moved the channel back to group 17
 /// (S5 and G). The write hold (`channel/fence.rs`: a record declaring two TTLs before a
 /// registry write) keeps every taker out until after such a landing. The history must still
-/// stage the scene (held write, kill, late landing), or this test proves nothing.
+/// stage the scene (held write, kill, late landing), or this test proves nothing: since a
+/// deploy answers "a newer group holds" under the lock, 580671 runs another course, and
+/// history 958 stages it — `ci#15`'s PUT held, the runner killed 55 s later, the PUT landing
+/// 83 s after it was sent while `webhook#57` and `ci#16` go for the lock.
 #[test]
 fn a_killed_writers_held_put_lands_before_anyone_takes_the_lock() {
     replays_clean(
-        580_671,
+        1,
+        958,
         &[
-            "ci#17: its channel write is held by the network",
-            "ci#17: killed during",
-            "held by the network, lands now",
+            "ci#15: its channel write is held by the network",
+            "ci#15: killed during",
+            "ci#15: its channel write sent at 3774 s, held by the network, lands now",
         ],
     );
 }
 
-/// Seed 1's history `index` under mainline, logged: every line of `scene` is still in its log
+/// Seed `seed`'s history `index` under mainline, logged: every line of `scene` is still in its log
 /// (or the replay proves nothing), and it breaks no clause.
-fn replays_clean(index: u64, scene: &[&str]) {
+fn replays_clean(seed: u64, index: u64, scene: &[&str]) {
     let cfg = SimConfig {
         log: true,
         ..SimConfig::default()
     };
-    let o = run_history(history_seed(1, index), Strategy::Mainline, &cfg);
+    let o = run_history(history_seed(seed, index), Strategy::Mainline, &cfg);
     for what in scene {
         assert!(
             o.log.iter().any(|l| l.contains(what)),
@@ -219,11 +223,32 @@ fn replays_clean(index: u64, scene: &[&str]) {
 #[test]
 fn a_pin_skew_write_the_network_held_is_judged_by_when_it_was_decided() {
     replays_clean(
+        1,
         367_343,
         &[
             "ci#46-heal: its channel write is held by the network",
             "held by the network, lands now",
             "ci#46-heal moved the channel just after the pin's expiry",
+        ],
+    );
+}
+
+/// Found by a 100,000-history run of seed 7: group 14's deploy step found the channel on an
+/// ended group's candidate that contains a newer live group containing 14, and answered "a
+/// newer group holds the channel" — deployed, as far as the gate goes — without the lock. But
+/// `cron#65` held the lock with a restore to main in flight (decided before group 14's
+/// artifact existed), which the network held 84 s and landed after that answer: the channel
+/// left group 14's candidate during its checks (G). That answer is now given under the lock:
+/// the deploy waits for the restore to land and deploys group 14's candidate over it.
+#[test]
+fn a_newer_group_holds_answer_is_given_under_the_lock() {
+    replays_clean(
+        7,
+        57_253,
+        &[
+            "cron#65: its channel write is held by the network",
+            "cron#65: its channel write sent at 5128 s, held by the network, lands now",
+            "ci#14: CONVERGED -> CANDIDATE (1 moves)",
         ],
     );
 }

@@ -213,6 +213,16 @@ impl<'a> Executor<'a> {
         let (g, d) = self.observe(&request);
         let writes = match (&request, &d.plan) {
             (Request::Status, _) => false,
+            // "A newer group holds the channel" answers a deploy as deployed with that group
+            // (G: its gate opens now), a claim about what the channel will keep naming. A
+            // writer holding the lock may have a move in flight that changes it (a restore
+            // decided before this group's artifact existed, landing late), so the claim is
+            // made under the lock, on facts read there, like a write.
+            (Request::DeployCandidate { .. }, Plan::Refuse(r))
+                if r.reason == RefuseReason::NewerGroupHolds && self.lock != LockMode::None =>
+            {
+                true
+            }
             (_, Plan::Refuse(_)) => false,
             (Request::Pin { .. }, _) => true,
             (_, plan) => matches!(plan, Plan::Move(_) | Plan::ClearPin),
