@@ -83,18 +83,7 @@ fn main() {
             // pinned away from (to main), pinned to, and the group fails before the unpin.
             pr += 1;
             let (group, head) = s.queue_group(pr);
-            s.mainline(
-                &[
-                    "deploy",
-                    "--candidate",
-                    "--group",
-                    &group,
-                    "--commit",
-                    &head,
-                ],
-                "runner",
-                &[0],
-            );
+            s.deploy_candidate(&group, &head);
             cases[7].push(s.measure_mainline(&["pin", &main, "--reason", "INC-1"], "runner", 1));
             s.mainline(&["pin", &head, "--reason", "INC-2"], "runner", &[0]);
             s.drop_group(&group);

@@ -129,18 +129,7 @@ fn requests_per_operation_stay_within_the_short_path_counts() {
     let unpin = s.measure_mainline(&["unpin"], "runner", 0);
     check("unpin, nothing to move", &unpin, &mut failures);
     let (group, head) = s.queue_group(3);
-    s.mainline(
-        &[
-            "deploy",
-            "--candidate",
-            "--group",
-            &group,
-            "--commit",
-            &head,
-        ],
-        "runner",
-        &[0],
-    );
+    s.deploy_candidate(&group, &head);
     let pin = s.measure_mainline(&["pin", &main, "--reason", "INC-2"], "runner", 1);
     check("pin that moves the channel", &pin, &mut failures);
     let pin = s.measure_mainline(&["pin", &head, "--reason", "INC-3"], "runner", 1);

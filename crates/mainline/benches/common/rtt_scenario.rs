@@ -183,24 +183,17 @@ impl Scenario {
         })
     }
 
+    /// `group` deploys its candidate `head` from the warm runner's cache.
+    pub fn deploy_candidate(&self, group: &str, head: &str) {
+        let args = ["deploy", "--candidate", "--group", group, "--commit", head];
+        self.mainline(&args, "runner", &[0]);
+    }
+
     /// The DIVERGED case: a group deploys its candidate (measured, warm cache), then fails
     /// (its queue ref is deleted). `pr` must be new.
     pub fn diverge(&self, pr: usize) -> Sample {
         let (group, head) = self.queue_group(pr);
-        let sample = self.measure(|| {
-            self.mainline(
-                &[
-                    "deploy",
-                    "--candidate",
-                    "--group",
-                    &group,
-                    "--commit",
-                    &head,
-                ],
-                "runner",
-                &[0],
-            );
-        });
+        let sample = self.measure(|| self.deploy_candidate(&group, &head));
         self.drop_group(&group);
         sample
     }
