@@ -3,8 +3,9 @@
 //! http-backend` with a delay of G per request (`common/http_delay.rs`). For each D/G setting
 //! it prints the median wall time of: restore (warm and fresh cache), deploy --candidate,
 //! a no-op reconcile from a fresh cache, the hand-made locked restore with git and curl (the
-//! floor), and the peers `skopeo copy` and `crane tag` of the same artifact; then the requests
-//! each side saw, and restore / floor ratios.
+//! floor), the peers `skopeo copy` and `crane tag` of the same artifact, and a `pin` and an
+//! `unpin` that move the channel; then the requests each side saw, and the restore / floor,
+//! pin / floor and unpin / floor ratios.
 //!
 //! Run: scripts/with-registry.sh cargo bench -p mainline --bench rtt
 //! (MAINLINE_BENCH_RUNS: runs per case, default 5; MAINLINE_RTT_DELAYS: `D/G,...` in ms,
