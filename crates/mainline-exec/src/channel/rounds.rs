@@ -111,11 +111,7 @@ impl<'a> Executor<'a> {
                     // A write follows: declare the write hold now (see `fence.rs`), so the
                     // fence admits the first attempt without another renewal.
                     self.renew_for_write(&mut locked)?;
-                    let mut intent = self.entry(EntryKind::Intent, &mv.reason, &g);
-                    intent.action = Some(mv.action);
-                    intent.verdict = Some(d.verdict);
-                    intent.to_digest = mv.to_digest.clone();
-                    intent.to_commit = mv.to_commit.clone();
+                    let intent = self.intent_entry(&g, &d, &mv);
                     // Without a recorded intent a crash would leave an unexplained move: a
                     // journal that cannot be written stops the move (except unlocked, where
                     // the journal is best effort).

@@ -166,14 +166,7 @@ impl Executor<'_> {
                 },
                 None => None,
             };
-            let intent = mv.as_ref().map(|mv| {
-                let mut intent = self.entry(EntryKind::Intent, &mv.reason, &g);
-                intent.action = Some(mv.action);
-                intent.verdict = Some(d.verdict);
-                intent.to_digest = mv.to_digest.clone();
-                intent.to_commit = mv.to_commit.clone();
-                intent
-            });
+            let intent = mv.as_ref().map(|mv| self.intent_entry(&g, &d, mv));
             let lock = self.git_lock();
             let Some((held, last)) =
                 self.lock_with_intent(&lock, head.as_ref(), pinning.as_ref(), intent)?

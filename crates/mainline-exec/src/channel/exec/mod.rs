@@ -330,6 +330,21 @@ impl<'a> Executor<'a> {
         }
     }
 
+    /// The intent to record before the move `mv` of decision `d` (observed as `g`).
+    pub(super) fn intent_entry(
+        &self,
+        g: &Gathered,
+        d: &Decision,
+        mv: &mainline_core::Move,
+    ) -> Entry {
+        let mut intent = self.entry(EntryKind::Intent, &mv.reason, g);
+        intent.action = Some(mv.action);
+        intent.verdict = Some(d.verdict);
+        intent.to_digest = mv.to_digest.clone();
+        intent.to_commit = mv.to_commit.clone();
+        intent
+    }
+
     /// A journal entry stamped with the channel, actor, time and current channel digest.
     pub(super) fn entry(&self, kind: EntryKind, reason: &str, g: &Gathered) -> Entry {
         let mut e = Entry::new(

@@ -13,6 +13,7 @@
 mod store;
 
 pub(super) use store::manifest_by_digest;
+pub use store::verified_artifact;
 
 use super::cache::FactCache;
 use super::ports::{Clock, RemoteView, Repo};

@@ -135,12 +135,8 @@ impl Sources<'_> {
             *deferred = true;
             return Known::unknown(DEFERRED);
         }
-        match self.store.resolve(&c.artifact_tag()) {
-            Ok(Some(d)) => {
-                self.cache.set_artifact(c, &d);
-                Known::Known(Some(d))
-            }
-            Ok(None) => Known::Known(None),
+        match verified_artifact(self.store, self.cache, c) {
+            Ok(found) => Known::Known(found),
             Err(e) => Known::unknown(format!(
                 "cannot read {}:{}: {e}",
                 self.store.location(),
@@ -148,6 +144,24 @@ impl Sources<'_> {
             )),
         }
     }
+}
+
+/// The artifact of `c`: the fact cache's, when a run verified it before, else the store's
+/// `sha-<c>` (verified when the store is a `VerifiedStore`), then kept in the cache. What a
+/// gather at full depth asks, and what a command that names a commit (pin, rollback) asks.
+pub fn verified_artifact(
+    store: &dyn Store,
+    cache: &FactCache,
+    c: &CommitId,
+) -> Result<Option<mainline_core::Digest>, mainline_store::StoreError> {
+    if let Some(d) = cache.artifact(c) {
+        return Ok(Some(d));
+    }
+    let found = store.resolve(&c.artifact_tag())?;
+    if let Some(d) = &found {
+        cache.set_artifact(c, d);
+    }
+    Ok(found)
 }
 
 /// The manifest `digest` names: its bytes from the fact cache when it has them (checked against

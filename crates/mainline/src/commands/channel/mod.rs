@@ -10,7 +10,7 @@ use crate::cli::{
 use crate::error::{CliError, Kind};
 use crate::settings::Context;
 use mainline_core::{CommitId, Digest, Pin, PinKind, Request, Timestamp};
-use mainline_store::{ReferenceTarget, Store};
+use mainline_store::ReferenceTarget;
 use std::io::Write;
 
 mod checks;
@@ -218,17 +218,11 @@ fn resolve_pin_target(o: &Opened, target: &str) -> Result<(Digest, Option<Commit
     Ok((digest, Some(commit)))
 }
 
-/// The artifact of `commit`: the fact cache's, when an earlier run verified it (what the
-/// run's gather takes too), else the store's `sha-<commit>`, verified (then remembered).
+/// The artifact of `commit`, as a gather reads it (the fact cache's, else the verified tag).
 fn artifact_of(o: &Opened, commit: &CommitId) -> Result<Option<Digest>, CliError> {
-    if let Some(d) = o.cache.artifact(commit) {
-        return Ok(Some(d));
-    }
-    let found = o.store.resolve(&commit.artifact_tag())?;
-    if let Some(d) = &found {
-        o.cache.set_artifact(commit, d);
-    }
-    Ok(found)
+    Ok(crate::channel::gather::verified_artifact(
+        &o.store, &o.cache, commit,
+    )?)
 }
 
 /// The longest group id accepted: queue refs are far shorter, and a lease id becomes part of
