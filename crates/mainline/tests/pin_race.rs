@@ -7,6 +7,9 @@
 //!   nothing (the pin ref and the journal head it expected are gone), and the run starts over
 //!   on the general path: under the lock it sees the other pin and replaces it *visibly* (the
 //!   report and our journal record name whose pin it was). Exactly one pin record of ours.
+//! - Answer lost — the push lands but its answer does not come back (a 503 after retries) —
+//!   the remote is read to settle it: the lock is ours, so the pin counts as recorded; it is
+//!   not pushed again, and exactly one pin record of ours is in the journal.
 
 mod support;
 
@@ -20,12 +23,21 @@ use support::machine::{
     assert_chain_and_no_lock, behind, journal_records, machine, run_locked, Behind,
 };
 
-/// Counts the pushes that carry the pin ref; with `race`, another operator pins (through the
-/// same remote, on its own) just before our first such push reaches the remote.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Case {
+    Unraced,
+    /// Another operator pins just before our first push that carries the pin.
+    Raced,
+    /// That push lands, and its answer is lost.
+    AnswerLost,
+}
+
+/// Counts the pushes that carry the pin ref, and stages `case` at the first of them.
 struct Racing<'a> {
     inner: &'a GitRepo,
     config: &'a ChannelConfig,
-    other: Option<Pin>,
+    case: Case,
+    other: Pin,
     /// Atomic pushes (several refs) that carry the pin ref: the short path's.
     pin_in_atomic: AtomicUsize,
     /// Pushes of the pin ref alone: the general path's.
@@ -39,23 +51,32 @@ impl RepoWrapper for Racing<'_> {
 
     fn cas_refs(&self, updates: &[RefUpdate]) -> Result<Cas, RepoError> {
         let pin_ref = self.config.key.pin_ref();
-        if updates.iter().any(|u| u.refname == pin_ref)
-            && self.pin_in_atomic.fetch_add(1, Ordering::SeqCst) == 0
-        {
-            if let Some(other) = &self.other {
+        let first = updates.iter().any(|u| u.refname == pin_ref)
+            && self.pin_in_atomic.fetch_add(1, Ordering::SeqCst) == 0;
+        match self.case {
+            Case::Raced if first => {
                 let report = run_locked(
                     self.config,
                     self.inner,
                     self.inner,
                     "operator-b",
                     true,
-                    Request::Pin { pin: other.clone() },
+                    Request::Pin {
+                        pin: self.other.clone(),
+                    },
                 )
                 .expect("the other operator's pin");
                 assert!(report.refusal.is_none(), "{report:?}");
+                self.inner.cas_refs(updates)
             }
+            Case::AnswerLost if first => {
+                self.inner.cas_refs(updates)?;
+                Err(RepoError::Unavailable(
+                    "the git remote answered 503 after retries".into(),
+                ))
+            }
+            _ => self.inner.cas_refs(updates),
         }
-        self.inner.cas_refs(updates)
     }
 
     fn cas_ref(
@@ -83,9 +104,9 @@ fn pin_of(digest: &str, actor: &str, reason: &str) -> Pin {
 }
 
 #[test]
-fn a_pin_rides_in_the_lock_push_and_a_raced_one_replaces_the_other_visibly() {
-    for raced in [false, true] {
-        let case = if raced { "raced" } else { "unraced" };
+fn a_pin_rides_in_the_lock_push_a_raced_one_replaces_the_other_visibly_a_lost_answer_is_read_back()
+{
+    for case in [Case::Unraced, Case::Raced, Case::AnswerLost] {
         let Behind {
             tmp: _tmp,
             queue: q,
@@ -96,7 +117,8 @@ fn a_pin_rides_in_the_lock_push_and_a_raced_one_replaces_the_other_visibly() {
         let repo = Racing {
             inner: &inner,
             config: &config,
-            other: raced.then(|| pin_of(&before, "operator-b", "INC-7: B holds prod")),
+            case,
+            other: pin_of(&before, "operator-b", "INC-7: B holds prod"),
             pin_in_atomic: AtomicUsize::new(0),
             pin_alone: AtomicUsize::new(0),
         };
@@ -110,36 +132,39 @@ fn a_pin_rides_in_the_lock_push_and_a_raced_one_replaces_the_other_visibly() {
             true,
             Request::Pin { pin: ours },
         )
-        .unwrap_or_else(|e| panic!("{case}: {e:?}"));
+        .unwrap_or_else(|e| panic!("{case:?}: {e:?}"));
 
-        assert!(report.refusal.is_none(), "{case}: {report:?}");
-        assert!(report.moves.is_empty(), "{case}: the channel names the pin");
+        assert!(report.refusal.is_none(), "{case:?}: {report:?}");
+        assert!(
+            report.moves.is_empty(),
+            "{case:?}: the channel names the pin"
+        );
         assert_eq!(
             repo.pin_in_atomic.load(Ordering::SeqCst),
             1,
-            "{case}: the first push carries the pin (with the lock and the journal)"
+            "{case:?}: the first push carries the pin (with the lock and the journal)"
         );
         let records = journal_records(&inner, &config);
         let ours: Vec<_> = records
             .iter()
             .filter(|r| r.entry.kind == EntryKind::Pin && r.entry.actor == "operator-a")
             .collect();
-        assert_eq!(ours.len(), 1, "{case}: one pin record of ours");
-        match raced {
-            false => {
+        assert_eq!(ours.len(), 1, "{case:?}: one pin record of ours");
+        match case {
+            Case::Unraced | Case::AnswerLost => {
                 assert_eq!(
                     repo.pin_alone.load(Ordering::SeqCst),
                     0,
-                    "the pin ref is never pushed alone on the short path"
+                    "{case:?}: the pin ref is never pushed alone on the short path"
                 );
-                assert!(report.replaced_pin.is_none(), "{report:?}");
+                assert!(report.replaced_pin.is_none(), "{case:?}: {report:?}");
                 assert_eq!(
                     records.last().map(|r| r.entry.kind),
                     Some(EntryKind::Pin),
-                    "a pin without a move adds its record and nothing else"
+                    "{case:?}: a pin without a move adds its record and nothing else"
                 );
             }
-            true => {
+            Case::Raced => {
                 assert_eq!(
                     repo.pin_alone.load(Ordering::SeqCst),
                     1,
@@ -168,6 +193,6 @@ fn a_pin_rides_in_the_lock_push_and_a_raced_one_replaces_the_other_visibly() {
                 );
             }
         }
-        assert_chain_and_no_lock(&q, &records, case);
+        assert_chain_and_no_lock(&q, &records, &format!("{case:?}"));
     }
 }
